@@ -2,6 +2,7 @@ package chronicle
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"time"
 )
@@ -111,4 +112,15 @@ type SnapshotStore interface {
 	DeleteSnapshot(ctx context.Context, stream string) error
 	// DeleteAllSnapshots removes every snapshot.
 	DeleteAllSnapshots(ctx context.Context) error
+}
+
+// SQLDatabase is implemented by stores that keep their events in a SQL
+// database, so that read models live in the same database and a projection
+// can commit its changes and its checkpoint in one transaction.
+type SQLDatabase interface {
+	// SQLDB returns a handle on the store's database for read models. It is
+	// owned by the store: do not close it, and never touch the event tables.
+	SQLDB() *sql.DB
+	// Dialect names the SQL dialect: "sqlite" or "postgres".
+	Dialect() string
 }
