@@ -1,0 +1,192 @@
+package chronicle_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+func TestExpectedVersionCheck(t *testing.T) {
+	tests := []struct {
+		expected chronicle.ExpectedVersion
+		current  int64
+		want     bool
+	}{
+		{chronicle.Any, 0, true},
+		{chronicle.Any, 7, true},
+		{chronicle.NoStream, 0, true},
+		{chronicle.NoStream, 1, false},
+		{chronicle.StreamExists, 0, false},
+		{chronicle.StreamExists, 3, true},
+		{chronicle.Exact(0), 0, true},
+		{chronicle.Exact(3), 3, true},
+		{chronicle.Exact(3), 2, false},
+		{chronicle.Exact(3), 4, false},
+		{chronicle.ExpectedVersion(-9), 0, false},
+	}
+	for _, tt := range tests {
+		if got := tt.expected.Check(tt.current); got != tt.want {
+			t.Errorf("%v.Check(%d) = %v, want %v", tt.expected, tt.current, got, tt.want)
+		}
+	}
+}
+
+func TestConflictErrorMatchesSentinel(t *testing.T) {
+	var err error = &chronicle.ConflictError{Stream: "order-1", Expected: chronicle.Exact(2), Actual: 5}
+	wrapped := errors.Join(errors.New("context"), err)
+	if !errors.Is(wrapped, chronicle.ErrWrongVersion) {
+		t.Fatalf("errors.Is(%v, ErrWrongVersion) = false", wrapped)
+	}
+	var ce *chronicle.ConflictError
+	if !errors.As(wrapped, &ce) || ce.Actual != 5 || ce.Expected != 2 {
+		t.Fatalf("errors.As gave %+v", ce)
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"object", `{"a":1}`, true},
+		{"string escapes", `{"a":"\n\t\"\\\/"}`, true},
+		{"surrogate pair", `{"a":"\ud83d\ude00"}`, true},
+		{"upper-case pair", `["\uD83D\uDE00"]`, true},
+		{"escaped backslash then u", `{"a":"\\u0000"}`, true},
+		{"utf-8", `{"a":"héllo 世界"}`, true},
+		{"NUL", `{"a":"x\u0000y"}`, false},
+		{"NUL in key", `{"\u0000":1}`, false},
+		{"lone high", `{"a":"\ud800"}`, false},
+		{"lone high at end of string", `{"a":"x\ud800"}`, false},
+		{"high then non-low", `{"a":"\ud800\u0041"}`, false},
+		{"high then text", `{"a":"\ud800abcdef"}`, false},
+		{"lone low", `{"a":"\udc00"}`, false},
+		{"invalid json", `{"a":`, false},
+		{"trailing garbage", `{} x`, false},
+		{"invalid utf-8", "{\"a\":\"\xff\"}", false},
+		{"empty", ``, false},
+	}
+	for _, tt := range tests {
+		err := chronicle.ValidateJSON([]byte(tt.in))
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: ValidateJSON(%q) = %v, want ok=%v", tt.name, tt.in, err, tt.ok)
+		}
+	}
+}
+
+func TestPrepareAppend(t *testing.T) {
+	ev := func(mut func(*chronicle.Event)) []chronicle.Event {
+		e := chronicle.Event{Type: "OrderCreated", Data: json.RawMessage(`{"a":1}`)}
+		if mut != nil {
+			mut(&e)
+		}
+		return []chronicle.Event{e}
+	}
+	bad := []struct {
+		name   string
+		stream string
+		events []chronicle.Event
+		limit  int
+		field  string
+		big    bool
+	}{
+		{"empty stream", "", ev(nil), 0, "stream_id", false},
+		{"long stream", strings.Repeat("s", 201), ev(nil), 0, "stream_id", false},
+		{"control char stream", "order-\x01", ev(nil), 0, "stream_id", false},
+		{"no events", "order-1", nil, 0, "events", false},
+		{"empty type", "order-1", ev(func(e *chronicle.Event) { e.Type = "" }), 0, "events[0].type", false},
+		{"bad id", "order-1", ev(func(e *chronicle.Event) { e.ID = "nope" }), 0, "events[0].id", false},
+		{"empty data", "order-1", ev(func(e *chronicle.Event) { e.Data = nil }), 0, "events[0].data", false},
+		{"NUL data", "order-1", ev(func(e *chronicle.Event) { e.Data = json.RawMessage(`{"a":"\u0000"}`) }), 0, "events[0].data", false},
+		{"metadata array", "order-1", ev(func(e *chronicle.Event) { e.Metadata = json.RawMessage(`[1]`) }), 0, "events[0].metadata", false},
+		{"too large", "order-1", ev(func(e *chronicle.Event) { e.Data = json.RawMessage(`"` + strings.Repeat("x", 100) + `"`) }), 64, "events[0].data", true},
+		{"negative schema", "order-1", ev(func(e *chronicle.Event) { e.SchemaVersion = -1 }), 0, "events[0].schema_version", false},
+	}
+	for _, tt := range bad {
+		_, err := chronicle.PrepareAppend(tt.stream, chronicle.Any, tt.events, chronicle.Limits{MaxEventSize: tt.limit})
+		var ie *chronicle.InvalidError
+		if !errors.As(err, &ie) || !errors.Is(err, chronicle.ErrInvalid) {
+			t.Errorf("%s: err = %v, want *InvalidError", tt.name, err)
+			continue
+		}
+		if ie.Field != tt.field {
+			t.Errorf("%s: field = %q, want %q", tt.name, ie.Field, tt.field)
+		}
+		if got := errors.Is(err, chronicle.ErrEventTooLarge); got != tt.big {
+			t.Errorf("%s: errors.Is(err, ErrEventTooLarge) = %v, want %v", tt.name, got, tt.big)
+		}
+	}
+
+	in := []chronicle.Event{
+		{ID: "0190A3B4-C5D6-7E8F-9012-3456789ABCDE", Type: "A", Data: json.RawMessage(`1`)},
+		{Type: "B", Data: json.RawMessage(`2`), SchemaVersion: 3},
+	}
+	out, err := chronicle.PrepareAppend("order-1", chronicle.NoStream, in, chronicle.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].ID != "0190a3b4-c5d6-7e8f-9012-3456789abcde" {
+		t.Errorf("id not canonicalised: %s", out[0].ID)
+	}
+	if out[1].ID == "" || out[0].SchemaVersion != 1 || out[1].SchemaVersion != 3 {
+		t.Errorf("defaults not applied: %+v", out)
+	}
+	if in[1].ID != "" {
+		t.Errorf("PrepareAppend modified its input")
+	}
+	dup := []chronicle.Event{in[0], in[0]}
+	if _, err := chronicle.PrepareAppend("order-1", chronicle.Any, dup, chronicle.Limits{}); !errors.Is(err, chronicle.ErrInvalid) {
+		t.Errorf("repeated id: err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestEventIDs(t *testing.T) {
+	prev := ""
+	for range 10000 {
+		id := chronicle.NewEventID()
+		got, err := chronicle.ParseEventID(id)
+		if err != nil || got != id {
+			t.Fatalf("ParseEventID(%q) = %q, %v", id, got, err)
+		}
+		if id[14] != '7' {
+			t.Fatalf("%s is not a version 7 UUID", id)
+		}
+		if id <= prev {
+			t.Fatalf("ids not increasing: %s after %s", id, prev)
+		}
+		prev = id
+	}
+	for _, s := range []string{"", "0190a3b4c5d67e8f90123456789abcde", "0190a3b4-c5d6-7e8f-9012-3456789abcdg", "0190a3b4-c5d6-7e8f-9012_3456789abcde"} {
+		if _, err := chronicle.ParseEventID(s); err == nil {
+			t.Errorf("ParseEventID(%q) accepted", s)
+		}
+	}
+}
+
+func TestStreamType(t *testing.T) {
+	for in, want := range map[string]string{"order-ord_1": "order", "order-a-b": "order", "plain": "plain", "-x": ""} {
+		if got := chronicle.StreamType(in); got != want {
+			t.Errorf("StreamType(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzValidateJSON: whatever the bytes, no panic, and whatever is accepted
+// is valid UTF-8 JSON that encoding/json decodes.
+func FuzzValidateJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `"\ud800"`, `"\ud83d\ude00"`, `"\u0000"`, `["\\u0000"]`, "\"\xff\"", `"\ud800\`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if chronicle.ValidateJSON(b) != nil {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("accepted %q but json.Unmarshal fails: %v", b, err)
+		}
+	})
+}
