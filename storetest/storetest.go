@@ -1,6 +1,16 @@
 // Package storetest is the conformance suite every chronicle backend runs:
 // one test body, run against SQLite and PostgreSQL alike, so that both
 // backends are proved to behave identically.
+//
+// A backend's test calls Run with a Harness:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Harness{Open: ..., Exec: ...})
+//	}
+//
+// Beyond the chronicle interfaces the suite assumes two things of the
+// database: the tables are named events, streams and snapshots, and events
+// has a column event_type (the immutability tests update it).
 package storetest
 
 import (
@@ -33,4 +43,31 @@ type Harness struct {
 	Exec func(t *testing.T, b Backend, sql string) error
 	// Truncate is true when the backend's database has TRUNCATE (PostgreSQL).
 	Truncate bool
+}
+
+// Run runs the whole suite, each subtest on a fresh store from h.Open.
+// Stores must tolerate Close being called twice (the suite closes some
+// stores itself before the harness's cleanup does).
+func Run(t *testing.T, h Harness) {
+	open, exec := h.Open, h.Exec
+	h.Open = func(t *testing.T, opts Options) Backend { return &tracked{Backend: open(t, opts)} }
+	h.Exec = func(t *testing.T, b Backend, sql string) error { return exec(t, untracked(b), sql) }
+	t.Run("ExpectedVersion", func(t *testing.T) { testExpectedVersion(t, h) })
+	t.Run("RecordedFields", func(t *testing.T) { testRecordedFields(t, h) })
+	t.Run("AtomicAppend", func(t *testing.T) { testAtomicAppend(t, h) })
+	t.Run("ConcurrentSameVersion", func(t *testing.T) { testConcurrentSameVersion(t, h) })
+	t.Run("ConcurrentAny", func(t *testing.T) { testConcurrentAny(t, h) })
+	t.Run("IdempotentRetry", func(t *testing.T) { testIdempotentRetry(t, h) })
+	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
+	t.Run("EventSizeLimit", func(t *testing.T) { testEventSizeLimit(t, h) })
+	t.Run("Immutability", func(t *testing.T) { testImmutability(t, h) })
+	t.Run("ReadStream", func(t *testing.T) { testReadStream(t, h) })
+	t.Run("ReadAllPaging", func(t *testing.T) { testReadAllPaging(t, h) })
+	t.Run("ReadAllFilters", func(t *testing.T) { testReadAllFilters(t, h) })
+	t.Run("Head", func(t *testing.T) { testHead(t, h) })
+	t.Run("EventByID", func(t *testing.T) { testEventByID(t, h) })
+	t.Run("Notify", func(t *testing.T) { testNotify(t, h) })
+	t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, h) })
+	t.Run("Closed", func(t *testing.T) { testClosed(t, h) })
+	t.Run("Soak", func(t *testing.T) { testSoak(t, h) })
 }

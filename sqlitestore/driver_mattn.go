@@ -1,0 +1,32 @@
+//go:build sqlite_cgo
+
+package sqlitestore
+
+import (
+	"errors"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+// Built with -tags sqlite_cgo: the cgo driver, kept so the driver
+// measurement in doc.go can be repeated.
+const driverName = "sqlite3"
+
+func dsnParams(p connParams) string {
+	q := "_busy_timeout=" + itoa(p.busyTimeoutMS)
+	if p.synchronous != "" {
+		q += "&_synchronous=" + p.synchronous
+	}
+	if p.queryOnly {
+		q += "&_query_only=1"
+	}
+	if p.immediate {
+		q += "&_txlock=immediate"
+	}
+	return q
+}
+
+func isUniqueViolation(err error) bool {
+	var e sqlite3.Error
+	return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}

@@ -1,0 +1,35 @@
+//go:build !sqlite_cgo
+
+package sqlitestore
+
+import (
+	"errors"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The default driver is modernc.org/sqlite (pure Go: no cgo, cross-compiles);
+// build with -tags sqlite_cgo for github.com/mattn/go-sqlite3. See doc.go for
+// the measurements behind the choice.
+const driverName = "sqlite"
+
+// dsnParams renders per-connection settings in this driver's DSN syntax.
+func dsnParams(p connParams) string {
+	q := "_pragma=busy_timeout(" + itoa(p.busyTimeoutMS) + ")"
+	if p.synchronous != "" {
+		q += "&_pragma=synchronous(" + p.synchronous + ")"
+	}
+	if p.queryOnly {
+		q += "&_pragma=query_only(1)"
+	}
+	if p.immediate {
+		q += "&_txlock=immediate"
+	}
+	return q
+}
+
+func isUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}

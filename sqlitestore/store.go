@@ -1,0 +1,260 @@
+package sqlitestore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+// Options configure a Store. The zero value is the documented default.
+type Options struct {
+	// Limits bound what an append may carry.
+	Limits chronicle.Limits
+	// BeforeCommit, when set, runs inside each append's transaction after its
+	// events are written; an error aborts that append only and is returned
+	// by Append. It is a fault-injection hook for tests.
+	BeforeCommit func(stream string, events []chronicle.Event) error
+	// Synchronous is SQLite's synchronous setting for writers: "FULL" (the
+	// default: an acknowledged append survives power loss) or "NORMAL" (it
+	// survives a crash of the process, but the last commits before a power
+	// loss may be lost). "OFF" and "EXTRA" are accepted too.
+	Synchronous string
+	// BusyTimeout is how long a connection waits for another process's lock
+	// before failing; 0 means 10 s.
+	BusyTimeout int // milliseconds
+}
+
+// Store is the SQLite event store. It is safe for concurrent use.
+type Store struct {
+	opts   Options
+	memory bool
+
+	wdb    *sql.DB // the one writer connection, used only by the write loop
+	rdb    *sql.DB // readers
+	appDB  *sql.DB // handed to read models by SQLDB
+	keeper *sql.DB // holds an in-memory database open; nil for files
+
+	queue      chan *job
+	quit       chan struct{} // closed by Close
+	writerDone chan struct{} // closed when the write loop has exited
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+
+	insertStmts [7]*sql.Stmt // inserts of 1<<k rows, prepared at open
+	lastMicros  int64        // last recorded_at given out; write loop only
+
+	subMu sync.Mutex
+	subs  map[chan struct{}]struct{}
+}
+
+var (
+	_ chronicle.Store         = (*Store)(nil)
+	_ chronicle.SnapshotStore = (*Store)(nil)
+	_ chronicle.SQLDatabase   = (*Store)(nil)
+)
+
+// connParams are per-connection settings, rendered by the driver file.
+type connParams struct {
+	busyTimeoutMS int
+	synchronous   string
+	queryOnly     bool
+	immediate     bool // BEGIN IMMEDIATE: take the write lock up front
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Open opens (creating if needed) the store in the SQLite file at path and
+// creates or migrates its schema. path ":memory:" opens a private in-memory
+// store that lives until Close; it has a single connection, so reads wait
+// for the writer (fine for tests and demos, not for load). ctx bounds the
+// opening and migration only.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlitestore: open: empty path")
+	}
+	syncMode := strings.ToUpper(opts.Synchronous)
+	switch syncMode {
+	case "":
+		syncMode = "FULL"
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("sqlitestore: open: synchronous %q: want FULL, NORMAL, EXTRA or OFF", opts.Synchronous)
+	}
+	opts.Synchronous = syncMode
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10_000
+	}
+	s := &Store{
+		opts:       opts,
+		memory:     path == ":memory:",
+		queue:      make(chan *job, 1024),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		subs:       map[chan struct{}]struct{}{},
+	}
+	if err := s.openDBs(ctx, path); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+func (s *Store) openDBs(ctx context.Context, path string) error {
+	open := func(name string, p connParams) (*sql.DB, error) {
+		return sql.Open(driverName, name+"&"+dsnParams(p))
+	}
+	writer := connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true}
+	if s.memory {
+		// A shared-cache name so the keeper connection holds the database
+		// while the pool's one connection comes and goes. One connection
+		// for everything, because shared-cache readers get SQLITE_LOCKED
+		// (which busy_timeout does not cover) while a writer is active.
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		name := "file:chronicle-" + hex.EncodeToString(b[:]) + "?mode=memory&cache=shared"
+		var err error
+		if s.keeper, err = open(name, connParams{busyTimeoutMS: s.opts.BusyTimeout}); err != nil {
+			return err
+		}
+		s.keeper.SetMaxOpenConns(1)
+		if err := s.keeper.PingContext(ctx); err != nil {
+			return err
+		}
+		if s.wdb, err = open(name, writer); err != nil {
+			return err
+		}
+		s.wdb.SetMaxOpenConns(1)
+		s.rdb, s.appDB = s.wdb, s.wdb
+		if err := s.migrate(ctx); err != nil {
+			return err
+		}
+		return s.prepareInserts(ctx)
+	}
+
+	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
+	var err error
+	if s.wdb, err = open(name, writer); err != nil {
+		return err
+	}
+	s.wdb.SetMaxOpenConns(1) // the single writer connection
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	// WAL is a property of the file; set it before anyone else reads.
+	var mode string
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("set WAL mode: journal mode is %q", mode)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	if err := s.prepareInserts(ctx); err != nil {
+		return err
+	}
+	if s.rdb, err = open(name, connParams{busyTimeoutMS: s.opts.BusyTimeout, queryOnly: true}); err != nil {
+		return err
+	}
+	s.rdb.SetMaxIdleConns(8)
+	// Read models write through this pool; IMMEDIATE so that a transaction
+	// never has to upgrade a read snapshot to a write (SQLITE_BUSY_SNAPSHOT).
+	if s.appDB, err = open(name, connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true}); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	seen := map[*sql.DB]bool{nil: true} // in memory, one pool plays every part
+	for _, db := range []*sql.DB{s.appDB, s.rdb, s.wdb, s.keeper} {
+		if seen[db] {
+			continue
+		}
+		seen[db] = true
+		if err := db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the writer, waits for the batch in progress to commit, fails
+// queued appends with ErrClosed and closes the database. Calling it again
+// returns the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.quit)
+		<-s.writerDone
+		for _, st := range s.insertStmts {
+			if st != nil {
+				st.Close()
+			}
+		}
+		if err := s.closeDBs(); err != nil {
+			s.closeErr = fmt.Errorf("sqlitestore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// SQLDB returns a handle on the store's database for read models. Its
+// transactions take the write lock when they begin (BEGIN IMMEDIATE), so a
+// projection's read-model update and checkpoint commit together without
+// ever failing on a stale snapshot; plain queries outside a transaction do
+// not lock. For ":memory:" it is the store's single connection: do not hold
+// a transaction on it while calling the store.
+func (s *Store) SQLDB() *sql.DB { return s.appDB }
+
+// Dialect returns "sqlite".
+func (s *Store) Dialect() string { return "sqlite" }
+
+// Notify returns a channel that receives a value after events commit in this
+// process. Appends by another process (a CLI writing to the same file) do
+// not wake it: readers should also poll now and then.
+func (s *Store) Notify(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.subMu.Lock()
+	s.subs[ch] = struct{}{}
+	s.subMu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.subMu.Lock()
+		delete(s.subs, ch)
+		s.subMu.Unlock()
+	})
+	return ch
+}
+
+func (s *Store) broadcast() {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending: coalesce
+		}
+	}
+}
+
+// readErr turns an error of a read into what callers should see.
+func (s *Store) readErr(op string, err error) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, chronicle.ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

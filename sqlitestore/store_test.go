@@ -1,0 +1,52 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/chronicle-es/chronicle/sqlitestore"
+	"github.com/chronicle-es/chronicle/storetest"
+)
+
+func openTemp(t testing.TB, opts sqlitestore.Options) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "chronicle.db"), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func harness(open func(t *testing.T, opts sqlitestore.Options) *sqlitestore.Store) storetest.Harness {
+	return storetest.Harness{
+		Open: func(t *testing.T, o storetest.Options) storetest.Backend {
+			return open(t, sqlitestore.Options{Limits: o.Limits, BeforeCommit: o.BeforeCommit})
+		},
+		Exec: func(t *testing.T, b storetest.Backend, q string) error {
+			_, err := b.(*sqlitestore.Store).SQLDB().ExecContext(t.Context(), q)
+			return err
+		},
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, harness(func(t *testing.T, o sqlitestore.Options) *sqlitestore.Store { return openTemp(t, o) }))
+}
+
+func TestConformanceMemory(t *testing.T) {
+	if raceEnabled && !testing.Short() {
+		// The Go code is the same as the file store's, which runs the full
+		// suite under -race; only the connection setup differs.
+		t.Skip("in-memory suite runs without -race, or with -race -short (full soak under -race takes minutes)")
+	}
+	storetest.Run(t, harness(func(t *testing.T, o sqlitestore.Options) *sqlitestore.Store {
+		s, err := sqlitestore.Open(context.Background(), ":memory:", o)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}))
+}

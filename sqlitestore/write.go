@@ -1,0 +1,369 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+// maxBatch bounds how many queued writes share one transaction.
+const maxBatch = 256
+
+// job is one write waiting for the write loop. apply runs inside its own
+// SAVEPOINT of the batch's transaction: an error (or changed == false)
+// rolls back that job alone.
+type job struct {
+	ctx   context.Context
+	apply func(w *wtx) (changed bool, err error)
+	done  chan error // buffered: the write loop never blocks on a caller
+}
+
+// wtx is the batch transaction as a job sees it.
+type wtx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	now int64 // recorded_at for every event of the batch, unix µs
+}
+
+// submit queues a write and waits for its outcome. If ctx ends first the
+// write may still land (or not): a retry with the same event ids tells.
+func (s *Store) submit(ctx context.Context, apply func(w *wtx) (bool, error)) error {
+	if s.closed.Load() {
+		return chronicle.ErrClosed
+	}
+	j := &job{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	select {
+	case s.queue <- j:
+	case <-s.quit:
+		return chronicle.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-j.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.writerDone:
+		select {
+		case err := <-j.done:
+			return err
+		default:
+			return chronicle.ErrClosed // queued after the loop's last look
+		}
+	}
+}
+
+// writeLoop owns the writer connection. It takes whatever writes are queued,
+// up to maxBatch, and commits them in one transaction: concurrent appends
+// share one WAL write and one fsync (group commit).
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	batch := make([]*job, 0, maxBatch)
+	for {
+		select {
+		case <-s.quit:
+			for {
+				select {
+				case j := <-s.queue:
+					j.done <- chronicle.ErrClosed
+				default:
+					return
+				}
+			}
+		case j := <-s.queue:
+			batch = append(batch[:0], j)
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case j := <-s.queue:
+					batch = append(batch, j)
+				default:
+					break fill
+				}
+			}
+			s.runBatch(batch)
+		}
+	}
+}
+
+func (s *Store) runBatch(batch []*job) {
+	errs := make([]error, len(batch))
+	changed := false
+	err := func() error {
+		// Not any caller's ctx: one caller giving up must not abort the others.
+		ctx := context.Background()
+		tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE, per the DSN
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		defer tx.Rollback()
+		w := &wtx{ctx: ctx, tx: tx, now: s.recordedAt()}
+		for i, j := range batch {
+			if err := j.ctx.Err(); err != nil {
+				errs[i] = err // the caller has gone: do not write for it
+				continue
+			}
+			if len(batch) == 1 {
+				// Alone in the transaction: no savepoint needed, rollback is whole.
+				ok, err := j.apply(w)
+				errs[i] = err
+				if err != nil || !ok {
+					return nil // deferred Rollback; errs[i] stands
+				}
+				changed = true
+				break
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			ok, err := j.apply(w)
+			errs[i] = err
+			if err != nil || !ok {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
+					return fmt.Errorf("rollback to savepoint: %w", err)
+				}
+			} else {
+				changed = true
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
+				return fmt.Errorf("release savepoint: %w", err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	}()
+	for i, j := range batch {
+		if err != nil && errs[i] == nil {
+			errs[i] = err
+		}
+		j.done <- errs[i]
+	}
+	if err == nil && changed {
+		s.broadcast()
+	}
+}
+
+// recordedAt returns now in unix µs, never less than the last value given
+// out, so recorded times follow positions even if the clock steps back.
+func (s *Store) recordedAt() int64 {
+	now := time.Now().UnixMicro()
+	if now <= s.lastMicros {
+		now = s.lastMicros
+	}
+	s.lastMicros = now
+	return now
+}
+
+// Append adds events to the end of stream if its version satisfies
+// expected; see chronicle.Store. It queues the append for the write loop,
+// which may commit it together with other appends, each keeping its own
+// result and conflict check. Cancelling ctx abandons the wait; an append
+// not yet started is then skipped.
+//
+// Errors: *chronicle.ConflictError, *chronicle.InvalidError,
+// *chronicle.DuplicateEventError, chronicle.ErrClosed.
+func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
+	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
+	if err != nil {
+		return chronicle.AppendResult{}, err
+	}
+	var res chronicle.AppendResult
+	err = s.submit(ctx, func(w *wtx) (bool, error) {
+		var wrote bool
+		var err error
+		res, wrote, err = s.appendTx(w, stream, expected, evs)
+		return wrote, err
+	})
+	if err != nil {
+		var ce *chronicle.ConflictError
+		var de *chronicle.DuplicateEventError
+		if errors.As(err, &ce) || errors.As(err, &de) {
+			return chronicle.AppendResult{}, err
+		}
+		return chronicle.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+	}
+	return res, nil
+}
+
+// appendTx does one append inside the batch transaction. wrote is false for
+// a recognised retry, which returns the original result.
+func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event) (res chronicle.AppendResult, wrote bool, err error) {
+	var cur int64
+	err = w.tx.QueryRowContext(w.ctx, "SELECT version FROM streams WHERE stream_id = ?", stream).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return res, false, fmt.Errorf("read version: %w", err)
+	}
+	if !expected.Check(cur) {
+		// A retry of an append that landed is checked before the version:
+		// the stream has usually moved on since.
+		if res, err, found := s.retried(w, stream, expected, evs); found {
+			return res, false, err
+		}
+		return res, false, &chronicle.ConflictError{Stream: stream, Expected: expected, Actual: cur}
+	}
+	st := chronicle.StreamType(stream)
+	var last int64
+	// Rows go in power-of-two chunks so a few prepared statements cover any count.
+	for off := 0; off < len(evs); {
+		k := len(s.insertStmts) - 1
+		for 1<<k > len(evs)-off {
+			k--
+		}
+		chunk := evs[off : off+1<<k]
+		args := make([]any, 0, len(chunk)*insertCols)
+		for i, e := range chunk {
+			var meta any
+			if len(e.Metadata) > 0 {
+				meta = string(e.Metadata)
+			}
+			args = append(args, e.ID, stream, st, cur+int64(off+i)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now)
+		}
+		r, err := w.tx.StmtContext(w.ctx, s.insertStmts[k]).ExecContext(w.ctx, args...)
+		if err != nil {
+			if isUniqueViolation(err) {
+				// An id is stored already: a retry, or a reused id.
+				if res, err, found := s.retried(w, stream, expected, evs); found {
+					return res, false, err
+				}
+			}
+			return res, false, fmt.Errorf("insert events: %w", err)
+		}
+		if last, err = r.LastInsertId(); err != nil {
+			return res, false, fmt.Errorf("insert events: %w", err)
+		}
+		off += len(chunk)
+	}
+	n := int64(len(evs))
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
+		stream, st, cur+n, w.now, w.now); err != nil {
+		return res, false, fmt.Errorf("update stream: %w", err)
+	}
+	if s.opts.BeforeCommit != nil {
+		if err := s.opts.BeforeCommit(stream, evs); err != nil {
+			return res, false, fmt.Errorf("before commit: %w", err)
+		}
+	}
+	// One writer, rowids taken in order: the append's positions are
+	// contiguous and end at the last rowid.
+	return chronicle.AppendResult{
+		StreamID:      stream,
+		FirstVersion:  cur + 1,
+		LastVersion:   cur + n,
+		FirstPosition: last - n + 1,
+		LastPosition:  last,
+	}, true, nil
+}
+
+const insertCols = 9
+
+// prepareInserts prepares the multi-row inserts of 1, 2, 4, ... 64 rows
+// (576 parameters at most, well under SQLite's limit). They are prepared on
+// the pool, outside any transaction: the writer pool's one connection is
+// busy during a batch.
+func (s *Store) prepareInserts(ctx context.Context) error {
+	for k := range s.insertStmts {
+		var b strings.Builder
+		b.WriteString("INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at) VALUES ")
+		for i := range 1 << k {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?,?,?)")
+		}
+		st, err := s.wdb.PrepareContext(ctx, b.String())
+		if err != nil {
+			return fmt.Errorf("prepare insert: %w", err)
+		}
+		s.insertStmts[k] = st
+	}
+	return nil
+}
+
+// retried decides what an append whose ids may already be stored is. found
+// is false when none of its ids is stored. Otherwise it is a retry (the
+// original result, nil) only if every event is stored, in this stream, in
+// this order at consecutive versions, with the same content, at a place
+// that expected allows; anything else is a *DuplicateEventError.
+func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event) (res chronicle.AppendResult, err error, found bool) {
+	type stored struct {
+		stream, typ    string
+		version, pos   int64
+		schema         int
+		data, metadata []byte
+	}
+	got := make(map[string]stored, len(evs))
+	for off := 0; off < len(evs); off += 500 {
+		chunk := evs[off:min(off+500, len(evs))]
+		args := make([]any, len(chunk))
+		for i, e := range chunk {
+			args[i] = e.ID
+		}
+		q := "SELECT event_id, stream_id, event_type, version, position, schema_version, data, metadata FROM events WHERE event_id IN (?" +
+			strings.Repeat(",?", len(chunk)-1) + ")"
+		rows, err := w.tx.QueryContext(w.ctx, q, args...)
+		if err != nil {
+			return res, fmt.Errorf("look up event ids: %w", err), true
+		}
+		for rows.Next() {
+			var id string
+			var r stored
+			if err := rows.Scan(&id, &r.stream, &r.typ, &r.version, &r.pos, &r.schema, &r.data, &r.metadata); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("look up event ids: %w", err), true
+			}
+			got[id] = r
+		}
+		if err := rows.Close(); err != nil {
+			return res, fmt.Errorf("look up event ids: %w", err), true
+		}
+	}
+	if len(got) == 0 {
+		return res, nil, false
+	}
+	dup := func(id, reason string) error {
+		return &chronicle.DuplicateEventError{Stream: stream, EventID: id, Reason: reason}
+	}
+	if len(got) < len(evs) {
+		for _, e := range evs {
+			if _, ok := got[e.ID]; ok {
+				return res, dup(e.ID, "already stored, and the append only partly repeats an earlier one"), true
+			}
+		}
+	}
+	first := got[evs[0].ID]
+	for i, e := range evs {
+		r := got[e.ID]
+		switch {
+		case r.stream != stream:
+			return res, dup(e.ID, fmt.Sprintf("already stored in stream %q", r.stream)), true
+		case r.version != first.version+int64(i):
+			return res, dup(e.ID, fmt.Sprintf("already stored at version %d, not in this order", r.version)), true
+		case r.typ != e.Type || r.schema != e.SchemaVersion || !bytes.Equal(r.data, e.Data) || !bytes.Equal(r.metadata, e.Metadata):
+			return res, dup(e.ID, "already stored with other content"), true
+		}
+	}
+	placed := expected == chronicle.Any ||
+		(expected == chronicle.StreamExists && first.version > 1) ||
+		(expected >= 0 && first.version == int64(expected)+1)
+	if !placed {
+		return res, dup(evs[0].ID, fmt.Sprintf("already stored at version %d, which %s does not allow", first.version, expected)), true
+	}
+	return chronicle.AppendResult{
+		StreamID:      stream,
+		FirstVersion:  first.version,
+		LastVersion:   first.version + int64(len(evs)) - 1,
+		FirstPosition: first.pos,
+		LastPosition:  got[evs[len(evs)-1].ID].pos,
+	}, nil, true
+}
