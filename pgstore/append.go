@@ -1,0 +1,619 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+// appendReq is one Append waiting for a committer.
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected chronicle.ExpectedVersion
+	events   []chronicle.Event // prepared: ids assigned, schema versions set
+	retries  int
+	done     chan appendOutcome // buffered 1: a committer never blocks on it
+}
+
+type appendOutcome struct {
+	res chronicle.AppendResult
+	err error
+	// dup: an event id is already stored (or was being stored), or may be
+	// (conflict is set); the requester decides whether this is a retry of
+	// that append.
+	dup      bool
+	conflict error // the answer when dup turns out to find none of the ids
+}
+
+// maxRetries bounds how often an append is run again in a later transaction
+// (after losing a race to create its stream, or to keep its stream's
+// versions in transaction order); each time it sees the stream anew.
+const maxRetries = 1000
+
+// Append adds events to stream if its version satisfies expected. See
+// chronicle.Store. Errors: *chronicle.InvalidError before anything is
+// written, *chronicle.ConflictError, *chronicle.DuplicateEventError,
+// chronicle.ErrClosed, ctx's error, or a wrapped database error (the append
+// may or may not have landed then; retry it with the same event ids).
+// Cancelling ctx abandons the wait, not a batch already committing.
+func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
+	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
+	if err != nil {
+		return chronicle.AppendResult{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := s.submit(ctx, &appendReq{ctx: ctx, stream: stream, expected: expected, events: evs, done: make(chan appendOutcome, 1)})
+		if err != nil {
+			return chronicle.AppendResult{}, err
+		}
+		if !out.dup {
+			return out.res, out.err
+		}
+		res, found, err := s.resolveDuplicate(ctx, stream, expected, evs)
+		if found == 0 && err == nil && out.conflict != nil {
+			return chronicle.AppendResult{}, out.conflict
+		}
+		if found == 0 && err == nil && attempt < maxRetries {
+			// The append that held these ids rolled back: ours is new after all.
+			continue
+		}
+		return res, err
+	}
+}
+
+func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error) {
+	if s.closed() {
+		return appendOutcome{}, fmt.Errorf("append %s: %w", r.stream, chronicle.ErrClosed)
+	}
+	select {
+	case s.queue <- r:
+	case <-s.done:
+		return appendOutcome{}, fmt.Errorf("append %s: %w", r.stream, chronicle.ErrClosed)
+	case <-ctx.Done():
+		return appendOutcome{}, fmt.Errorf("append %s: %w", r.stream, ctx.Err())
+	}
+	select {
+	case out := <-r.done:
+		return out, nil
+	case <-ctx.Done():
+		return appendOutcome{}, fmt.Errorf("append %s: %w (the append may or may not have landed)", r.stream, ctx.Err())
+	}
+}
+
+// committer takes queued appends and commits them in batches until Close.
+func (s *Store) committer() {
+	defer s.wg.Done()
+	// Batches already taken finish even when Close is called meanwhile.
+	ctx := context.Background()
+	var pending []*appendReq
+	for {
+		if len(pending) == 0 {
+			select {
+			case r := <-s.queue:
+				pending = append(pending, r)
+			case <-s.done:
+				return
+			}
+		}
+	gather: // take what else is waiting right now; never wait for more
+		for len(pending) < s.opts.MaxBatch {
+			select {
+			case r := <-s.queue:
+				pending = append(pending, r)
+			default:
+				break gather
+			}
+		}
+		var batch []*appendReq
+		batch, pending = s.pickBatch(pending)
+		if len(batch) == 0 {
+			continue
+		}
+		s.batches.Add(1)
+		s.batched.Add(int64(len(batch)))
+		retry := s.commitBatch(ctx, batch)
+		pending = append(retry, pending...)
+	}
+}
+
+// maxBatchEvents bounds the events of one batch statement.
+const maxBatchEvents = 10000
+
+// pickBatch takes at most one append per stream (a statement cannot update a
+// streams row twice), leaving the others for the next batch in order.
+func (s *Store) pickBatch(pending []*appendReq) (batch, rest []*appendReq) {
+	seen := make(map[string]bool, len(pending))
+	n := 0
+	for _, r := range pending {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendOutcome{err: fmt.Errorf("append %s: %w", r.stream, err)}
+			continue
+		}
+		if seen[r.stream] || len(batch) >= s.opts.MaxBatch || (len(batch) > 0 && n+len(r.events) > maxBatchEvents) {
+			rest = append(rest, r)
+			continue
+		}
+		seen[r.stream] = true
+		n += len(r.events)
+		batch = append(batch, r)
+	}
+	return batch, rest
+}
+
+// commitBatch commits batch and answers each append, except those that lost
+// a race to create their stream: it returns them to be run again.
+func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) (retry []*appendReq) {
+	if s.opts.BeforeCommit == nil {
+		outs, err := s.runBatch(ctx, s.wpool, batch, false)
+		if err == nil {
+			return s.answer(batch, outs)
+		}
+		// The batch failed as a whole (a concurrent duplicate id, a deadlock,
+		// a lost connection): nothing of it committed. Run each append alone.
+	}
+	return s.commitEach(ctx, batch)
+}
+
+// answer delivers outcomes, returning the appends to run again.
+func (s *Store) answer(batch []*appendReq, outs []batchOutcome) (retry []*appendReq) {
+	wrote := false
+	for i, r := range batch {
+		o := outs[i]
+		switch {
+		case o.retry && r.retries < maxRetries:
+			r.retries++
+			retry = append(retry, r)
+			continue
+		case o.retry:
+			o.out.err = fmt.Errorf("append %s: gave up after %d retries under contention", r.stream, r.retries)
+		}
+		if o.out.err == nil && !o.out.dup {
+			wrote = true
+		}
+		r.done <- o.out
+	}
+	if wrote {
+		s.broadcast() // our own subscribers need not wait for the NOTIFY round trip
+	}
+	return retry
+}
+
+type batchOutcome struct {
+	out   appendOutcome
+	retry bool
+}
+
+// querier is what runBatch needs: the pool (implicit transaction) or a tx.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// batchSQL appends a batch of appends in ONE statement.
+//
+// The UPDATE of the batch's existing streams rows is the version check: it
+// locks each row and, under the lock, sees its latest version (a row changed
+// since the statement began is re-read), so the check holds until commit.
+// It only advances the appends that pass; the others' rows keep their
+// version (and the no-op update tells their actual version). A stream that
+// did not exist is inserted; losing that race to another writer shows as no
+// row and the append is run again.
+//
+// streams.last_tx keeps a stream's versions in (tx_id, position) order, the
+// order readers get: a transaction may only append to a stream whose last
+// append has a lower transaction id. Otherwise (it took its id before
+// waiting for that stream) the append is run again in a later transaction.
+//
+// One row per append comes back: whether an id is already stored ($13), and the
+// stream's version after the statement with whether this append advanced it.
+const batchSQL = `
+WITH ev AS MATERIALIZED (
+	SELECT * FROM unnest($5::int4[], $6::int4[], $7::uuid[], $8::text[], $9::int4[], $10::text[], $11::text[])
+		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, k)
+),
+a AS MATERIALIZED (
+	SELECT a.*, $13::bool AND EXISTS (
+			SELECT 1 FROM ev JOIN events e ON e.event_id = ev.event_id WHERE ev.i = a.i
+		) AS dup
+	FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[])
+		WITH ORDINALITY AS a(stream_id, stream_type, expected, n, i)
+	ORDER BY a.stream_id COLLATE "C" -- one lock order for all batches
+),
+upd AS (
+	UPDATE streams s SET
+		version = s.version + CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE a.expected
+			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = a.expected END)
+			THEN a.n ELSE 0 END,
+		last_tx = CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE a.expected
+			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = a.expected END)
+			THEN pg_current_xact_id() ELSE s.last_tx END
+	FROM a
+	WHERE s.stream_id = a.stream_id AND NOT a.dup
+	RETURNING s.stream_id, s.version, s.last_tx = pg_current_xact_id() AS appended
+),
+ins AS (
+	INSERT INTO streams (stream_id, stream_type, version)
+	SELECT a.stream_id, a.stream_type, a.n FROM a
+	WHERE NOT a.dup AND a.expected IN (-1, 0)
+		AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_id = a.stream_id)
+	ORDER BY a.stream_id COLLATE "C"
+	ON CONFLICT (stream_id) DO NOTHING -- lost the race: no row, run again
+	RETURNING stream_id, version
+),
+won AS MATERIALIZED (
+	SELECT stream_id, version FROM upd WHERE appended
+	UNION ALL
+	SELECT stream_id, version FROM ins
+),
+new AS (
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+	SELECT a.stream_id, a.stream_type, won.version - a.n + ev.off, ev.event_id, ev.event_type,
+		ev.schema_version, ev.data::json, ev.metadata::json
+	FROM ev
+	JOIN a ON a.i = ev.i
+	JOIN won ON won.stream_id = a.stream_id
+	ORDER BY ev.k -- positions follow versions within an append
+	RETURNING stream_id, position
+),
+pos AS (
+	SELECT stream_id, min(position) AS first_pos, max(position) AS last_pos
+	FROM new GROUP BY stream_id
+),
+note AS (
+	SELECT pg_notify($12, '') WHERE EXISTS (SELECT 1 FROM won)
+)
+SELECT a.dup, coalesce(ins.version, upd.version), ins.version IS NOT NULL OR coalesce(upd.appended, false),
+	pos.first_pos, pos.last_pos, (SELECT count(*) FROM note)
+FROM a
+LEFT JOIN upd ON upd.stream_id = a.stream_id
+LEFT JOIN ins ON ins.stream_id = a.stream_id
+LEFT JOIN pos ON pos.stream_id = a.stream_id
+ORDER BY a.i`
+
+// runBatch runs batchSQL for batch on q. On the pool it is one implicit
+// transaction: one round trip, committed (durably) when it returns nil.
+//
+// checkDup looks for already stored event ids first, so that a retried
+// append is answered without failing the statement. The batch path skips
+// it: a duplicate there fails the batch on the unique index, which then
+// runs again with savepoints and checks. That keeps the hot statement free
+// of a lookup whose cached plan may not fit the table's size.
+func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, checkDup bool) ([]batchOutcome, error) {
+	var nev int
+	for _, r := range batch {
+		nev += len(r.events)
+	}
+	var (
+		streams  = make([]string, len(batch))
+		types    = make([]string, len(batch))
+		expected = make([]int64, len(batch))
+		counts   = make([]int32, len(batch))
+		evApp    = make([]int32, 0, nev)
+		evOff    = make([]int32, 0, nev)
+		evIDs    = make([]string, 0, nev)
+		evTypes  = make([]string, 0, nev)
+		evSchema = make([]int32, 0, nev)
+		evData   = make([]string, 0, nev)
+		evMeta   = make([]*string, 0, nev)
+	)
+	for i, r := range batch {
+		streams[i] = r.stream
+		types[i] = chronicle.StreamType(r.stream)
+		expected[i] = int64(r.expected)
+		counts[i] = int32(len(r.events))
+		for j, e := range r.events {
+			evApp = append(evApp, int32(i+1))
+			evOff = append(evOff, int32(j+1))
+			evIDs = append(evIDs, e.ID)
+			evTypes = append(evTypes, e.Type)
+			evSchema = append(evSchema, int32(e.SchemaVersion))
+			evData = append(evData, string(e.Data))
+			var meta *string
+			if len(e.Metadata) > 0 {
+				m := string(e.Metadata)
+				meta = &m
+			}
+			evMeta = append(evMeta, meta)
+		}
+	}
+	rows, err := q.Query(ctx, batchSQL, streams, types, expected, counts,
+		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, s.channel, checkDup)
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]batchOutcome, 0, len(batch))
+	for rows.Next() {
+		var (
+			dup, appended bool
+			version       *int64 // nil: the stream did not exist for this statement
+			first, last   *int64
+			notified      int64
+		)
+		if err := rows.Scan(&dup, &version, &appended, &first, &last, &notified); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if len(outs) == len(batch) {
+			break
+		}
+		r := batch[len(outs)]
+		var current int64
+		if version != nil {
+			current = *version
+		}
+		var o batchOutcome
+		switch {
+		case dup:
+			o.out.dup = true
+		case appended && first != nil && last != nil:
+			n := int64(len(r.events))
+			o.out.res = chronicle.AppendResult{
+				StreamID:      r.stream,
+				FirstVersion:  current - n + 1,
+				LastVersion:   current,
+				FirstPosition: *first,
+				LastPosition:  *last,
+			}
+		case !r.expected.Check(current) && !checkDup:
+			// A retry of an append that landed fails its version check:
+			// look for its ids before answering with the conflict.
+			o.out.dup = true
+			o.out.conflict = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+		case !r.expected.Check(current):
+			o.out.err = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+		default:
+			// Lost the race to create the stream, or its last append has a
+			// later transaction id: run it again in a later transaction.
+			o.retry = true
+		}
+		outs = append(outs, o)
+	}
+	// Close reads up to the end of the statement, commit included: an error
+	// there means the batch did not commit (or we cannot know).
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(outs) != len(batch) {
+		return nil, fmt.Errorf("pgstore: batch returned %d outcomes for %d appends", len(outs), len(batch))
+	}
+	return outs, nil
+}
+
+// savepointBatch bounds the appends of one savepoint transaction: each
+// append that writes is a subtransaction with its own id, and PostgreSQL
+// caches only 64 of those per transaction before every snapshot in the
+// cluster gets slower.
+const savepointBatch = 32
+
+// commitEach runs batch in explicit transactions with a savepoint per
+// append, so an append that fails (duplicate id, BeforeCommit error) rolls
+// back alone.
+func (s *Store) commitEach(ctx context.Context, batch []*appendReq) (retry []*appendReq) {
+	// The same lock order as the batch statement's.
+	slices.SortFunc(batch, func(a, b *appendReq) int { return strings.Compare(a.stream, b.stream) })
+	for chunk := range slices.Chunk(batch, savepointBatch) {
+		retry = append(retry, s.commitChunk(ctx, chunk)...)
+	}
+	return retry
+}
+
+func (s *Store) commitChunk(ctx context.Context, batch []*appendReq) (retry []*appendReq) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- appendOutcome{err: s.opErr("append "+r.stream, err)}
+		}
+		return nil
+	}
+	defer tx.Rollback(ctx)
+	outs := make([]batchOutcome, len(batch))
+	for i, r := range batch {
+		outs[i] = s.appendOne(ctx, tx, r, i == 0)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		// What was written is lost (or, if the connection broke, unknown);
+		// the answers that wrote nothing stand.
+		for i, r := range batch {
+			if outs[i].out.err == nil && !outs[i].out.dup && !outs[i].retry {
+				outs[i].out = appendOutcome{err: s.opErr("append "+r.stream, err)}
+			}
+		}
+	}
+	return s.answer(batch, outs)
+}
+
+// appendOne runs one append inside tx, under savepoint "a", in one round
+// trip (the previous append's release and this savepoint are pipelined with
+// the statement). An append that writes nothing rolls back to its savepoint,
+// which also drops the row locks it took, so it cannot hold up other
+// transactions until commit.
+func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, r *appendReq, first bool) batchOutcome {
+	prefix := []string{"RELEASE SAVEPOINT a", "SAVEPOINT a"}
+	if first {
+		prefix = prefix[1:]
+	}
+	rollback := func() { tx.Exec(ctx, "ROLLBACK TO SAVEPOINT a") }
+	outs, err := s.runBatch(ctx, pipeline{tx, prefix}, []*appendReq{r}, true)
+	if err != nil {
+		rollback()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			switch {
+			case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
+				return batchOutcome{out: appendOutcome{dup: true}}
+			case pgErr.Code == "40P01":
+				// Deadlock with another batch over an event id or stream:
+				// run it again in a later transaction, after ours has
+				// released what the other one waits for.
+				return batchOutcome{retry: true}
+			}
+		}
+		return batchOutcome{out: appendOutcome{err: s.opErr("append "+r.stream, err)}}
+	}
+	o := outs[0]
+	if o.out.err != nil || o.out.dup || o.retry {
+		rollback()
+		return o
+	}
+	if s.opts.BeforeCommit != nil {
+		if err := s.opts.BeforeCommit(r.stream, r.events); err != nil {
+			rollback()
+			return batchOutcome{out: appendOutcome{err: fmt.Errorf("append %s: %w", r.stream, err)}}
+		}
+	}
+	return o
+}
+
+// pipeline is a querier that sends its prefix statements and the query in
+// one round trip.
+type pipeline struct {
+	tx     pgx.Tx
+	prefix []string
+}
+
+func (p pipeline) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	b := &pgx.Batch{}
+	for _, q := range p.prefix {
+		b.Queue(q)
+	}
+	b.Queue(sql, args...)
+	br := p.tx.SendBatch(ctx, b)
+	for range p.prefix {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// batchRows closes its batch with the rows and reports the batch's error.
+type batchRows struct {
+	pgx.Rows
+	br  pgx.BatchResults
+	err error
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if r.br != nil {
+		r.err = r.br.Close()
+		r.br = nil
+	}
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// resolveDuplicate decides whether an append whose event ids are already
+// stored is a retry of the append that stored them: same stream, same
+// events in the same order with the same content, all of one earlier
+// append, at the place expected puts them. found is how many of the ids are
+// stored.
+func (s *Store) resolveDuplicate(ctx context.Context, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event) (res chronicle.AppendResult, found int, err error) {
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT event_id::text, stream_id, version, position, tx_id, event_type, schema_version, data, metadata
+FROM events WHERE event_id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return res, 0, s.opErr("append "+stream, err)
+	}
+	type stored struct {
+		stream       string
+		version, pos int64
+		tx           uint64
+		typ          string
+		schema       int
+		data, meta   []byte
+	}
+	got := make(map[string]stored, len(evs))
+	for rows.Next() {
+		var id string
+		var e stored
+		if err := rows.Scan(&id, &e.stream, &e.version, &e.pos, &e.tx, &e.typ, &e.schema, &e.data, &e.meta); err != nil {
+			rows.Close()
+			return res, 0, s.opErr("append "+stream, err)
+		}
+		got[id] = e
+	}
+	if err := rows.Err(); err != nil {
+		return res, 0, s.opErr("append "+stream, err)
+	}
+	if len(got) == 0 {
+		return res, 0, nil
+	}
+	dupErr := func(id, reason string, args ...any) error {
+		return &chronicle.DuplicateEventError{Stream: stream, EventID: id, Reason: fmt.Sprintf(reason, args...)}
+	}
+	first, ok := got[evs[0].ID]
+	for i, e := range evs {
+		g, there := got[e.ID]
+		switch {
+		case !ok || !there:
+			// Some ids stored, some not: a partial overlap, never a retry.
+			for _, e := range evs {
+				if _, there := got[e.ID]; there {
+					return res, len(got), dupErr(e.ID, "already stored, but this append's other events are not (partial overlap)")
+				}
+			}
+		case g.stream != stream:
+			return res, len(got), dupErr(e.ID, "already stored in stream %q", g.stream)
+		case g.tx != first.tx || g.version != first.version+int64(i):
+			return res, len(got), dupErr(e.ID, "already stored, but not as this append's event %d", i)
+		case g.typ != e.Type || g.schema != e.SchemaVersion || !bytes.Equal(g.data, e.Data) || !bytes.Equal(g.meta, e.Metadata):
+			return res, len(got), dupErr(e.ID, "already stored with other content")
+		}
+	}
+	// Exactly one earlier append? A stream gets at most one append per
+	// transaction, so its events in that transaction are that append.
+	var n int64
+	var minPos, maxPos int64
+	err = s.pool.QueryRow(ctx, `
+SELECT count(*), min(position), max(position) FROM events WHERE tx_id = $1 AND stream_id = $2`,
+		first.tx, stream).Scan(&n, &minPos, &maxPos)
+	if err != nil {
+		return res, len(got), s.opErr("append "+stream, err)
+	}
+	if n != int64(len(evs)) {
+		return res, len(got), dupErr(evs[0].ID, "already stored as part of an append of %d events, not %d (partial overlap)", n, len(evs))
+	}
+	place := true
+	switch {
+	case expected == chronicle.Any:
+	case expected == chronicle.StreamExists:
+		place = first.version > 1
+	default:
+		place = first.version == int64(expected)+1
+	}
+	if !place {
+		return res, len(got), dupErr(evs[0].ID, "already stored at version %d, not where %s puts it", first.version, expected)
+	}
+	return chronicle.AppendResult{
+		StreamID:      stream,
+		FirstVersion:  first.version,
+		LastVersion:   first.version + int64(len(evs)) - 1,
+		FirstPosition: minPos,
+		LastPosition:  maxPos,
+	}, len(got), nil
+}

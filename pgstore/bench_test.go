@@ -1,0 +1,228 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+// The workloads of ../shared/WORKLOADS.md, as Go benchmarks. Each append
+// benchmark has a "plain" twin: the seed's naive table written one INSERT at
+// a time, measured in the same run so that ratios can be compared.
+
+const (
+	benchPayload  = `{"customer_id":"cust_456","total":9999,"currency":"USD","items":[{"sku":"SKU-1001","name":"Widget","qty":2,"price":2500},{"sku":"SKU-2002","name":"Gadget","qty":1,"price":4999}],"shipping":"standard"}`
+	benchMetadata = `{"correlation_id":"corr-00000000","source":"bench"}`
+)
+
+// benchCommitters is Options.Committers in the benchmarks (0: the default).
+var benchCommitters, _ = strconv.Atoi(os.Getenv("CHRONICLE_BENCH_COMMITTERS"))
+
+func benchEvent(typ string) chronicle.Event {
+	return chronicle.Event{Type: typ, Data: json.RawMessage(benchPayload), Metadata: json.RawMessage(benchMetadata)}
+}
+
+// checkpoint flushes dirty pages before a measured run, as WORKLOADS.md asks
+// (needs a superuser; skipped silently otherwise).
+func checkpoint(b *testing.B, pool *pgxpool.Pool) {
+	pool.Exec(context.Background(), "CHECKPOINT")
+}
+
+// parallel runs op from n concurrent goroutines for b.N operations in all.
+func parallel(b *testing.B, clients int, op func(ctx context.Context) error) {
+	ctx := context.Background()
+	if clients == 1 {
+		for b.Loop() {
+			if err := op(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := op(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// plainPool opens a pool on a fresh schema holding the seed's table.
+func plainPool(b *testing.B, conns int32) *pgxpool.Pool {
+	url := testURL(b)
+	schema := newSchema(b)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = conns
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	_, err = pool.Exec(context.Background(), `
+CREATE SCHEMA `+schema+`;
+CREATE TABLE order_events (
+	id UUID PRIMARY KEY,
+	order_id VARCHAR(50) NOT NULL,
+	event_type VARCHAR(50) NOT NULL,
+	version INTEGER NOT NULL,
+	data JSONB NOT NULL,
+	metadata JSONB,
+	created_at TIMESTAMP DEFAULT NOW(),
+	UNIQUE(order_id, version)
+);
+CREATE INDEX order_events_order_id ON order_events (order_id);`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pool
+}
+
+// W1: one event to a new stream, expected version "no stream".
+func BenchmarkAppendNewStream(b *testing.B) {
+	for _, clients := range []int{1, 32} {
+		b.Run(fmt.Sprintf("chronicle/clients=%d", clients), func(b *testing.B) {
+			s := openTest(b, Options{Committers: benchCommitters})
+			defer func() {
+				b.ReportMetric(float64(s.batched.Load())/float64(max(s.batches.Load(), 1)), "appends/batch")
+			}()
+			checkpoint(b, s.pool)
+			e := benchEvent("OrderCreated")
+			b.ResetTimer()
+			parallel(b, clients, func(ctx context.Context) error {
+				_, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e})
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("plain/clients=%d", clients), func(b *testing.B) {
+			pool := plainPool(b, int32(clients)+2)
+			checkpoint(b, pool)
+			b.ResetTimer()
+			parallel(b, clients, func(ctx context.Context) error {
+				_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, $3, 1, $4, $5)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), "OrderCreated", benchPayload, benchMetadata)
+				return err
+			})
+		})
+	}
+}
+
+// W3: 100 events to a new stream in one append.
+func BenchmarkAppend100(b *testing.B) {
+	b.Run("chronicle", func(b *testing.B) {
+		s := openTest(b, Options{})
+		checkpoint(b, s.pool)
+		evs := make([]chronicle.Event, 100)
+		for i := range evs {
+			evs[i] = benchEvent("ItemAdded")
+		}
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := s.Append(context.Background(), "order-"+chronicle.NewEventID(), chronicle.NoStream, evs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(100*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("plain", func(b *testing.B) {
+		pool := plainPool(b, 2)
+		checkpoint(b, pool)
+		versions := make([]int32, 100)
+		for i := range versions {
+			versions[i] = int32(i + 1)
+		}
+		b.ResetTimer()
+		for b.Loop() {
+			ids := make([]string, 100)
+			for i := range ids {
+				ids[i] = chronicle.NewEventID()
+			}
+			_, err := pool.Exec(context.Background(), `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+SELECT id, $2, 'ItemAdded', v, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $3::int4[]) AS u(id, v)`,
+				ids, "order-"+chronicle.NewEventID(), versions, benchPayload, benchMetadata)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(100*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
+
+// W4 (small): read all 1,000 events of a stream, decoding the JSON.
+func BenchmarkReadStream1000(b *testing.B) {
+	s := openTest(b, Options{})
+	ctx := context.Background()
+	evs := make([]chronicle.Event, 1000)
+	for i := range evs {
+		evs[i] = benchEvent("ItemAdded")
+	}
+	if _, err := s.Append(ctx, "load-1", chronicle.NoStream, evs); err != nil {
+		b.Fatal(err)
+	}
+	s.pool.Exec(ctx, "VACUUM ANALYZE events")
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := s.ReadStream(ctx, "load-1", chronicle.ReadStreamOptions{})
+		if err != nil || len(got) != 1000 {
+			b.Fatal(len(got), err)
+		}
+		for _, e := range got {
+			var v map[string]any
+			if err := json.Unmarshal(e.Data, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// W5 (small): page the global log 1,000 events at a time, decoding each.
+func BenchmarkReadAllPages(b *testing.B) {
+	s := openTest(b, Options{})
+	ctx := context.Background()
+	// 20,000 events in 20 streams, interleaved in 20 appends of 1,000 each.
+	for i := range 20 {
+		evs := make([]chronicle.Event, 1000)
+		for j := range evs {
+			evs[j] = benchEvent("ItemAdded")
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("load-%d", i), chronicle.NoStream, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.pool.Exec(ctx, "VACUUM ANALYZE events")
+	var from chronicle.Checkpoint
+	b.ResetTimer()
+	for b.Loop() {
+		page, err := s.ReadAll(ctx, from, chronicle.ReadAllOptions{Limit: 1000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(page) == 0 { // wrap around
+			from = chronicle.Checkpoint{}
+			continue
+		}
+		for _, e := range page {
+			var v map[string]any
+			if err := json.Unmarshal(e.Data, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		from = page[len(page)-1].Checkpoint()
+	}
+	b.ReportMetric(1000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,63 @@
+// Package pgstore is the PostgreSQL backend of chronicle, built on
+// jackc/pgx/v5 (pgxpool).
+//
+// Open creates or migrates the store's schema (default "chronicle"), runs
+// every connection with search_path set to it, and returns a *Store that
+// implements chronicle.Store, chronicle.SnapshotStore and
+// chronicle.SQLDatabase.
+//
+// # Tables
+//
+//   - events: the log. position (identity), tx_id (xid8, the writing
+//     transaction), stream_id, stream_type, version, event_id (uuid, unique),
+//     event_type, schema_version, data and metadata (json), recorded_at.
+//     Primary key (stream_id, version); index (tx_id, position), which is
+//     exactly the order ReadAll reads in.
+//   - streams: one row per stream with its current version. Appends lock and
+//     update only their streams' rows, so writers of different streams never
+//     wait for each other.
+//   - snapshots: the latest snapshot of each stream (a cache).
+//   - migrations: the schema versions applied.
+//
+// # Gap safety
+//
+// Identity values are taken at insert time but transactions commit in
+// another order, so "the last position seen" would skip events for ever.
+// ReadAll and Head only return rows whose tx_id is below
+// pg_snapshot_xmin(pg_current_snapshot()) (every transaction below it has
+// ended), ordered by (tx_id, position); a chronicle.Checkpoint is that pair.
+// The price is that one long-running write transaction anywhere in the
+// cluster holds every reader back until it ends: bound it with
+// idle_in_transaction_session_timeout (and statement_timeout) on the roles
+// that write, e.g.
+//
+//	ALTER ROLE chronicle_app SET idle_in_transaction_session_timeout = '60s';
+//
+// # Immutability and least privilege
+//
+// Triggers refuse UPDATE, DELETE (row triggers) and TRUNCATE (statement
+// trigger) on events, even for the table owner. A superuser can still drop
+// the triggers, so run the service as a role that owns nothing, after the
+// schema has been migrated once by its owner:
+//
+//	CREATE ROLE chronicle_app LOGIN;
+//	GRANT USAGE ON SCHEMA chronicle TO chronicle_app;
+//	GRANT SELECT ON chronicle.migrations TO chronicle_app;
+//	GRANT SELECT, INSERT ON chronicle.events TO chronicle_app;
+//	GRANT SELECT, INSERT, UPDATE ON chronicle.streams TO chronicle_app;
+//	GRANT SELECT, INSERT, UPDATE, DELETE ON chronicle.snapshots TO chronicle_app;
+//
+// Open only needs DDL rights when the schema is missing or behind.
+//
+// # Group commit
+//
+// Appends are queued to a few committer goroutines. Each takes whatever
+// appends are waiting (at most one per stream) and runs them as ONE
+// statement in one implicit transaction: one round trip and one WAL flush
+// for the whole batch. The statement checks every append's expected version
+// against its locked streams row and inserts only the appends that pass, so
+// each append keeps its own result and conflict. When the statement fails as
+// a whole (an event id inserted concurrently, a deadlock) or a BeforeCommit
+// hook is set, the batch runs in an explicit transaction with one savepoint
+// per append instead, so a failing append fails alone.
+package pgstore

@@ -1,0 +1,61 @@
+package pgstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const envURL = "CHRONICLE_TEST_POSTGRES"
+
+// testURL returns the test server's URL, skipping tb when none is set.
+func testURL(tb testing.TB) string {
+	tb.Helper()
+	url := os.Getenv(envURL)
+	if url == "" {
+		tb.Skip(envURL + " is not set: no PostgreSQL to test against (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+	}
+	return url
+}
+
+// newSchema returns a fresh schema name, dropped when tb ends (after the
+// stores using it closed: cleanups run last-registered first).
+func newSchema(tb testing.TB) string {
+	tb.Helper()
+	url := testURL(tb)
+	var b [8]byte
+	rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	tb.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			tb.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// openTest opens a store in a fresh schema, closed when tb ends.
+func openTest(tb testing.TB, opts Options) *Store {
+	tb.Helper()
+	url := testURL(tb)
+	if opts.Schema == "" {
+		opts.Schema = newSchema(tb)
+	}
+	s, err := Open(context.Background(), url, opts)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}

@@ -1,0 +1,214 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+var (
+	_ chronicle.Store         = (*Store)(nil)
+	_ chronicle.SnapshotStore = (*Store)(nil)
+	_ chronicle.SQLDatabase   = (*Store)(nil)
+)
+
+// DefaultSchema is the schema a store lives in when Options.Schema is empty.
+const DefaultSchema = "chronicle"
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Schema holds the store's tables; it is created when missing. Lower-case
+	// letters, digits and '_', starting with a letter or '_', at most 40
+	// bytes (it also names the NOTIFY channel). Default "chronicle".
+	Schema string
+	// Limits bound what an append may carry.
+	Limits chronicle.Limits
+	// BeforeCommit, when set, is called inside each append's transaction
+	// after its events are written and before it commits; an error aborts
+	// only that append and is returned by Append. Meant for fault injection
+	// in tests: it forces the savepoint-per-append path.
+	BeforeCommit func(stream string, events []chronicle.Event) error
+	// MaxConns is the pool size (default 16) that readers and the *sql.DB
+	// of SQLDB share. Committers have one connection each, and the NOTIFY
+	// listener one more.
+	MaxConns int32
+	// Committers is the number of goroutines committing batches of appends
+	// (default 2: one batch runs while another waits for its WAL flush; more
+	// means smaller batches, measured slower on 2 cores).
+	Committers int
+	// MaxBatch bounds the appends committed together (default 256).
+	MaxBatch int
+	// Logger receives the listener's connection errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// Store is a chronicle event store in a PostgreSQL schema.
+type Store struct {
+	pool    *pgxpool.Pool // readers, snapshots, SQLDB
+	wpool   *pgxpool.Pool // committers
+	db      *sql.DB
+	schema  string
+	channel string // NOTIFY channel
+	opts    Options
+	log     *slog.Logger
+
+	queue chan *appendReq // unbuffered: a send succeeds only when a committer takes it
+	// batches and batched count commits and the appends in them.
+	batches, batched atomic.Int64
+	done             chan struct{}  // closed by Close
+	wg               sync.WaitGroup // committers and the listener
+
+	cancelListen context.CancelFunc
+
+	subMu sync.Mutex
+	subs  map[chan struct{}]struct{}
+
+	closeOnce sync.Once
+}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,39}$`)
+
+// Open connects to the PostgreSQL database at url (any libpq-style URL),
+// creates or migrates the store's schema, and starts the committers and the
+// NOTIFY listener. ctx bounds the connecting and migrating only.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if !schemaRE.MatchString(opts.Schema) {
+		return nil, fmt.Errorf("pgstore: open: invalid schema name %q (want [a-z_][a-z0-9_]*, at most 40 bytes)", opts.Schema)
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 16
+	}
+	if opts.Committers <= 0 {
+		opts.Committers = 2
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
+	cfg.MaxConns = opts.MaxConns
+	// The schema name is checked above, so it needs no quoting here.
+	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
+	if err := migrate(ctx, pool, opts.Schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
+	// The committers' own connections plan the batch statement once: its
+	// cost does not depend on the arrays' contents, and planning it afresh
+	// (custom plans) costs more than running it.
+	wcfg := cfg.Copy()
+	wcfg.MaxConns = int32(opts.Committers)
+	wcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	wpool, err := pgxpool.NewWithConfig(ctx, wcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
+	s := &Store{
+		pool:    pool,
+		wpool:   wpool,
+		schema:  opts.Schema,
+		channel: "chronicle_" + opts.Schema,
+		opts:    opts,
+		log:     log,
+		queue:   make(chan *appendReq),
+		done:    make(chan struct{}),
+		subs:    make(map[chan struct{}]struct{}),
+	}
+	// Listen before returning, so that a commit acknowledged after Open
+	// returns always wakes this store's subscribers.
+	lconn, err := s.listen(ctx, cfg.ConnConfig)
+	if err != nil {
+		pool.Close()
+		wpool.Close()
+		return nil, fmt.Errorf("pgstore: open: listen: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancelListen = cancel
+	s.wg.Add(1)
+	go s.listenLoop(lctx, cfg.ConnConfig, lconn)
+	for range opts.Committers {
+		s.wg.Add(1)
+		go s.committer()
+	}
+	s.db = stdlib.OpenDBFromPool(pool)
+	return s, nil
+}
+
+// Close stops accepting appends, lets batches already taken commit, and
+// closes the connections. Calls after Close fail with chronicle.ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.cancelListen()
+		s.wg.Wait()
+		s.subMu.Lock()
+		for ch := range s.subs {
+			delete(s.subs, ch)
+			close(ch)
+		}
+		s.subMu.Unlock()
+		s.db.Close()
+		s.wpool.Close()
+		s.pool.Close()
+	})
+	return nil
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// SQLDB returns a *sql.DB on the store's pool, with search_path set to the
+// store's schema, for read models. The store owns it: do not close it.
+func (s *Store) SQLDB() *sql.DB { return s.db }
+
+// Dialect returns "postgres".
+func (s *Store) Dialect() string { return "postgres" }
+
+// Schema returns the schema the store's tables live in.
+func (s *Store) Schema() string { return s.schema }
+
+// opErr wraps err with the operation, mapping a closed store to ErrClosed.
+func (s *Store) opErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.closed() && !errors.Is(err, chronicle.ErrClosed) {
+		return fmt.Errorf("%s: %w (%v)", op, chronicle.ErrClosed, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// ident quotes a name for SQL text.
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

@@ -1,0 +1,384 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+func ev(typ, data string) chronicle.Event {
+	return chronicle.Event{Type: typ, Data: json.RawMessage(data)}
+}
+
+func TestAppendAndRead(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	// Byte-identical round trip: key order, spacing, escapes and big numbers
+	// are kept as appended (json, not jsonb).
+	data := `{"z":1, "a":[1,2,  3],"u":"\u00e9\ud83d\ude00","n":123456789012345678901234567890}`
+	meta := `{"correlation_id":"c1",  "causation_id":"c0"}`
+	res, err := s.Append(ctx, "order-1", chronicle.NoStream, []chronicle.Event{
+		{Type: "OrderCreated", Data: json.RawMessage(data), Metadata: json.RawMessage(meta)},
+		ev("ItemAdded", `{"sku":"a"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstVersion != 1 || res.LastVersion != 2 || res.LastPosition <= res.FirstPosition {
+		t.Fatalf("result = %+v", res)
+	}
+	got, err := s.ReadStream(ctx, "order-1", chronicle.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d events, want 2", len(got))
+	}
+	if string(got[0].Data) != data || string(got[0].Metadata) != meta || got[1].Metadata != nil {
+		t.Errorf("round trip: data %s meta %s / %s", got[0].Data, got[0].Metadata, got[1].Metadata)
+	}
+	if got[0].StreamType != "order" || got[0].SchemaVersion != 1 || got[0].Position != res.FirstPosition || got[1].Position != res.LastPosition {
+		t.Errorf("recorded = %+v", got[0])
+	}
+	if got[0].RecordedAt.After(got[1].RecordedAt) || got[0].RecordedAt.Location() != got[0].RecordedAt.UTC().Location() {
+		t.Errorf("recorded at %v then %v", got[0].RecordedAt, got[1].RecordedAt)
+	}
+	all, err := s.ReadAll(ctx, chronicle.Checkpoint{}, chronicle.ReadAllOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].ID != got[0].ID || all[1].ID != got[1].ID {
+		t.Fatalf("read all = %+v", all)
+	}
+	h, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Checkpoint != all[1].Checkpoint() || h.Position != res.LastPosition {
+		t.Errorf("head = %+v, want %+v", h, all[1].Checkpoint())
+	}
+	e, err := s.EventByID(ctx, strings.ToUpper(got[1].ID))
+	if err != nil || e.ID != got[1].ID {
+		t.Errorf("EventByID = %+v, %v", e, err)
+	}
+	if _, err := s.ReadStream(ctx, "order-none", chronicle.ReadStreamOptions{}); !errors.Is(err, chronicle.ErrStreamNotFound) {
+		t.Errorf("missing stream: err = %v, want ErrStreamNotFound", err)
+	}
+	_, err = s.Append(ctx, "order-1", chronicle.Exact(1), []chronicle.Event{ev("X", `{}`)})
+	var ce *chronicle.ConflictError
+	if !errors.As(err, &ce) || ce.Actual != 2 || ce.Expected != chronicle.Exact(1) || !errors.Is(err, chronicle.ErrWrongVersion) {
+		t.Errorf("conflict: err = %v", err)
+	}
+}
+
+func TestIdempotentRetry(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	evs := []chronicle.Event{ev("A", `{"a":1}`), ev("B", `{"b":2}`)}
+	evs[0].ID, evs[1].ID = chronicle.NewEventID(), chronicle.NewEventID()
+	first, err := s.Append(ctx, "s-1", chronicle.NoStream, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, exp := range []chronicle.ExpectedVersion{chronicle.NoStream, chronicle.Any} {
+		again, err := s.Append(ctx, "s-1", exp, evs)
+		if err != nil || again != first {
+			t.Errorf("retry with %s = %+v, %v; want %+v", exp, again, err, first)
+		}
+	}
+	if v, _ := s.StreamVersion(ctx, "s-1"); v != 2 {
+		t.Errorf("version after retries = %d, want 2", v)
+	}
+	other := []chronicle.Event{evs[0], evs[1]}
+	other[1].Data = json.RawMessage(`{"b":3}`)
+	for name, tc := range map[string]struct {
+		stream string
+		exp    chronicle.ExpectedVersion
+		evs    []chronicle.Event
+	}{
+		"other content": {"s-1", chronicle.NoStream, other},
+		"partial":       {"s-1", chronicle.Exact(2), []chronicle.Event{evs[0]}},
+		"overlap":       {"s-1", chronicle.Exact(2), []chronicle.Event{evs[1], ev("C", `{}`)}},
+		"other stream":  {"s-2", chronicle.NoStream, evs},
+		"other place":   {"s-1", chronicle.Exact(1), evs},
+	} {
+		if _, err := s.Append(ctx, tc.stream, tc.exp, tc.evs); !errors.Is(err, chronicle.ErrDuplicateEvent) {
+			t.Errorf("%s: err = %v, want ErrDuplicateEvent", name, err)
+		}
+	}
+	if v, _ := s.StreamVersion(ctx, "s-1"); v != 2 {
+		t.Errorf("version = %d, want 2", v)
+	}
+}
+
+// TestGroupCommitIsolation sends appends with every outcome at once, so that
+// they share batches: each must get its own answer, and a failing one must
+// not take others down with it.
+func TestGroupCommitIsolation(t *testing.T) {
+	for _, hook := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hook=%v", hook), func(t *testing.T) {
+			opts := Options{}
+			if hook {
+				opts.BeforeCommit = func(stream string, _ []chronicle.Event) error {
+					if strings.HasPrefix(stream, "fail-") {
+						return errors.New("injected")
+					}
+					return nil
+				}
+			}
+			s := openTest(t, opts)
+			ctx := context.Background()
+			if _, err := s.Append(ctx, "old-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+				t.Fatal(err)
+			}
+			shared := chronicle.NewEventID()
+			const n = 64
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					var err error
+					switch i % 4 {
+					case 0: // new stream: succeeds
+						_, err = s.Append(ctx, fmt.Sprintf("new-%d", i), chronicle.NoStream, []chronicle.Event{ev("A", `{}`), ev("B", `{}`)})
+					case 1: // conflict
+						_, err = s.Append(ctx, "old-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)})
+					case 2: // same event id into different streams: one wins
+						e := ev("A", `{}`)
+						e.ID = shared
+						_, err = s.Append(ctx, fmt.Sprintf("dup-%d", i), chronicle.NoStream, []chronicle.Event{e})
+					case 3: // injected failure when hooked, else success
+						_, err = s.Append(ctx, fmt.Sprintf("fail-%d", i), chronicle.Any, []chronicle.Event{ev("A", `{}`)})
+					}
+					errs[i] = err
+				})
+			}
+			wg.Wait()
+			dupWins := 0
+			for i, err := range errs {
+				switch i % 4 {
+				case 0:
+					if err != nil {
+						t.Errorf("append %d: %v", i, err)
+					}
+				case 1:
+					var ce *chronicle.ConflictError
+					if !errors.As(err, &ce) || ce.Actual != 1 {
+						t.Errorf("append %d: err = %v, want conflict at 1", i, err)
+					}
+				case 2:
+					if err == nil {
+						dupWins++
+					} else if !errors.Is(err, chronicle.ErrDuplicateEvent) {
+						t.Errorf("append %d: err = %v, want ErrDuplicateEvent", i, err)
+					}
+				case 3:
+					if hook != (err != nil) {
+						t.Errorf("append %d: err = %v", i, err)
+					}
+				}
+			}
+			if dupWins != 1 {
+				t.Errorf("%d appends of the shared id succeeded, want 1", dupWins)
+			}
+			all, err := s.ReadAll(ctx, chronicle.Checkpoint{}, chronicle.ReadAllOptions{Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 1 + 16*2 + 1
+			if !hook {
+				want += 16
+			}
+			if len(all) != want {
+				t.Errorf("log has %d events, want %d", len(all), want)
+			}
+			for i := 1; i < len(all); i++ {
+				if !all[i-1].Checkpoint().Before(all[i].Checkpoint()) {
+					t.Fatalf("log out of order at %d", i)
+				}
+				if all[i].StreamID == all[i-1].StreamID && all[i].Version != all[i-1].Version+1 && all[i].TxID == all[i-1].TxID {
+					t.Errorf("versions within one append out of position order: %+v", all[i-1:i+1])
+				}
+			}
+		})
+	}
+}
+
+// TestOutOfOrderCommit is issue 2 acceptance item 5 on PostgreSQL: append A
+// takes a lower position and stays open while B commits; a reader of the
+// global log sees nothing past A's place until A ends, then A and B once
+// each in order, or just B at once when A rolls back.
+func TestOutOfOrderCommit(t *testing.T) {
+	for _, commitA := range []bool{true, false} {
+		t.Run(fmt.Sprintf("commitA=%v", commitA), func(t *testing.T) {
+			entered := make(chan struct{})
+			release := make(chan error)
+			s := openTest(t, Options{BeforeCommit: func(stream string, _ []chronicle.Event) error {
+				if stream != "a-1" {
+					return nil
+				}
+				close(entered)
+				return <-release
+			}})
+			ctx := context.Background()
+			if _, err := s.Append(ctx, "before-1", chronicle.NoStream, []chronicle.Event{ev("X", `{}`)}); err != nil {
+				t.Fatal(err)
+			}
+			seen, err := s.ReadAll(ctx, chronicle.Checkpoint{}, chronicle.ReadAllOptions{})
+			if err != nil || len(seen) != 1 {
+				t.Fatalf("first read = %v, %v", seen, err)
+			}
+			cp := seen[0].Checkpoint()
+
+			type result struct {
+				res chronicle.AppendResult
+				err error
+			}
+			aDone := make(chan result, 1)
+			go func() {
+				res, err := s.Append(ctx, "a-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)})
+				aDone <- result{res, err}
+			}()
+			<-entered // A has its position and is still open; B goes through another committer
+			b, err := s.Append(ctx, "b-1", chronicle.NoStream, []chronicle.Event{ev("B", `{}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.ReadAll(ctx, cp, chronicle.ReadAllOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 0 {
+				t.Fatalf("while A is open the reader got %d events past it: %+v", len(got), got)
+			}
+			if h, err := s.Head(ctx); err != nil || h.Checkpoint != cp {
+				t.Errorf("head while A is open = %+v, %v; want %+v", h, err, cp)
+			}
+
+			if commitA {
+				release <- nil
+			} else {
+				release <- errors.New("injected rollback")
+			}
+			a := <-aDone
+			if commitA != (a.err == nil) {
+				t.Fatalf("A: %v", a.err)
+			}
+			got, err = s.ReadAll(ctx, cp, chronicle.ReadAllOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, e := range got {
+				ids = append(ids, e.StreamID)
+			}
+			want := "a-1,b-1"
+			if !commitA {
+				want = "b-1"
+			}
+			if strings.Join(ids, ",") != want {
+				t.Fatalf("after A ended the reader got %v, want %s", ids, want)
+			}
+			if commitA && !(a.res.LastPosition < b.FirstPosition) {
+				t.Errorf("A's position %d is not below B's %d: the test did not commit out of order", a.res.LastPosition, b.FirstPosition)
+			}
+		})
+	}
+}
+
+// TestNotifyAcrossStores proves LISTEN/NOTIFY: a commit through one store
+// wakes the subscribers of another store on the same schema.
+func TestNotifyAcrossStores(t *testing.T) {
+	s1 := openTest(t, Options{})
+	s2 := openTest(t, Options{Schema: s1.Schema()})
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := s2.Notify(ctx)
+	if _, err := s1.Append(ctx, "n-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	cancel()
+	for range ch { // closed once ctx ends
+	}
+}
+
+// TestConcurrentMigrate opens the same new schema from several stores at
+// once, as several processes starting together would.
+func TestConcurrentMigrate(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t)
+	const n = 4
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), url, Options{Schema: schema}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	var applied int
+	if err := stores[0].pool.QueryRow(context.Background(), `SELECT count(*) FROM migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(migrations)-1 {
+		t.Errorf("%d migrations recorded, want %d", applied, len(migrations)-1)
+	}
+	for i, s := range stores {
+		if _, err := s.Append(context.Background(), "m-1", chronicle.Exact(int64(i)), []chronicle.Event{ev("A", `{}`)}); err != nil {
+			t.Errorf("append through store %d: %v", i, err)
+		}
+	}
+}
+
+// TestImmutability: the database itself refuses to change events.
+func TestImmutability(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "i-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE events SET data = '{"x":1}'`,
+		`DELETE FROM events`,
+		`TRUNCATE events`,
+		`TRUNCATE events CASCADE`,
+	} {
+		_, err := s.pool.Exec(ctx, q)
+		if err == nil || !strings.Contains(err.Error(), "immutable") {
+			t.Errorf("%s: err = %v, want refused as immutable", q, err)
+		}
+	}
+	if got, err := s.ReadStream(ctx, "i-1", chronicle.ReadStreamOptions{}); err != nil || len(got) != 1 || string(got[0].Data) != `{}` {
+		t.Errorf("after refused changes: %+v, %v", got, err)
+	}
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	s := openTest(t, Options{Limits: chronicle.Limits{MaxEventSize: 100}})
+	ctx := context.Background()
+	for name, e := range map[string]chronicle.Event{
+		"nul":       ev("A", `{"a":"\u0000"}`),
+		"surrogate": ev("A", `{"a":"\ud800"}`),
+		"invalid":   ev("A", `{"a":`),
+		"too big":   ev("A", `{"a":"`+strings.Repeat("x", 100)+`"}`),
+		"no type":   ev("", `{}`),
+	} {
+		if _, err := s.Append(ctx, "bad-1", chronicle.Any, []chronicle.Event{ev("OK", `{}`), e}); !errors.Is(err, chronicle.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if h, err := s.Head(ctx); err != nil || h != (chronicle.Head{}) {
+		t.Errorf("head after bad input = %+v, %v; want empty", h, err)
+	}
+}
