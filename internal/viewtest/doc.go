@@ -1,0 +1,3 @@
+// Package viewtest helps test read models: a random but valid order
+// workload, and second stores on the same database (a second "process").
+package viewtest

@@ -1,0 +1,195 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+// Status is a projection's progress, as GET /projections shows it.
+type Status struct {
+	Name         string `json:"name"`
+	Position     int64  `json:"position"`
+	TxID         uint64 `json:"tx_id"`
+	HeadPosition int64  `json:"head_position"`
+	// LagEvents is the distance in positions from the checkpoint to the
+	// head: exact on SQLite, an estimate on PostgreSQL, where positions can
+	// have gaps and commit out of order.
+	LagEvents int64 `json:"lag_events"`
+	// LagSeconds is how long ago the oldest event not yet applied was
+	// recorded; 0 when caught up.
+	LagSeconds float64 `json:"lag_seconds"`
+	// Status is "running", "retrying" (an event is failing, attempts left)
+	// or "failed" (stopped at Failure until Retry or Skip).
+	Status string `json:"status"`
+	// Held is true when this process runs the projection (holds its lease).
+	Held      bool      `json:"held"`
+	Failure   *Failure  `json:"failure,omitempty"`
+	Rebuild   *Progress `json:"rebuild,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Status returns the status of every projection, in the order given to New.
+// It reads the checkpoint table, so it is right whichever process runs a
+// projection.
+func (r *Runner) Status(ctx context.Context) ([]Status, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("projection: status: %w", err)
+	}
+	out := make([]Status, 0, len(r.workers))
+	for _, w := range r.workers {
+		row, err := r.readCheckpoint(ctx, r.db, w.name)
+		if err != nil {
+			return nil, err
+		}
+		s := Status{
+			Name: w.name, Position: row.cp.Position, TxID: row.cp.TxID, HeadPosition: head.Position,
+			Status: row.status, Failure: row.failure, UpdatedAt: row.updatedAt,
+		}
+		w.mu.Lock()
+		s.Held = w.held
+		if w.rebuild != nil {
+			p := *w.rebuild
+			s.Rebuild = &p
+		}
+		if w.retrying != nil && s.Status == StatusRunning {
+			f := *w.retrying
+			s.Status, s.Failure = "retrying", &f
+		}
+		w.mu.Unlock()
+		if row.cp.Before(head.Checkpoint) {
+			s.LagEvents = max(head.Position-row.cp.Position, 1)
+			opts := w.filter
+			opts.Limit = 1
+			next, err := r.store.ReadAll(ctx, row.cp, opts)
+			if err != nil {
+				return nil, fmt.Errorf("projection %s: status: %w", w.name, err)
+			}
+			if len(next) == 1 {
+				s.LagSeconds = max(r.now().Sub(next[0].RecordedAt).Seconds(), 0)
+			} else {
+				s.LagEvents = 0 // nothing this projection wants is pending
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Names returns the projections' names, in the order given to New.
+func (r *Runner) Names() []string {
+	out := make([]string, len(r.workers))
+	for i, w := range r.workers {
+		out[i] = w.name
+	}
+	return out
+}
+
+// Checkpoint returns where projection name stands: the checkpoint this
+// process last committed when it runs the projection, else the stored one.
+// Errors: ErrUnknown.
+func (r *Runner) Checkpoint(ctx context.Context, name string) (chronicle.Checkpoint, error) {
+	w, ok := r.byName[name]
+	if !ok {
+		return chronicle.Checkpoint{}, fmt.Errorf("%w: %q", ErrUnknown, name)
+	}
+	w.mu.Lock()
+	held, cp := w.held, w.cp
+	w.mu.Unlock()
+	if held {
+		return cp, nil
+	}
+	row, err := r.readCheckpoint(ctx, r.db, name)
+	return row.cp, err
+}
+
+// remotePoll is how often a waiter re-reads a checkpoint that another
+// process advances (this process gets no signal for it).
+const remotePoll = 50 * time.Millisecond
+
+// WaitFor returns when projection name has applied the log up to and
+// including the event at checkpoint at (or skipped past it). Cancelling ctx
+// abandons the wait and returns ctx's error. Errors: ErrUnknown.
+func (r *Runner) WaitFor(ctx context.Context, name string, at chronicle.Checkpoint) error {
+	w, ok := r.byName[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknown, name)
+	}
+	for {
+		// Take the signal before reading, so an advance in between wakes us.
+		w.mu.Lock()
+		ch, held, cp := w.progress, w.held, w.cp
+		w.mu.Unlock()
+		if !held {
+			row, err := r.readCheckpoint(ctx, r.db, name)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
+			}
+			cp = row.cp
+		}
+		if !cp.Before(at) {
+			return nil
+		}
+		var poll <-chan time.Time
+		var t *time.Timer
+		if !held {
+			t = time.NewTimer(remotePoll)
+			poll = t.C
+		}
+		select {
+		case <-ch:
+		case <-poll:
+		case <-ctx.Done():
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitForStream returns when projection name has applied stream up to
+// version (waiting for that version to be written, if need be). Cancelling
+// ctx abandons the wait and returns ctx's error. Errors: ErrUnknown.
+func (r *Runner) WaitForStream(ctx context.Context, name, stream string, version int64) error {
+	if _, ok := r.byName[name]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknown, name)
+	}
+	if version <= 0 {
+		return nil
+	}
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var notify <-chan struct{}
+	for {
+		evs, err := r.store.ReadStream(ctx, stream, chronicle.ReadStreamOptions{From: version, To: version, Limit: 1})
+		if err != nil && !errors.Is(err, chronicle.ErrStreamNotFound) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("projection %s: wait for %s v%d: %w", name, stream, version, err)
+		}
+		if len(evs) == 1 {
+			return r.WaitFor(ctx, name, evs[0].Checkpoint())
+		}
+		if notify == nil {
+			// Subscribe, then look again, so a write in between is not missed.
+			notify = r.store.Notify(nctx)
+			continue
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
