@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestParseTokens(t *testing.T) {
+	got, err := ParseTokens(" s1:admin, s:2:read ,,s3:write")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Token{{"s1", RoleAdmin}, {"s:2", RoleRead}, {"s3", RoleWrite}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d tokens, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("token %d: got %v %q, want %v", i, got[i].Role, got[i].Secret, want[i].Role)
+		}
+	}
+	for _, bad := range []string{"nosecret", ":admin", "s:root", "s p:read", "s:"} {
+		_, err := ParseTokens(bad)
+		if err == nil {
+			t.Errorf("ParseTokens(%q): no error", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), "s p") {
+			t.Errorf("error quotes the secret: %v", err)
+		}
+	}
+	if s := (Token{Secret: "topsecret", Role: RoleRead}).String(); strings.Contains(s, "topsecret") {
+		t.Errorf("Token.String shows the secret: %s", s)
+	}
+}
+
+func TestReadTokens(t *testing.T) {
+	got, err := ReadTokens(strings.NewReader("# tokens\n\nalpha:read\n  beta:admin  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != (Token{"alpha", RoleRead}) || got[1] != (Token{"beta", RoleAdmin}) {
+		t.Errorf("got %v", got)
+	}
+	if _, err := ReadTokens(strings.NewReader("ok:read\nbroken\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("error %v, want one naming line 2", err)
+	}
+}
+
+// TestAuth sends a request to every registered route with no token, a
+// wrong token and a token of each role: 401 without a valid token, 403
+// when the role is too low, and never either on /healthz, /readyz,
+// /metrics. Secrets never reach the log.
+func TestAuth(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		tokens := []Token{{"r-secret-1", RoleRead}, {"w-secret-2", RoleWrite}, {"a-secret-3", RoleAdmin}}
+		e := newEnv(t, open(), func(o *Options) { o.Tokens = tokens })
+		if !e.server.AuthEnabled() {
+			t.Fatal("AuthEnabled is false with tokens")
+		}
+		admin := map[string]string{"Authorization": "Bearer a-secret-3"}
+		e.mustDo(req{method: "POST", path: "/orders", body: `{"order_id":"o1","customer_id":"c","total":100}`, header: admin}, 201)
+
+		bearers := []struct {
+			name   string
+			header string
+			role   Role
+		}{
+			{"no token", "", RoleNone},
+			{"wrong token", "Bearer nope", RoleNone},
+			{"wrong scheme", "Basic r-secret-1", RoleNone},
+			{"read", "Bearer r-secret-1", RoleRead},
+			{"write", "Bearer w-secret-2", RoleWrite},
+			{"admin", "bearer a-secret-3", RoleAdmin},
+		}
+		for _, rt := range e.server.routes {
+			r := sampleRequest(rt.pattern)
+			for _, b := range bearers {
+				t.Run(rt.pattern+"/"+b.name, func(t *testing.T) {
+					r := r
+					r.header = map[string]string{}
+					if b.header != "" {
+						r.header["Authorization"] = b.header
+					}
+					got := e.do(r)
+					switch {
+					case rt.role == RoleNone || b.role >= rt.role:
+						if got.status == 401 || got.status == 403 {
+							t.Errorf("%s: status %d, want access\n%s", b.name, got.status, got.body)
+						}
+					case b.role == RoleNone:
+						isProblem(t, got, http.StatusUnauthorized)
+						if got.header.Get("WWW-Authenticate") == "" {
+							t.Error("401 without WWW-Authenticate")
+						}
+					default:
+						isProblem(t, got, http.StatusForbidden)
+					}
+				})
+			}
+		}
+		logs := e.logs.String()
+		for _, tok := range tokens {
+			if strings.Contains(logs, tok.Secret) {
+				t.Errorf("the log holds the secret of the %s token", tok.Role)
+			}
+		}
+	})
+}
+
+// sampleRequest returns a plausible request for a route pattern.
+func sampleRequest(pattern string) req {
+	method, path, _ := strings.Cut(pattern, " ")
+	path = strings.NewReplacer("{id}", "o1", "{sku}", "SKU-1", "{name}", "order_summaries", "{asset...}", "app.js", "{$}", "").Replace(path)
+	r := req{method: method, path: path}
+	switch {
+	case strings.HasSuffix(path, "/items") && method == "POST":
+		r.body = `{"sku":"X","quantity":1,"unit_price":1}`
+	case path == "/orders" && method == "POST":
+		r.body = `{"customer_id":"c"}`
+	case strings.HasSuffix(path, "/shipping-address"):
+		r.body = `{"name":"n","line1":"l","city":"c","postal_code":"p","country":"US"}`
+	case strings.HasSuffix(path, "/payments"):
+		r.body = `{"method":"card","amount":100}`
+	case strings.HasSuffix(path, "/shipments"):
+		r.body = `{"carrier":"c","tracking":"t"}`
+	case strings.HasSuffix(path, "/delivery"):
+		r.body = `{"signed_by":"s"}`
+	case strings.HasSuffix(path, "/cancellation"):
+		r.body = `{"reason":"r"}`
+	}
+	return r
+}

@@ -1,0 +1,341 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/aggregate"
+	"github.com/chronicle-es/chronicle/order"
+)
+
+// Orders is the write side the server drives: run a command on an order
+// (load, decide, append) and load an order now or in the past.
+// *aggregate.Repository[order.State, order.Command, order.Event] is one.
+type Orders interface {
+	Handle(ctx context.Context, id string, cmd order.Command, opts ...aggregate.CommandOption) (aggregate.Result[order.State], error)
+	Load(ctx context.Context, id string) (aggregate.Loaded[order.State], error)
+	LoadVersion(ctx context.Context, id string, version int64) (aggregate.Loaded[order.State], error)
+	LoadAsOf(ctx context.Context, id string, t time.Time) (aggregate.Loaded[order.State], error)
+}
+
+// command describes one command route.
+type command struct {
+	name    string // metrics label and log field
+	created bool   // 201 and Location instead of 200
+	// decode turns the request into the order id and the command.
+	decode func(r *http.Request, body []byte) (string, order.Command, error)
+}
+
+// createRequest is the body of POST /orders: order.Create plus the
+// optional client-chosen id.
+type createRequest struct {
+	OrderID    string       `json:"order_id"`
+	CustomerID string       `json:"customer_id"`
+	Currency   string       `json:"currency"`
+	Items      []order.Item `json:"items"`
+	Total      *int64       `json:"total"`
+}
+
+// The command decoders. Each checks the path id and strictly decodes the
+// body; the domain checks the values themselves (Decide: 400 via
+// *order.InvalidError).
+
+func decodeCreate(_ *http.Request, body []byte) (string, order.Command, error) {
+	var req createRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return "", nil, err
+	}
+	id := req.OrderID
+	if id == "" {
+		id = newOrderID()
+	} else if err := order.ValidID("order_id", id); err != nil {
+		return "", nil, err
+	}
+	return id, order.Create{CustomerID: req.CustomerID, Currency: req.Currency, Items: req.Items, Total: req.Total}, nil
+}
+
+func decodeBody[C order.Command](r *http.Request, body []byte) (string, order.Command, error) {
+	id, err := pathOrderID(r)
+	if err != nil {
+		return "", nil, err
+	}
+	var c C
+	if err := decodeStrict(body, &c); err != nil {
+		return "", nil, err
+	}
+	return id, c, nil
+}
+
+func decodeRemoveItem(r *http.Request, body []byte) (string, order.Command, error) {
+	id, err := pathOrderID(r)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		return "", nil, badRequest("DELETE takes no request body")
+	}
+	sku := r.PathValue("sku")
+	if err := order.ValidID("sku", sku); err != nil {
+		return "", nil, err
+	}
+	return id, order.RemoveItem{SKU: sku}, nil
+}
+
+func pathOrderID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := order.ValidID("order_id", id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// newOrderID returns "ord_" and a time-ordered unique id, so generated ids
+// sort by creation.
+func newOrderID() string {
+	return "ord_" + strings.ReplaceAll(chronicle.NewEventID(), "-", "")
+}
+
+// commandRoute returns the handler of command c.
+func (s *Server) commandRoute(c command) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error { return s.runCommand(w, r, c) }
+}
+
+// parseIfMatch returns the version an If-Match header asks for, or -1 when
+// there is none. Accepted: "N" (the ETag the API sends), N, and * (any
+// current version: the same as no header, since every command but create
+// needs an existing order anyway, and create refuses one).
+func parseIfMatch(r *http.Request) (int64, error) {
+	vals := r.Header.Values("If-Match")
+	if len(vals) == 0 {
+		return -1, nil
+	}
+	if len(vals) > 1 {
+		return 0, badField("If-Match", "give one entity tag")
+	}
+	v := strings.TrimSpace(vals[0])
+	if v == "*" {
+		return -1, nil
+	}
+	if strings.HasPrefix(v, "W/") {
+		return 0, badField("If-Match", "a weak entity tag never matches a command (RFC 9110 strong comparison)")
+	}
+	v = strings.TrimSuffix(strings.TrimPrefix(v, `"`), `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badField("If-Match", `want the order's ETag: "N", N its version`)
+	}
+	return n, nil
+}
+
+// commandEventIDs is how many event ids a keyed command gets; an order
+// command causes one event, the rest are spare.
+const commandEventIDs = 4
+
+// runCommand is every command route: decode, replay an idempotent retry,
+// run the command, answer the new state.
+func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) error {
+	ctx := r.Context()
+	start := time.Now()
+	outcome := "error"
+	defer func() {
+		s.metrics.commands.WithLabelValues(c.name, outcome).Observe(time.Since(start).Seconds())
+	}()
+
+	ifMatch, err := parseIfMatch(r)
+	if err != nil {
+		return err
+	}
+	key, err := parseIdempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	id, cmd, err := c.decode(r, body)
+	if err != nil {
+		return mapDomainError(err)
+	}
+
+	meta := map[string]string{"correlation_id": requestID(ctx)}
+	opts := []aggregate.CommandOption{}
+	var hash string
+	if key != "" {
+		// The hash covers the path as the client sent it: a create without
+		// order_id hashes no id, so its retry matches.
+		hash = requestHash(r.Method, r.Pattern, r.PathValue("id"), r.PathValue("sku"), body)
+		if done, err := s.replay(w, r, c, key, hash); done || err != nil {
+			if done {
+				outcome = "replayed"
+			}
+			return err
+		}
+		meta["idempotency_key"] = key
+		meta["request_hash"] = hash
+		ids := make([]string, commandEventIDs)
+		for i := range ids {
+			ids[i] = derivedEventID(key, i)
+		}
+		opts = append(opts, aggregate.EventIDs(ids...))
+	}
+	opts = append(opts, aggregate.Metadata(meta))
+	if ifMatch >= 0 {
+		// Checked after loading and before deciding, so a stale If-Match
+		// is 412 even when the command would also break a rule.
+		opts = append(opts, aggregate.ExpectVersion(ifMatch))
+	}
+
+	res, err := s.opts.Orders.Handle(ctx, id, cmd, opts...)
+	if key != "" && (err != nil || res.Replayed) {
+		// A concurrent request with the same key may have won: its events
+		// hold our ids (a replay, or ErrDuplicateEvent when it created
+		// another order), or its effect makes ours break a rule. Either way
+		// the answer is the first request's, or 422 for another request.
+		if done, rerr := s.replay(w, r, c, key, hash); done || rerr != nil {
+			if done {
+				outcome = "replayed"
+			}
+			return rerr
+		}
+		if err == nil {
+			return errors.New("idempotent replay of key " + key + " found no event")
+		}
+	}
+	if err != nil {
+		var ce *chronicle.ConflictError
+		if errors.As(err, &ce) {
+			if ifMatch >= 0 {
+				s.metrics.conflicts.WithLabelValues("precondition_failed").Inc()
+				return preconditionError(ifMatch, ce.Actual)
+			}
+			// Every retry lost a race: the client may simply try again.
+			s.metrics.conflicts.WithLabelValues("exhausted").Inc()
+			e := newError(http.StatusServiceUnavailable, typeConflict, "the order changed concurrently too often; retry the command")
+			e.header = http.Header{"Retry-After": {"1"}}
+			return e
+		}
+		var nf *order.NotFoundError
+		if errors.As(err, &nf) && nf.OrderID == "" && nf.SKU == "" {
+			return notFound("order %s not found", id)
+		}
+		return mapDomainError(err)
+	}
+	if res.Attempts > 1 {
+		s.metrics.conflicts.WithLabelValues("retried").Add(float64(res.Attempts - 1))
+	}
+	outcome = "ok"
+	return writeState(w, c, res.State)
+}
+
+func preconditionError(expected, current int64) *apiError {
+	e := newError(http.StatusPreconditionFailed, typePrecondition,
+		`If-Match wants version "`+itoa(expected)+`" but the order is at version `+itoa(current))
+	e.p.CurrentVersion = &current
+	// The order's current version, so a client can re-read and retry.
+	e.header = http.Header{"X-Event-Version": {itoa(current)}, "Etag": {`"` + itoa(current) + `"`}}
+	return e
+}
+
+// writeState answers a command's new state with its version headers.
+func writeState(w http.ResponseWriter, c command, st order.State) error {
+	status := http.StatusOK
+	if c.created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/orders/"+st.OrderID)
+	}
+	setVersion(w, st.Version)
+	return writeJSON(w, status, st)
+}
+
+// setVersion sets the headers every response about one order carries.
+func setVersion(w http.ResponseWriter, v int64) {
+	w.Header().Set("X-Event-Version", itoa(v))
+	w.Header().Set("ETag", `"`+itoa(v)+`"`)
+}
+
+// replay answers a request whose Idempotency-Key is already in the log: the
+// first response again (done), or 422 when the key came with another
+// request. It answers nothing when the key is new.
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, c command, key, hash string) (done bool, err error) {
+	ctx := r.Context()
+	first, err := s.opts.Store.EventByID(ctx, derivedEventID(key, 0))
+	if errors.Is(err, chronicle.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if m := readIdemMeta(first.Metadata); m.IdempotencyKey != key || m.RequestHash != hash {
+		return false, newError(http.StatusUnprocessableEntity, typeIdempotencyKey,
+			"this Idempotency-Key was used with a different request; use a new key for a new request")
+	}
+	// The first response showed the state after the command's last event.
+	last := first.Version
+	for i := 1; ; i++ {
+		e, err := s.opts.Store.EventByID(ctx, derivedEventID(key, i))
+		if errors.Is(err, chronicle.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		if e.StreamID != first.StreamID {
+			break
+		}
+		last = e.Version
+	}
+	id, ok := order.IDFromStream(first.StreamID)
+	if !ok {
+		return false, errors.New("idempotency key " + key + " names an event of stream " + first.StreamID)
+	}
+	l, err := s.opts.Orders.LoadVersion(ctx, id, last)
+	if err != nil {
+		return false, err
+	}
+	s.metrics.replays.Inc()
+	w.Header().Set("Idempotent-Replayed", "true")
+	return true, writeState(w, c, l.State)
+}
+
+// mapDomainError turns the order package's typed errors into problems;
+// anything else stays an internal error.
+func mapDomainError(err error) error {
+	var ie *order.InvalidError
+	var re *order.RuleError
+	var nf *order.NotFoundError
+	var ae *order.AlreadyExistsError
+	var ce *chronicle.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		return badField(ie.Field, "%s", ie.Reason)
+	case errors.As(err, &re):
+		e := newError(http.StatusConflict, typeRuleViolation, "cannot "+re.Command+" an order that is "+string(re.Status)+": "+re.Reason)
+		e.p.CurrentStatus = string(re.Status)
+		return e
+	case errors.As(err, &ae):
+		e := newError(http.StatusConflict, typeAlreadyExists, "order "+ae.OrderID+" already exists")
+		e.p.CurrentStatus = string(ae.Status)
+		return e
+	case errors.As(err, &nf):
+		if nf.SKU != "" {
+			return notFound("order %s has no item %q", nf.OrderID, nf.SKU)
+		}
+		if nf.OrderID != "" {
+			return notFound("order %s not found", nf.OrderID)
+		}
+		return notFound("order not found")
+	case errors.As(err, &ce):
+		// Input the store refused before writing (e.g. an event too large).
+		if errors.Is(err, chronicle.ErrEventTooLarge) {
+			return newError(http.StatusRequestEntityTooLarge, typeTooLarge, "the order's event would exceed the store's size limit")
+		}
+		return badRequest("the store refused the input: %s: %s", ce.Field, ce.Reason)
+	}
+	return err
+}

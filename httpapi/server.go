@@ -1,0 +1,247 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/projection"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options are the Server's dependencies and limits. Store, Orders, Views and
+// Projections are required; the rest have defaults.
+type Options struct {
+	// Store is the event store: idempotency look-ups, timelines, readiness.
+	Store chronicle.Store
+	// Upcaster brings stored events to their current shape for timelines;
+	// *upcast.Registry (order.NewRegistry()) is the one to pass. Nil shows
+	// events as stored.
+	Upcaster Upcaster
+	// Orders is the write side: commands and time travel.
+	Orders Orders
+	// Views answers the read-model queries.
+	Views Views
+	// Projections reports on and rebuilds read models, and lets
+	// ?min_version= wait for them; *projection.Runner is one.
+	Projections Projections
+
+	// Logger receives access logs and internal errors. Default: discard.
+	Logger *slog.Logger
+	// Registry receives the server's metrics and is what /metrics serves.
+	// Default: a new registry with only the server's metrics.
+	Registry *prometheus.Registry
+	// Tokens turns auth on: every route but /healthz, /readyz and
+	// /metrics then needs a bearer token with a sufficient role. Empty:
+	// auth off (cmd/chronicle then binds to loopback only; see
+	// CheckListenAddr).
+	Tokens []Token
+	// MaxBodyBytes limits request bodies (413 beyond). Default 1 MiB.
+	MaxBodyBytes int64
+	// MinVersionWait bounds how long ?min_version= waits for the read
+	// model (504 beyond). Default 5 s.
+	MinVersionWait time.Duration
+	// ReadyTimeout bounds each readiness check. Default 2 s.
+	ReadyTimeout time.Duration
+	// Console serves the web console: GET / and GET /console/... When nil,
+	// GET / answers a short text pointing at the API.
+	Console http.Handler
+}
+
+// Projections is what the server needs of the projection runner.
+// *projection.Runner implements it.
+type Projections interface {
+	Status(ctx context.Context) ([]projection.Status, error)
+	WaitForStream(ctx context.Context, name, stream string, version int64) error
+	Rebuild(ctx context.Context, name string, progress func(projection.Progress)) error
+}
+
+// Server is the HTTP API. It is an http.Handler; its zero value is not
+// usable: create it with New.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	auth    *authenticator
+	metrics *metrics
+	routes  []route
+	// rebuilds runs POST /projections/{name}/rebuild past the request.
+	rebuilds *background
+}
+
+// route is a registered pattern and the role it needs; the OpenAPI test
+// walks them.
+type route struct {
+	pattern string
+	role    Role
+}
+
+// New returns a Server with every route of API.md.
+// Errors: a required dependency missing, or metrics that cannot register.
+func New(opts Options) (*Server, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("httpapi: Options.Store is required")
+	case opts.Orders == nil:
+		return nil, errors.New("httpapi: Options.Orders is required")
+	case opts.Views == nil:
+		return nil, errors.New("httpapi: Options.Views is required")
+	case opts.Projections == nil:
+		return nil, errors.New("httpapi: Options.Projections is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MinVersionWait <= 0 {
+		opts.MinVersionWait = 5 * time.Second
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 2 * time.Second
+	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: metrics: %w", err)
+	}
+	if err := opts.Registry.Register(newProjectionCollector(opts.Projections, opts.ReadyTimeout, opts.Logger)); err != nil {
+		return nil, fmt.Errorf("httpapi: metrics: %w", err)
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		mux:      http.NewServeMux(),
+		auth:     newAuthenticator(opts.Tokens),
+		metrics:  m,
+		rebuilds: newBackground(),
+	}
+	s.registerRoutes()
+	return s, nil
+}
+
+// Close waits for background work the server started (read-model
+// rebuilds) after cancelling it. Call it after http.Server.Shutdown.
+func (s *Server) Close() error {
+	s.rebuilds.stop()
+	return nil
+}
+
+// AuthEnabled reports whether tokens are configured.
+func (s *Server) AuthEnabled() bool { return s.auth.enabled() }
+
+func (s *Server) registerRoutes() {
+	// Commands: write role.
+	s.handle("POST /orders", RoleWrite, s.commandRoute(command{name: "create", created: true, decode: decodeCreate}))
+	s.handle("POST /orders/{id}/items", RoleWrite, s.commandRoute(command{name: "add_item", decode: decodeBody[order.AddItem]}))
+	s.handle("DELETE /orders/{id}/items/{sku}", RoleWrite, s.commandRoute(command{name: "remove_item", decode: decodeRemoveItem}))
+	s.handle("PUT /orders/{id}/shipping-address", RoleWrite, s.commandRoute(command{name: "change_shipping_address", decode: decodeBody[order.ChangeShippingAddress]}))
+	s.handle("POST /orders/{id}/payments", RoleWrite, s.commandRoute(command{name: "pay", decode: decodeBody[order.Pay]}))
+	s.handle("POST /orders/{id}/shipments", RoleWrite, s.commandRoute(command{name: "ship", decode: decodeBody[order.Ship]}))
+	s.handle("POST /orders/{id}/delivery", RoleWrite, s.commandRoute(command{name: "deliver", decode: decodeBody[order.Deliver]}))
+	s.handle("POST /orders/{id}/cancellation", RoleWrite, s.commandRoute(command{name: "cancel", decode: decodeBody[order.Cancel]}))
+
+	// Queries: read role.
+	s.handle("GET /orders", RoleRead, s.listOrders)
+	s.handle("GET /orders/{id}", RoleRead, s.getOrder)
+	s.handle("GET /orders/{id}/events", RoleRead, s.orderEvents)
+	s.handle("GET /stats/order-status", RoleRead, s.statusCounts)
+
+	// Operations.
+	s.handle("GET /projections", RoleRead, s.listProjections)
+	s.handle("POST /projections/{name}/rebuild", RoleAdmin, s.rebuildProjection)
+	s.handle("GET /healthz", RoleNone, s.healthz)
+	s.handle("GET /readyz", RoleNone, s.readyz)
+	s.handle("GET /metrics", RoleNone, s.serveMetrics)
+	s.handle("GET /openapi.json", RoleRead, s.openAPI)
+	// The console's page and assets hold no data, and a browser cannot send
+	// a bearer token when it navigates: they load without auth, and the page
+	// sends the token with every API call it makes.
+	s.handle("GET /{$}", RoleNone, s.console)
+	s.handle("GET /console/{asset...}", RoleNone, s.console)
+
+	// Everything else: problem+json 404 or 405 rather than the mux's text.
+	s.mux.HandleFunc("/", s.unmatched)
+}
+
+// unmatched answers requests no route takes: 405 with Allow when the path
+// exists under another method, else 404.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	r.Pattern = "" // the catch-all is not a route worth a metrics label
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" && p != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		if r.Method == http.MethodOptions || r.Method == http.MethodHead && contains(allow, http.MethodGet) {
+			// HEAD of a GET route is served by the mux itself; OPTIONS gets the list.
+			w.Header().Set("Allow", join(allow))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		e := newError(http.StatusMethodNotAllowed, typeMethod, r.Method+" is not allowed here; allowed: "+join(allow))
+		e.header = http.Header{"Allow": {join(allow)}}
+		writeProblem(w, r, e)
+		return
+	}
+	writeProblem(w, r, notFound("no route for %s %s", r.Method, r.URL.Path))
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func join(list []string) string {
+	out := ""
+	for i, v := range list {
+		if i > 0 {
+			out += ", "
+		}
+		out += v
+	}
+	return out
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}).ServeHTTP(w, r)
+	return nil
+}
+
+// slogPrinter adapts the logger to promhttp's error log.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", slog.String("error", fmt.Sprint(v...))) }
+
+func (s *Server) console(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.Console == nil {
+		if r.URL.Path != "/" {
+			return notFound("no console is configured")
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("chronicle: the web console is not configured in this server.\nThe API is described at /openapi.json.\n"))
+		return nil
+	}
+	s.opts.Console.ServeHTTP(w, r)
+	return nil
+}

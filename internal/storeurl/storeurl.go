@@ -1,0 +1,172 @@
+package storeurl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/pgstore"
+	"github.com/chronicle-es/chronicle/sqlitestore"
+)
+
+// DefaultPath is the SQLite file used when no URL is given, relative to the
+// working directory.
+const DefaultPath = "chronicle-data/chronicle.db"
+
+// Env is the environment variable that sets the URL when no flag does.
+const Env = "CHRONICLE_STORE"
+
+// Store is what both backends provide.
+type Store interface {
+	chronicle.Store
+	chronicle.SnapshotStore
+	chronicle.SQLDatabase
+}
+
+var (
+	_ Store = (*sqlitestore.Store)(nil)
+	_ Store = (*pgstore.Store)(nil)
+)
+
+// ErrBadURL: the URL names no store this binary can open. The error is
+// wrapped with the reason.
+var ErrBadURL = errors.New("storeurl: bad store URL")
+
+// Kinds of store.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Location is a parsed store URL.
+type Location struct {
+	Kind string // SQLite or Postgres
+	// Path is the SQLite file, or ":memory:".
+	Path string
+	// Synchronous is SQLite's synchronous level from ?synchronous=, if any.
+	Synchronous string
+	// URL is the PostgreSQL connection URL, without the schema parameter.
+	URL string
+	// Schema is the PostgreSQL schema from ?schema=, if any (pgstore's
+	// default otherwise). It lets several stores share one database.
+	Schema string
+}
+
+// Parse reads a store URL. The empty string means the default SQLite file.
+// Accepted: sqlite:///abs/path.db, sqlite://rel/path.db, sqlite:path.db,
+// sqlite::memory:, a bare file path, and postgres:// or postgresql:// URLs
+// (libpq style; an extra schema=NAME parameter picks the schema).
+//
+// Errors: ErrBadURL, wrapped with the reason.
+func Parse(raw string) (Location, error) {
+	bad := func(format string, a ...any) (Location, error) {
+		return Location{}, fmt.Errorf("%w %q: %s", ErrBadURL, redact(raw), fmt.Sprintf(format, a...))
+	}
+	switch {
+	case raw == "":
+		return Location{Kind: SQLite, Path: DefaultPath}, nil
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		u, err := url.Parse(raw)
+		if err != nil {
+			return bad("%v", err)
+		}
+		q := u.Query()
+		schema := q.Get("schema")
+		q.Del("schema")
+		u.RawQuery = q.Encode()
+		return Location{Kind: Postgres, URL: u.String(), Schema: schema}, nil
+	case strings.HasPrefix(raw, "sqlite:"):
+		rest := strings.TrimPrefix(raw, "sqlite:")
+		rest = strings.TrimPrefix(rest, "//") // sqlite:///abs keeps its leading slash
+		path, query, _ := strings.Cut(rest, "?")
+		if path == "" {
+			return bad("no file path (want sqlite:///path/to/file.db or sqlite::memory:)")
+		}
+		loc := Location{Kind: SQLite, Path: path}
+		if query != "" {
+			q, err := url.ParseQuery(query)
+			if err != nil {
+				return bad("%v", err)
+			}
+			for k := range q {
+				if k != "synchronous" {
+					return bad("unknown parameter %q (known: synchronous)", k)
+				}
+			}
+			loc.Synchronous = q.Get("synchronous")
+		}
+		return loc, nil
+	case strings.Contains(raw, "://"):
+		scheme, _, _ := strings.Cut(raw, "://")
+		return bad("unknown scheme %q (want sqlite or postgres)", scheme)
+	}
+	return Location{Kind: SQLite, Path: raw}, nil
+}
+
+// String returns the location for logs, without any password.
+func (l Location) String() string {
+	if l.Kind == Postgres {
+		s := redact(l.URL)
+		if l.Schema != "" {
+			s += " (schema " + l.Schema + ")"
+		}
+		return s
+	}
+	if l.Path == ":memory:" {
+		return "sqlite::memory:"
+	}
+	return "sqlite:" + l.Path
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// Options configure Open.
+type Options struct {
+	Logger *slog.Logger // backend diagnostics; nil discards them
+}
+
+// Open opens the store at loc, creating the SQLite file's directory when
+// missing, and creates or migrates its schema. ctx bounds the opening only.
+func Open(ctx context.Context, loc Location, opts Options) (Store, error) {
+	switch loc.Kind {
+	case SQLite:
+		if loc.Path != ":memory:" {
+			if err := os.MkdirAll(filepath.Dir(loc.Path), 0o755); err != nil {
+				return nil, fmt.Errorf("open store %s: %w", loc, err)
+			}
+		}
+		s, err := sqlitestore.Open(ctx, loc.Path, sqlitestore.Options{Synchronous: loc.Synchronous})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case Postgres:
+		s, err := pgstore.Open(ctx, loc.URL, pgstore.Options{Schema: loc.Schema, Logger: opts.Logger})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w: unknown kind %q", ErrBadURL, loc.Kind)
+}
+
+// OpenURL parses raw and opens the store it names (see Parse and Open).
+func OpenURL(ctx context.Context, raw string, opts Options) (Store, error) {
+	loc, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, loc, opts)
+}

@@ -1,0 +1,69 @@
+package storeurl
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want Location
+	}{
+		{"", Location{Kind: SQLite, Path: DefaultPath}},
+		{"sqlite:///abs/path.db", Location{Kind: SQLite, Path: "/abs/path.db"}},
+		{"sqlite://rel/path.db", Location{Kind: SQLite, Path: "rel/path.db"}},
+		{"sqlite:rel.db", Location{Kind: SQLite, Path: "rel.db"}},
+		{"sqlite::memory:", Location{Kind: SQLite, Path: ":memory:"}},
+		{"sqlite:///x.db?synchronous=NORMAL", Location{Kind: SQLite, Path: "/x.db", Synchronous: "NORMAL"}},
+		{"./data/x.db", Location{Kind: SQLite, Path: "./data/x.db"}},
+		{"postgres://u:p@h:5432/db?sslmode=disable", Location{Kind: Postgres, URL: "postgres://u:p@h:5432/db?sslmode=disable"}},
+		{"postgresql://h/db?schema=t1&sslmode=disable", Location{Kind: Postgres, URL: "postgresql://h/db?sslmode=disable", Schema: "t1"}},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.raw)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.raw, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("Parse(%q) = %+v, want %+v", tt.raw, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, raw := range []string{"mysql://h/db", "sqlite://", "sqlite:///x.db?cache=shared", "sqlite:"} {
+		if _, err := Parse(raw); !errors.Is(err, ErrBadURL) {
+			t.Errorf("Parse(%q) = %v, want ErrBadURL", raw, err)
+		}
+	}
+}
+
+func TestStringRedactsPassword(t *testing.T) {
+	loc, err := Parse("postgres://user:secret@h/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := loc.String(); s != "postgres://user:xxxxx@h/db" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestOpenCreatesDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "chronicle.db")
+	s, err := OpenURL(context.Background(), "sqlite://"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Dialect() != "sqlite" {
+		t.Errorf("Dialect() = %q", s.Dialect())
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("store file not created: %v", err)
+	}
+}
