@@ -1,0 +1,54 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/chronicle-es/chronicle/aggregate"
+	"github.com/chronicle-es/chronicle/console"
+	"github.com/chronicle-es/chronicle/httpapi"
+	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/projection"
+	"github.com/chronicle-es/chronicle/upcast"
+)
+
+// apiToken is a configured bearer token; httpapi parses and checks them.
+type apiToken = httpapi.Token
+
+func parseTokens(s string) ([]apiToken, error)   { return httpapi.ParseTokens(s) }
+func readTokens(r io.Reader) ([]apiToken, error) { return httpapi.ReadTokens(r) }
+
+// newHandler wires the HTTP API over the store: the order repository for
+// commands and time travel, the read models for queries, the projection
+// runner for /projections and ?min_version=, and the web console at /. The
+// returned func releases what the handler started (background rebuilds);
+// call it after the HTTP server has shut down.
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, log *slog.Logger) (http.Handler, func() error, error) {
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	appends, err := httpapi.NewAppendMetrics(metrics)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := httpapi.New(httpapi.Options{
+		Store:       store,
+		Upcaster:    reg,
+		Orders:      aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log)),
+		Views:       orderview.NewReader(store),
+		Projections: runner,
+		Logger:      log,
+		Registry:    metrics,
+		Tokens:      tokens,
+		Console:     console.Handler(),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, api.Close, nil
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/projection"
+)
+
+// openRunner opens the store and a projection runner over the order read
+// models, with their tables set up. The caller closes the store.
+func (m *Main) openRunner(c *cobra.Command) (storeurl.Store, *projection.Runner, error) {
+	store, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, err
+	}
+	runner, err := projection.New(store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
+	if err == nil {
+		err = runner.Setup(c.Context())
+	}
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return store, runner, nil
+}
+
+func (m *Main) projectionsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "projections",
+		Short: "List the read models' projections, or rebuild one",
+		Long: `The read models (order_summaries, order_status_history) are projections of
+the global log. 'list' shows where each stands; 'rebuild NAME' builds one again
+from the start of the log while the current one keeps serving.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	c.AddCommand(m.projectionsListCommand(), m.projectionsRebuildCommand())
+	return c
+}
+
+func (m *Main) projectionsListCommand() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "Show each projection's position, lag and status",
+		Long: `Show each projection: its checkpoint position, the head of the log, the lag
+in events and seconds, and its status (running, retrying or failed). It reads
+the checkpoints from the store, so it shows the projections of a running
+'chronicle serve' too.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			store, runner, err := m.openRunner(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			sts, err := runner.Status(c.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(m.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"projections": sts})
+			}
+			tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATUS\tPOSITION\tHEAD\tLAG_EVENTS\tLAG_SECONDS")
+			for _, s := range sts {
+				status := s.Status
+				if f := s.Failure; f != nil {
+					status += fmt.Sprintf(" at %s v%d (%s, %d attempts): %s", f.StreamID, f.Version, f.EventType, f.Attempts, oneLine(f.Error))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\n", s.Name, status, s.Position, s.HeadPosition, s.LagEvents, s.LagSeconds)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (the body of GET /projections)")
+	return c
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func (m *Main) projectionsRebuildCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rebuild NAME",
+		Short: "Rebuild a read model from the start of the log",
+		Long: `Rebuild the read model NAME from the start of the log into new tables while
+the current one keeps serving, then swap them in atomically. A running
+'chronicle serve' on the same store keeps answering throughout and follows on
+from the new tables.
+
+On a terminal a progress bar shows events done, events/s and the time left;
+otherwise a progress line is printed about once a second.`,
+		Example: `  chronicle projections rebuild order_summaries`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			name := args[0]
+			store, runner, err := m.openRunner(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			known := runner.Names()
+			if !contains(known, name) {
+				return usagef("projections rebuild: unknown projection %q (known: %s)", name, strings.Join(known, ", "))
+			}
+			bar := newProgress(m.Stderr, m.isTerminal(m.Stderr))
+			start := time.Now()
+			err = runner.Rebuild(c.Context(), name, bar.report)
+			bar.done()
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return fmt.Errorf("rebuild of %s interrupted; the old read model is still in place", name)
+				}
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "rebuilt %s: %d events in %s\n", name, bar.last.EventsDone, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// progress draws a rebuild's progress: a bar redrawn in place on a
+// terminal, plain lines at most about once a second otherwise (logs).
+type progress struct {
+	w       io.Writer
+	tty     bool
+	last    projection.Progress
+	printed time.Time
+	drawn   bool
+}
+
+func newProgress(w io.Writer, tty bool) *progress { return &progress{w: w, tty: tty} }
+
+func (p *progress) report(pr projection.Progress) {
+	p.last = pr
+	if !p.tty && !pr.Swapped && time.Since(p.printed) < time.Second {
+		return
+	}
+	p.printed = time.Now()
+	frac := 1.0
+	if pr.HeadPosition > 0 && !pr.Swapped {
+		frac = min(float64(pr.Position)/float64(pr.HeadPosition), 1)
+	}
+	stats := fmt.Sprintf("%3.0f%% %d events  %.0f events/s  ETA %s", frac*100, pr.EventsDone, pr.EventsPerSec, pr.ETA.Round(time.Second))
+	if pr.Swapped {
+		stats = fmt.Sprintf("100%% %d events  %.0f events/s  done in %s, swapped in", pr.EventsDone, pr.EventsPerSec, pr.Elapsed.Round(time.Millisecond))
+	}
+	if !p.tty {
+		fmt.Fprintf(p.w, "rebuild %s: %s\n", pr.Projection, stats)
+		return
+	}
+	const width = 30
+	n := int(frac * width)
+	fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %s", pr.Projection, strings.Repeat("#", n), strings.Repeat(".", width-n), stats)
+	p.drawn = true
+}
+
+func (p *progress) done() {
+	if p.tty && p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (m *Main) verifyCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Check every stored read model against a fresh replay of the log",
+		Long: `Replay the log in memory through every projection, up to the checkpoint each
+has committed, and compare the result with the stored read model.
+
+Exit status 0 when every read model matches; 1 with the differences listed
+(table, row, column, stored and replayed values) when one does not. Safe to
+run against the store of a running 'chronicle serve'.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			store, runner, err := m.openRunner(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			diffs, err := runner.Verify(c.Context())
+			if err != nil {
+				return err
+			}
+			if len(diffs) == 0 {
+				fmt.Fprintf(m.Stdout, "ok: %s match a replay of the log\n", strings.Join(runner.Names(), ", "))
+				return nil
+			}
+			for _, d := range diffs {
+				fmt.Fprintln(m.Stdout, d.String())
+			}
+			return fmt.Errorf("verify: %d difference(s) between the stored read models and a replay of the log", len(diffs))
+		},
+	}
+}

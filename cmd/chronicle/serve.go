@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/projection"
+)
+
+// shutdownTimeout bounds how long serve waits for in-flight requests.
+const shutdownTimeout = 30 * time.Second
+
+func (m *Main) serveCommand() *cobra.Command {
+	var (
+		addr       string
+		tokensFile string
+		logFormat  string
+		logLevel   string
+	)
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP API, the projections and the web console",
+		Long: `Run the order service: the HTTP API of API.md, the projections that keep the
+read models up to date, and the web console at /.
+
+The store's schema is created or migrated first; /readyz answers 200 once the
+store is open and the projections run.
+
+Auth: tokens come from $CHRONICLE_TOKENS ("secret1:admin,secret2:read") or
+--tokens-file (one secret:role a line; roles read, write, admin). Without any
+token, auth is off and serve refuses to listen on anything but loopback.
+
+SIGINT or SIGTERM shut it down gracefully: new connections are refused,
+requests in flight finish (up to 30 s), and the projections stop after their
+last committed batch.`,
+		Example: `  chronicle serve
+  chronicle serve --addr 127.0.0.1:9090 --store sqlite:///var/lib/chronicle/chronicle.db
+  CHRONICLE_TOKENS=s3cret:admin chronicle serve --addr 0.0.0.0:8080 --store postgres://localhost/chronicle`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			log, err := newLogger(m.Stderr, logFormat, logLevel)
+			if err != nil {
+				return &usageError{err}
+			}
+			tokens, err := m.loadTokens(tokensFile)
+			if err != nil {
+				return err
+			}
+			if err := checkListenAddr(c.Context(), addr, len(tokens) > 0); err != nil {
+				return err
+			}
+			return m.serve(c, addr, tokens, log)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	f.StringVar(&tokensFile, "tokens-file", "", "file of API tokens, one secret:role a line (default $CHRONICLE_TOKENS)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return c
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// errNoAuthOnNetwork explains why serve will not start.
+var errNoAuthOnNetwork = errors.New("refusing to listen on a non-loopback address without auth: " +
+	"set CHRONICLE_TOKENS (\"secret:role,...\") or --tokens-file, or listen on 127.0.0.1")
+
+// checkListenAddr refuses, when auth is off, any address that is not
+// loopback: an unauthenticated order service must not be reachable from the
+// network by accident. A host name counts as loopback only when every
+// address it resolves to is.
+func checkListenAddr(ctx context.Context, addr string, auth bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("--addr %q: %v (want host:port)", addr, err)
+	}
+	if auth {
+		return nil
+	}
+	if host == "" {
+		return fmt.Errorf("--addr %s listens on every interface: %w", addr, errNoAuthOnNetwork)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IP{ip}
+	} else {
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			return fmt.Errorf("--addr %s: %v", addr, err)
+		}
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("--addr %s: %w", addr, errNoAuthOnNetwork)
+		}
+	}
+	return nil
+}
+
+func (m *Main) loadTokens(file string) ([]apiToken, error) {
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		defer f.Close()
+		toks, err := readTokens(f)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file %s: %w", file, err)
+		}
+		return toks, nil
+	}
+	if env := m.Getenv("CHRONICLE_TOKENS"); env != "" {
+		toks, err := parseTokens(env)
+		if err != nil {
+			return nil, fmt.Errorf("CHRONICLE_TOKENS: %w", err)
+		}
+		return toks, nil
+	}
+	return nil, nil
+}
+
+func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger) error {
+	ctx := c.Context()
+	store, loc, err := m.openStore(c, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	log.Info("store open", "store", loc.String())
+
+	reg := order.NewRegistry()
+	runner, err := projection.New(store, projection.Options{Upcaster: reg, Logger: log}, orderview.Projections()...)
+	if err != nil {
+		return err
+	}
+	if err := runner.Setup(ctx); err != nil {
+		return fmt.Errorf("set up read models: %w", err)
+	}
+
+	// Projections run until runCtx ends; a cancelled batch rolls back, so
+	// they stop at their last committed checkpoint.
+	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := runner.Run(runCtx); err != nil {
+			log.Error("projections stopped", "error", err)
+		}
+	}()
+	stopProjections := func() {
+		stopRunner()
+		wg.Wait()
+		log.Info("projections stopped")
+	}
+
+	h, closeHandler, err := newHandler(store, reg, runner, tokens, log)
+	if err != nil {
+		stopProjections()
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		stopProjections()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
+	if m.Ready != nil {
+		m.Ready(ln.Addr().String())
+	}
+
+	select {
+	case err = <-served: // the listener failed
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		err = srv.Shutdown(sctx)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	if cerr := closeHandler(); cerr != nil && err == nil {
+		err = cerr
+	}
+	stopProjections()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
