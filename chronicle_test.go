@@ -190,3 +190,18 @@ func FuzzValidateJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestDerivedEventID(t *testing.T) {
+	a := chronicle.DerivedEventID("ns", "key", "0")
+	if a != chronicle.DerivedEventID("ns", "key", "0") {
+		t.Fatal("same parts gave different ids")
+	}
+	if _, err := chronicle.ParseEventID(a); err != nil || a[14] != '8' {
+		t.Fatalf("%s is not a version 8 UUID: %v", a, err)
+	}
+	for _, other := range [][]string{{"ns", "key", "1"}, {"ns", "ke", "y0"}, {"nskey", "0"}, {"ns", "key0"}} {
+		if b := chronicle.DerivedEventID(other...); b == a {
+			t.Errorf("DerivedEventID(%q) = DerivedEventID(ns, key, 0)", other)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package chronicle
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"sync"
@@ -73,4 +75,23 @@ func formatUUID(u [16]byte) string {
 	b[23] = '-'
 	hex.Encode(b[24:36], u[10:16])
 	return string(b[:])
+}
+
+// DerivedEventID returns a UUID (version 8) determined by parts: the same
+// parts give the same id in every process, which is how a retried command
+// finds the events its first attempt appended. Parts are length-prefixed, so
+// ("ab", "c") and ("a", "bc") differ.
+func DerivedEventID(parts ...string) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = 0x80 | u[6]&0x0f // version 8
+	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
+	return formatUUID(u)
 }

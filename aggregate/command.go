@@ -2,10 +2,10 @@ package aggregate
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -68,10 +68,7 @@ func IdempotencyKey(key string) CommandOption {
 // command with this idempotency key: a UUID (version 8) from a SHA-256 of
 // them, the same in every process.
 func IdempotentEventID(stream, key string, i int) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "chronicle idempotency\x00%s\x00%s\x00%d", stream, key, i))
-	h[6] = 0x80 | h[6]&0x0f
-	h[8] = 0x80 | h[8]&0x3f
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return chronicle.DerivedEventID("aggregate idempotency", stream, key, strconv.Itoa(i))
 }
 
 // Result is the outcome of a command.

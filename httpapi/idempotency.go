@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"unicode/utf8"
+
+	"github.com/chronicle-es/chronicle"
 )
 
 // idemNamespace separates chronicle's derived event ids from any other use
@@ -59,30 +62,7 @@ func parseIdempotencyKey(r *http.Request) (string, error) {
 // The same key always yields the same ids, so the store's idempotent append
 // and its unique event ids make the key durable with the events themselves.
 func derivedEventID(key string, i int) string {
-	h := sha256.New()
-	h.Write([]byte(idemNamespace))
-	h.Write([]byte{0})
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(key)))
-	h.Write(n[:])
-	h.Write([]byte(key))
-	binary.BigEndian.PutUint64(n[:], uint64(i))
-	h.Write(n[:])
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = 0x80 | u[6]&0x0f // version 8
-	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
+	return chronicle.DerivedEventID(idemNamespace, key, strconv.Itoa(i))
 }
 
 // requestHash identifies a command request: what a retry repeats exactly.
