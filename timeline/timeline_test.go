@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/testbackends"
 	"github.com/chronicle-es/chronicle/order"
-	"github.com/chronicle-es/chronicle/sqlitestore"
 	"github.com/chronicle-es/chronicle/timeline"
 )
 
@@ -65,27 +65,29 @@ var cases = []struct {
 
 func TestGolden(t *testing.T) {
 	for _, tc := range cases {
+		// One golden file per case: both backends must print it exactly.
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			store := openStore(t)
-			stream := "order-" + tc.orderID
-			for _, e := range tc.events {
-				ev := chronicle.Event{Type: e.typ, SchemaVersion: e.schema, Data: json.RawMessage(e.data),
-					Metadata: json.RawMessage(`{"correlation_id":"corr-1"}`)}
-				if _, err := store.Append(ctx, stream, chronicle.Any, []chronicle.Event{ev}); err != nil {
-					t.Fatalf("append %s: %v", e.typ, err)
+			testbackends.ForEach(t, func(t *testing.T, store testbackends.Backend) {
+				ctx := context.Background()
+				stream := "order-" + tc.orderID
+				for _, e := range tc.events {
+					ev := chronicle.Event{Type: e.typ, SchemaVersion: e.schema, Data: json.RawMessage(e.data),
+						Metadata: json.RawMessage(`{"correlation_id":"corr-1"}`)}
+					if _, err := store.Append(ctx, stream, chronicle.Any, []chronicle.Event{ev}); err != nil {
+						t.Fatalf("append %s: %v", e.typ, err)
+					}
 				}
-			}
-			tl, err := timeline.Load(ctx, store, order.NewRegistry(), tc.orderID, stream, chronicle.ReadStreamOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, tc.name+".txt", []byte(tl.Text()))
-			var js bytes.Buffer
-			if err := tl.WriteJSON(&js); err != nil {
-				t.Fatal(err)
-			}
-			golden(t, tc.name+".json", normalize(t, js.Bytes()))
+				tl, err := timeline.Load(ctx, store, order.NewRegistry(), tc.orderID, stream, chronicle.ReadStreamOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, tc.name+".txt", []byte(tl.Text()))
+				var js bytes.Buffer
+				if err := tl.WriteJSON(&js); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, tc.name+".json", normalize(t, js.Bytes()))
+			})
 		})
 	}
 }
@@ -109,8 +111,11 @@ func TestAPIExample(t *testing.T) {
 }
 
 func TestUpcastedV1(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, store testbackends.Backend) { testUpcastedV1(t, store) })
+}
+
+func testUpcastedV1(t *testing.T, store testbackends.Backend) {
 	ctx := context.Background()
-	store := openStore(t)
 	v1 := chronicle.Event{Type: "OrderCreated", SchemaVersion: 1, Data: json.RawMessage(`{"customer_id":"cust_9","total":4500}`)}
 	if _, err := store.Append(ctx, "order-ord_v1", chronicle.NoStream, []chronicle.Event{v1}); err != nil {
 		t.Fatal(err)
@@ -134,11 +139,12 @@ func TestUpcastedV1(t *testing.T) {
 }
 
 func TestLoadNotFound(t *testing.T) {
-	store := openStore(t)
-	_, err := timeline.Load(context.Background(), store, nil, "ord_none", "order-ord_none", chronicle.ReadStreamOptions{})
-	if !errors.Is(err, chronicle.ErrStreamNotFound) {
-		t.Errorf("Load of a missing stream: %v, want ErrStreamNotFound", err)
-	}
+	testbackends.ForEach(t, func(t *testing.T, store testbackends.Backend) {
+		_, err := timeline.Load(context.Background(), store, nil, "ord_none", "order-ord_none", chronicle.ReadStreamOptions{})
+		if !errors.Is(err, chronicle.ErrStreamNotFound) {
+			t.Errorf("Load of a missing stream: %v, want ErrStreamNotFound", err)
+		}
+	})
 }
 
 func TestFormatMoney(t *testing.T) {
@@ -177,16 +183,6 @@ func TestSummary(t *testing.T) {
 			t.Errorf("Summary(%s, %s) = %q, want %q", tt.typ, tt.data, got, tt.want)
 		}
 	}
-}
-
-func openStore(t *testing.T) *sqlitestore.Store {
-	t.Helper()
-	s, err := sqlitestore.Open(context.Background(), ":memory:", sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // normalize replaces what differs from run to run (event ids, times) with
