@@ -10,8 +10,11 @@
 // in the first place).
 //
 // Besides following live, the package rebuilds a read model into shadow
-// tables and swaps them in atomically (Runner.Rebuild), replays the log in
-// memory to prove a stored read model right (Runner.Verify), reports lag
+// tables and swaps them in atomically (Runner.Rebuild; Runner.RebuildAll
+// rebuilds several in one pass over the log; the optional Builder and
+// Indexer interfaces let a projection fill its shadow tables in bulk),
+// replays the log in memory to prove a stored read model right
+// (Runner.Verify), reports lag
 // (Runner.Status), lets an operator retry or skip an event that a projection
 // cannot apply (Runner.Retry, Runner.Skip), and lets callers wait until a
 // projection has caught up with a write (Runner.WaitFor, Runner.WaitForStream).

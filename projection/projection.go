@@ -37,6 +37,50 @@ type Projection interface {
 	Load(ctx context.Context, q Querier, d Dialect, t Tables) (Rows, error)
 }
 
+// Indexer is an optional interface of a Projection whose secondary indexes
+// can be built after its tables are filled. A rebuild creates the shadow
+// tables with CreateTables, fills them, and calls CreateIndexes before the
+// swap: one sorted index build costs far less than maintaining every index
+// row by row. Create must still create both.
+type Indexer interface {
+	// CreateTables creates the tables under the physical names in t, with
+	// their primary keys but without secondary indexes.
+	CreateTables(ctx context.Context, tx *sql.Tx, d Dialect, t Tables) error
+	// CreateIndexes creates the secondary indexes of the tables in t.
+	CreateIndexes(ctx context.Context, tx *sql.Tx, d Dialect, t Tables) error
+}
+
+// Builder is an optional interface of a Projection that a rebuild uses
+// instead of Apply. A rebuild starts from empty tables and nobody reads
+// them until the swap, so a Build may fold many batches in memory and write
+// each row once per Flush, with set-based inserts, rather than read and
+// upsert rows batch by batch.
+type Builder interface {
+	// NewBuild starts a rebuild into the empty tables t.
+	NewBuild(d Dialect, t Tables) Build
+}
+
+// Build is one rebuild in progress; see Builder. It must produce exactly
+// the rows Apply would (Verify compares them with the same replay).
+type Build interface {
+	// Add folds events, in log order. It may read, through q, rows that an
+	// earlier write wrote.
+	Add(ctx context.Context, q Querier, events []chronicle.RecordedEvent) error
+	// Pending is how many rows Flush would take now: the runner flushes
+	// when it grows large, to bound memory and transaction size.
+	Pending() int
+	// Flush takes the rows folded so far and returns the function that
+	// writes them within a transaction. It may hold back rows likely to
+	// change again, unless final is set: once the final write has run, the
+	// tables hold the read model as of the last event added.
+	//
+	// The runner may Add more events before a write runs, so a write must
+	// not share memory that Add changes. Writes run in the order they were
+	// taken, one at a time, and a read Add makes through its Querier waits
+	// for the writes taken before it.
+	Flush(final bool) func(ctx context.Context, tx *Tx) error
+}
+
 // Replay is a read model folded in memory.
 type Replay interface {
 	// Apply folds one event (upcast, in log order).

@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
@@ -39,67 +42,193 @@ type page struct {
 // recorded as skipped are skipped again. progress, when not nil, is called
 // after each batch and once after the swap.
 //
+// A projection that implements Builder is rebuilt through it rather than
+// Apply, and one that implements Indexer gets its secondary indexes after
+// the fill, just before the swap.
+//
 // Cancelling ctx abandons the rebuild (the shadow tables are dropped; the
 // live read model is untouched). Errors: ErrUnknown; the projection's error
 // at an event it cannot apply.
-func (r *Runner) Rebuild(ctx context.Context, name string, progress func(Progress)) (err error) {
-	w, ok := r.byName[name]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknown, name)
+func (r *Runner) Rebuild(ctx context.Context, name string, progress func(Progress)) error {
+	return r.RebuildAll(ctx, []string{name}, progress)
+}
+
+// RebuildAll rebuilds the projections named (every one when names is
+// empty) as Rebuild does, but projections that read the same events (equal
+// Filter) share one pass over the log and are swapped in together, in one
+// transaction. progress is called for each projection.
+// Errors: those of Rebuild.
+func (r *Runner) RebuildAll(ctx context.Context, names []string, progress func(Progress)) error {
+	if len(names) == 0 {
+		names = r.Names()
+	}
+	var groups [][]*worker
+	for _, name := range names {
+		w, ok := r.byName[name]
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrUnknown, name)
+		}
+		i := slices.IndexFunc(groups, func(g []*worker) bool { return sameFilter(g[0].filter, w.filter) })
+		switch {
+		case i < 0:
+			groups = append(groups, []*worker{w})
+		case !slices.Contains(groups[i], w):
+			groups[i] = append(groups[i], w)
+		}
 	}
 	if err := r.Setup(ctx); err != nil {
 		return err
 	}
-	gen := "_rb" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	shadow := Tables{}
-	for _, t := range w.p.Tables() {
-		shadow[t] = t + gen
+	for _, g := range groups {
+		if err := r.rebuild(ctx, g, progress); err != nil {
+			return err
+		}
 	}
-	if err := r.inTx(ctx, func(tx *sql.Tx) error {
-		return w.p.Create(ctx, tx, r.d, shadow)
-	}); err != nil {
-		return fmt.Errorf("projection %s: rebuild: create shadow tables: %w", name, err)
+	return nil
+}
+
+func sameFilter(a, b chronicle.ReadAllOptions) bool {
+	return slices.Equal(a.StreamTypes, b.StreamTypes) && slices.Equal(a.EventTypes, b.EventTypes)
+}
+
+// target is one projection of a rebuild pass.
+type target struct {
+	w      *worker
+	shadow Tables
+	ix     Indexer // nil: indexes come with the tables
+	build  Build   // nil: Apply per page
+	skip   map[chronicle.Checkpoint]bool
+	done   int64
+	err    error // of the last page
+
+	// A Build's writes run one at a time in the background, so that the
+	// database writes while the pass decodes and folds the next pages.
+	inflight chan error
+}
+
+// wait waits for the write in flight, if any, and returns its error.
+func (t *target) wait() error {
+	if t.inflight == nil {
+		return nil
+	}
+	err := <-t.inflight
+	t.inflight = nil
+	return err
+}
+
+// write starts write f once the previous one is done.
+func (t *target) write(ctx context.Context, r *Runner, f func(ctx context.Context, tx *Tx) error) error {
+	if err := t.wait(); err != nil {
+		return err
+	}
+	t.inflight = make(chan error, 1)
+	go func(done chan<- error) {
+		done <- r.shadowTx(ctx, func(tx *Tx) error { return f(ctx, tx) })
+	}(t.inflight)
+	return nil
+}
+
+// fold applies one page of events to t's shadow tables.
+func (t *target) fold(ctx context.Context, r *Runner, events []chronicle.RecordedEvent, flushAt int) error {
+	apply := events
+	if len(t.skip) > 0 {
+		apply = make([]chronicle.RecordedEvent, 0, len(events))
+		for _, e := range events {
+			if !t.skip[e.Checkpoint()] {
+				apply = append(apply, e)
+			}
+		}
+	}
+	t.done += int64(len(apply))
+	if len(apply) == 0 {
+		return nil
+	}
+	if t.build == nil {
+		return r.shadowTx(ctx, func(tx *Tx) error { return t.w.p.Apply(ctx, tx.Tx, r.d, t.shadow, apply) })
+	}
+	// Reads see every row written before: they wait for the write in flight.
+	if err := t.build.Add(ctx, waitQuerier{q: r.db, wait: t.wait}, apply); err != nil {
+		return err
+	}
+	if t.build.Pending() < flushAt {
+		return nil
+	}
+	return t.write(ctx, r, t.build.Flush(false))
+}
+
+// rebuild rebuilds the projections of ws, which share a filter, in one
+// pass over the log, and swaps them in together.
+func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progress)) error {
+	gen := "_rb" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ts := make([]*target, len(ws))
+	for i, w := range ws {
+		t := &target{w: w, shadow: Tables{}}
+		for _, name := range w.p.Tables() {
+			t.shadow[name] = name + gen
+		}
+		t.ix, _ = w.p.(Indexer)
+		if b, ok := w.p.(Builder); ok {
+			t.build = b.NewBuild(r.d, t.shadow)
+		}
+		ts[i] = t
 	}
 	swapped := false
 	defer func() {
-		w.mu.Lock()
-		w.rebuild = nil
-		w.mu.Unlock()
-		if !swapped {
-			r.dropTables(context.WithoutCancel(ctx), shadow)
+		for _, t := range ts {
+			t.wait() // before dropping the tables it writes
+			t.w.mu.Lock()
+			t.w.rebuild = nil
+			t.w.mu.Unlock()
+			if !swapped {
+				r.dropTables(context.WithoutCancel(ctx), t.shadow)
+			}
 		}
 	}()
-	skip, err := r.skippedSet(ctx, r.db, name)
-	if err != nil {
-		return err
+	for _, t := range ts {
+		if err := r.shadowTx(ctx, func(tx *Tx) error {
+			if t.ix != nil {
+				return t.ix.CreateTables(ctx, tx.Tx, r.d, t.shadow)
+			}
+			return t.w.p.Create(ctx, tx.Tx, r.d, t.shadow)
+		}); err != nil {
+			return fmt.Errorf("projection %s: rebuild: create shadow tables: %w", t.w.name, err)
+		}
+		skip, err := r.skippedSet(ctx, r.db, t.w.name)
+		if err != nil {
+			return err
+		}
+		t.skip = skip
 	}
+	// Flushes of a few pages' rows: few statements and commits, yet short
+	// transactions (on PostgreSQL an open writing transaction holds back
+	// every reader of the log, live projections included).
+	flushAt := 4 * r.opts.RebuildBatchSize
 
 	// Read ahead while the previous page is applied: reading and writing
 	// overlap, which is most of a rebuild's speed.
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pages := make(chan page, 2)
-	go r.readAhead(rctx, w, pages)
+	go r.readAhead(rctx, ws[0].filter, pages)
 
 	start := time.Now()
-	var (
-		cp   chronicle.Checkpoint
-		done int64
-	)
+	var cp chronicle.Checkpoint
 	report := func(head chronicle.Head, swapped bool) {
 		el := time.Since(start)
-		p := Progress{Projection: name, EventsDone: done, Position: cp.Position, HeadPosition: head.Position, Elapsed: el, Swapped: swapped}
-		if s := el.Seconds(); s > 0 {
-			p.EventsPerSec = float64(done) / s
-		}
-		if p.EventsPerSec > 0 && head.Position > cp.Position {
-			p.ETA = time.Duration(float64(head.Position-cp.Position) / p.EventsPerSec * float64(time.Second))
-		}
-		w.mu.Lock()
-		w.rebuild = &p
-		w.mu.Unlock()
-		if progress != nil {
-			progress(p)
+		for _, t := range ts {
+			p := Progress{Projection: t.w.name, EventsDone: t.done, Position: cp.Position, HeadPosition: head.Position, Elapsed: el, Swapped: swapped}
+			if s := el.Seconds(); s > 0 {
+				p.EventsPerSec = float64(t.done) / s
+			}
+			if p.EventsPerSec > 0 && head.Position > cp.Position {
+				p.ETA = time.Duration(float64(head.Position-cp.Position) / p.EventsPerSec * float64(time.Second))
+			}
+			t.w.mu.Lock()
+			t.w.rebuild = &p
+			t.w.mu.Unlock()
+			if progress != nil {
+				progress(p)
+			}
 		}
 	}
 	for {
@@ -110,45 +239,74 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress func(Progres
 			return ctx.Err()
 		}
 		if pg.err != nil {
-			return fmt.Errorf("projection %s: rebuild: %w", name, pg.err)
+			return fmt.Errorf("projection %s: rebuild: %w", ws[0].name, pg.err)
 		}
-		apply := pg.events[:0:0]
-		for _, e := range pg.events {
-			if !skip[e.Checkpoint()] {
-				apply = append(apply, e)
+		// Projections of a pass fold the page side by side: folding is
+		// CPU work, and each has its own tables.
+		if len(ts) == 1 {
+			ts[0].err = ts[0].fold(ctx, r, pg.events, flushAt)
+		} else {
+			var wg sync.WaitGroup
+			for _, t := range ts {
+				wg.Go(func() { t.err = t.fold(ctx, r, pg.events, flushAt) })
+			}
+			wg.Wait()
+		}
+		for _, t := range ts {
+			if t.err != nil {
+				return fmt.Errorf("projection %s: rebuild: after position %d: %w", t.w.name, cp.Position, t.err)
 			}
 		}
 		if len(pg.events) > 0 {
-			if err := r.inTx(ctx, func(tx *sql.Tx) error {
-				if len(apply) == 0 {
-					return nil
-				}
-				return w.p.Apply(ctx, tx, r.d, shadow, apply)
-			}); err != nil {
-				return fmt.Errorf("projection %s: rebuild: after position %d: %w", name, cp.Position, err)
-			}
 			cp = pg.events[len(pg.events)-1].Checkpoint()
-			done += int64(len(apply))
 		}
 		if pg.full {
 			report(pg.head, false)
 			continue
 		}
-		// Caught up with the log as of this page: swap. Later events are
-		// the live runner's, from the shadow's checkpoint on.
-		if err := r.swap(ctx, w, shadow, cp); err != nil {
+		// Caught up with the log as of this page: finish the tables and
+		// swap. Later events are the live runner's, from the shadow's
+		// checkpoint on.
+		for _, t := range ts {
+			if err := r.finish(ctx, t); err != nil {
+				return err
+			}
+		}
+		if err := r.swap(ctx, ts, cp); err != nil {
 			return err
 		}
 		swapped = true
 		report(pg.head, true)
-		w.poke()
+		for _, t := range ts {
+			t.w.poke()
+		}
 		return nil
 	}
 }
 
+// finish completes t's shadow tables: last write, indexes, statistics.
+func (r *Runner) finish(ctx context.Context, t *target) error {
+	if t.build != nil {
+		err := t.write(ctx, r, t.build.Flush(true))
+		if err == nil {
+			err = t.wait()
+		}
+		if err != nil {
+			return fmt.Errorf("projection %s: rebuild: write: %w", t.w.name, err)
+		}
+	}
+	if t.ix != nil {
+		if err := r.shadowTx(ctx, func(tx *Tx) error { return t.ix.CreateIndexes(ctx, tx.Tx, r.d, t.shadow) }); err != nil {
+			return fmt.Errorf("projection %s: rebuild: create indexes: %w", t.w.name, err)
+		}
+	}
+	r.analyze(ctx, t.shadow)
+	return nil
+}
+
 // readAhead sends pages of upcast events from the start of the log until a
 // page is short (caught up) or ctx ends.
-func (r *Runner) readAhead(ctx context.Context, w *worker, out chan<- page) {
+func (r *Runner) readAhead(ctx context.Context, filter chronicle.ReadAllOptions, out chan<- page) {
 	var cp chronicle.Checkpoint
 	send := func(p page) bool {
 		select {
@@ -164,8 +322,8 @@ func (r *Runner) readAhead(ctx context.Context, w *worker, out chan<- page) {
 			send(page{err: err})
 			return
 		}
-		opts := w.filter
-		opts.Limit = r.opts.BatchSize
+		opts := filter
+		opts.Limit = r.opts.RebuildBatchSize
 		events, err := r.store.ReadAll(ctx, cp, opts)
 		if err != nil {
 			send(page{err: err})
@@ -184,33 +342,41 @@ func (r *Runner) readAhead(ctx context.Context, w *worker, out chan<- page) {
 	}
 }
 
-// swap puts the shadow tables in place of the live ones and the checkpoint
-// at cp, in one transaction.
-func (r *Runner) swap(ctx context.Context, w *worker, shadow Tables, cp chronicle.Checkpoint) error {
+// swap puts the shadow tables of ts in place of the live ones and their
+// checkpoints at cp, in one transaction.
+func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		// The checkpoint row first: on PostgreSQL this waits for an apply in
-		// flight (which holds the row) and makes the live runner's next
-		// compare-and-set fail, so it reloads and continues from cp on the
-		// new tables.
-		if _, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
-		SET tx_id = $1, position = $2, updated_at = $3, status = 'running', error = NULL, error_stream = NULL,
-		error_version = NULL, error_position = NULL, error_tx_id = NULL, error_event_id = NULL,
-		error_event_type = NULL, error_attempts = NULL, error_at = NULL WHERE name = $4`,
-			int64(cp.TxID), cp.Position, nanos(r.now()), w.name); err != nil {
-			return err
-		}
-		for _, t := range w.p.Tables() {
-			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+		for _, t := range ts {
+			// The checkpoint row first: on PostgreSQL this waits for an
+			// apply in flight (which holds the row) and makes the live
+			// runner's next compare-and-set fail, so it reloads and
+			// continues from cp on the new tables.
+			if _, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
+			SET tx_id = $1, position = $2, updated_at = $3, status = 'running', error = NULL, error_stream = NULL,
+			error_version = NULL, error_position = NULL, error_tx_id = NULL, error_event_id = NULL,
+			error_event_type = NULL, error_attempts = NULL, error_at = NULL WHERE name = $4`,
+				int64(cp.TxID), cp.Position, nanos(r.now()), t.w.name); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+shadow[t]+` RENAME TO `+t); err != nil {
-				return err
+		}
+		for _, t := range ts {
+			for _, name := range t.w.p.Tables() {
+				if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `ALTER TABLE `+t.shadow[name]+` RENAME TO `+name); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("projection %s: rebuild: swap: %w", w.name, err)
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = t.w.name
+		}
+		return fmt.Errorf("projection %s: rebuild: swap: %w", strings.Join(names, ", "), err)
 	}
 	return nil
 }
@@ -221,6 +387,20 @@ func (r *Runner) dropTables(ctx context.Context, t Tables) {
 	for _, name := range t {
 		if _, err := r.db.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
 			r.opts.Logger.Warn("projection: drop shadow table", "table", name, "err", err)
+		}
+	}
+}
+
+// analyze gathers planner statistics on freshly filled tables, so that the
+// first queries after the swap are planned from real figures (PostgreSQL;
+// autovacuum would get there later). A failure only costs plan quality.
+func (r *Runner) analyze(ctx context.Context, t Tables) {
+	if r.d != Postgres {
+		return
+	}
+	for _, name := range t {
+		if _, err := r.db.ExecContext(ctx, `ANALYZE `+name); err != nil {
+			r.opts.Logger.Warn("projection: analyze shadow table", "table", name, "err", err)
 		}
 	}
 }
@@ -239,4 +419,51 @@ func (r *Runner) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// shadowTx runs f in a transaction that writes only shadow tables, on a
+// connection of its own (for COPY), and commits it when f returns nil.
+//
+// On PostgreSQL its commit does not wait for the WAL flush. That loses
+// nothing: the swap commits synchronously, which flushes all the WAL
+// written before it, so the shadow tables are durable before they go live,
+// and a crash before the swap leaves only shadow tables that nobody reads.
+func (r *Runner) shadowTx(ctx context.Context, f func(tx *Tx) error) error {
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if r.d == Postgres {
+		if _, err := sqlTx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			sqlTx.Rollback()
+			return err
+		}
+	}
+	if err := f(&Tx{Tx: sqlTx, conn: conn}); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// waitQuerier is a Querier whose reads first wait for a rebuild's write in
+// flight (and fail with its error).
+type waitQuerier struct {
+	q    Querier
+	wait func() error
+}
+
+func (w waitQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := w.wait(); err != nil {
+		return nil, err
+	}
+	return w.q.QueryContext(ctx, query, args...)
 }

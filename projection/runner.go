@@ -19,6 +19,10 @@ type Options struct {
 	Upcaster Upcaster
 	// BatchSize is how many events one transaction applies. Default 1000.
 	BatchSize int
+	// RebuildBatchSize is how many events a rebuild reads at a time.
+	// Default 5000: a rebuild commits nothing that anyone reads until its
+	// swap, so it favours throughput over latency.
+	RebuildBatchSize int
 	// MaxAttempts is how many times an event is tried before the projection
 	// stops at it with status "failed". Default 5.
 	MaxAttempts int
@@ -118,6 +122,9 @@ func New(store chronicle.Store, opts Options, projections ...Projection) (*Runne
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
+	}
+	if opts.RebuildBatchSize <= 0 {
+		opts.RebuildBatchSize = 5000
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
@@ -456,18 +463,18 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 	}
 }
 
-// upcastAll upcasts events; on an error it returns the events before the
-// bad one, the bad one and the error.
+// upcastAll upcasts events in place (callers own what ReadAll returned);
+// on an error it returns the events before the bad one, the bad one and
+// the error.
 func (r *Runner) upcastAll(events []chronicle.RecordedEvent) ([]chronicle.RecordedEvent, chronicle.RecordedEvent, error) {
-	out := make([]chronicle.RecordedEvent, 0, len(events))
-	for _, e := range events {
+	for i, e := range events {
 		u, err := r.opts.Upcaster.Upcast(e)
 		if err != nil {
-			return out, e, fmt.Errorf("upcast %s v%d (%s): %w", e.StreamID, e.Version, e.Type, err)
+			return events[:i], e, fmt.Errorf("upcast %s v%d (%s): %w", e.StreamID, e.Version, e.Type, err)
 		}
-		out = append(out, u)
+		events[i] = u
 	}
-	return out, chronicle.RecordedEvent{}, nil
+	return events, chronicle.RecordedEvent{}, nil
 }
 
 // commit applies events and moves the checkpoint from old to next in one

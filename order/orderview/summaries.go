@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,12 +41,24 @@ func (Summaries) Filter() chronicle.ReadAllOptions {
 	return chronicle.ReadAllOptions{StreamTypes: []string{order.StreamType}}
 }
 
+var (
+	_ projection.Indexer = Summaries{}
+	_ projection.Builder = Summaries{}
+)
+
 // Create creates the table and its listing indexes (newest first, with
 // order_id as the tie-break that makes the cursor exact).
-func (Summaries) Create(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables) error {
+func (p Summaries) Create(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables) error {
+	if err := p.CreateTables(ctx, tx, d, t); err != nil {
+		return err
+	}
+	return p.CreateIndexes(ctx, tx, d, t)
+}
+
+// CreateTables creates the table with its primary key only.
+func (Summaries) CreateTables(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables) error {
 	n := t.Of(SummariesName)
-	stmts := []string{
-		`CREATE TABLE ` + n + ` (
+	_, err := tx.ExecContext(ctx, `CREATE TABLE `+n+` (
 	order_id TEXT PRIMARY KEY,
 	customer_id TEXT NOT NULL,
 	status TEXT NOT NULL,
@@ -62,12 +75,18 @@ func (Summaries) Create(ctx context.Context, tx *sql.Tx, d projection.Dialect, t
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL,
 	version BIGINT NOT NULL
-)`,
+)`)
+	return err
+}
+
+// CreateIndexes creates the listing indexes.
+func (Summaries) CreateIndexes(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables) error {
+	n := t.Of(SummariesName)
+	for _, s := range []string{
 		`CREATE INDEX ` + n + `_by_created ON ` + n + ` (created_at DESC, order_id DESC)`,
 		`CREATE INDEX ` + n + `_by_status ON ` + n + ` (status, created_at DESC, order_id DESC)`,
 		`CREATE INDEX ` + n + `_by_customer ON ` + n + ` (customer_id, created_at DESC, order_id DESC)`,
-	}
-	for _, s := range stmts {
+	} {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return err
 		}
@@ -121,58 +140,159 @@ func scanSummary(sc interface{ Scan(...any) error }) (order.State, error) {
 }
 
 // Apply folds the batch with order.Evolve over the stored states of the
-// orders it touches and writes them back: one read and one upsert per
-// chunk of orders. Evolve refuses an event that is not the next version,
-// so an event applied twice would fail loudly rather than count twice.
+// orders it touches and writes each touched order once: one read and one
+// write per chunk of orders. Evolve refuses an event that is not the next
+// version, and a new order's row is a plain INSERT, so an event applied
+// twice fails loudly rather than counting twice.
 func (Summaries) Apply(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
-	n := t.Of(SummariesName)
-	var ids []string
-	seen := map[string]bool{}
+	f := newSummaryFold(d, t, 0)
+	if err := f.Add(ctx, tx, events); err != nil {
+		return err
+	}
+	return f.Flush(true)(ctx, &projection.Tx{Tx: tx})
+}
+
+// NewBuild returns the fold a rebuild uses: Apply's, keeping states in
+// memory across batches so that an order is read never and written about
+// once per flush.
+func (Summaries) NewBuild(d projection.Dialect, t projection.Tables) projection.Build {
+	return newSummaryFold(d, t, buildCache)
+}
+
+// buildCache bounds the clean states a rebuild keeps after a flush (about
+// a kilobyte each); past it they are dropped and read back when needed.
+const buildCache = 100_000
+
+// summaryFold folds events into order states in memory and writes the
+// changed ones on Flush.
+type summaryFold struct {
+	d      projection.Dialect
+	table  string
+	keep   int // clean states kept after a flush
+	states map[string]*summaryEntry
+	dirty  []*summaryEntry // changed since the last flush, in first-change order
+}
+
+type summaryEntry struct {
+	s      order.State
+	stored bool // the table has a row for this order
+	dirty  bool
+}
+
+func newSummaryFold(d projection.Dialect, t projection.Tables, keep int) *summaryFold {
+	return &summaryFold{d: d, table: t.Of(SummariesName), keep: keep, states: map[string]*summaryEntry{}}
+}
+
+// Add folds events; it reads the stored states of the orders it does not
+// hold, except those created by the batch (version 1 comes first).
+func (f *summaryFold) Add(ctx context.Context, q projection.Querier, events []chronicle.RecordedEvent) error {
+	var load []string
 	for _, e := range events {
 		id, ok := order.IDFromStream(e.StreamID)
 		if !ok {
 			return fmt.Errorf("orderview: stream %q is not an order stream", e.StreamID)
 		}
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+		if _, ok := f.states[id]; ok {
+			continue
+		}
+		f.states[id] = &summaryEntry{}
+		if e.Version != 1 {
+			load = append(load, id)
 		}
 	}
-	states, err := loadSummaries(ctx, tx, d, n, ids)
-	if err != nil {
-		return err
+	if len(load) > 0 {
+		if err := loadSummaries(ctx, q, f.d, f.table, load, f.states); err != nil {
+			return err
+		}
 	}
 	for _, e := range events {
 		id, _ := order.IDFromStream(e.StreamID)
-		s, err := order.Evolve(states[id], e)
+		en := f.states[id]
+		s, err := order.Evolve(en.s, e)
 		if err != nil {
 			return err
 		}
-		states[id] = s
+		en.s = s
+		if !en.dirty {
+			en.dirty = true
+			f.dirty = append(f.dirty, en)
+		}
 	}
-	return upsertSummaries(ctx, tx, d, n, ids, states)
+	return nil
+}
+
+// Pending returns the number of orders changed since the last flush.
+func (f *summaryFold) Pending() int { return len(f.dirty) }
+
+// Flush takes the changed orders, to be written with INSERT (COPY when
+// the transaction can) for new rows and upsert for stored ones. Every
+// changed order is taken, final or not.
+func (f *summaryFold) Flush(final bool) func(ctx context.Context, tx *projection.Tx) error {
+	var fresh, stored []order.State
+	for _, en := range f.dirty {
+		if en.stored {
+			stored = append(stored, en.s)
+		} else {
+			fresh = append(fresh, en.s)
+		}
+		en.stored, en.dirty = true, false
+	}
+	f.dirty = f.dirty[:0]
+	if len(f.states) > f.keep {
+		clear(f.states)
+	}
+	return func(ctx context.Context, tx *projection.Tx) error {
+		// In key order, the primary key index takes the rows in runs
+		// rather than at random places.
+		byID := func(a, b order.State) int { return strings.Compare(a.OrderID, b.OrderID) }
+		slices.SortFunc(fresh, byID)
+		slices.SortFunc(stored, byID)
+		if len(fresh) > 0 && tx.CanCopy() {
+			rows := make([][]any, len(fresh))
+			for i, s := range fresh {
+				rows[i] = summaryArgs(s)
+			}
+			if err := tx.CopyFrom(ctx, f.table, summaryCols, rows); err != nil {
+				return fmt.Errorf("orderview: write summaries: %w", err)
+			}
+			fresh = nil
+		}
+		if err := writeSummaries(ctx, tx.Tx, f.d, f.table, fresh, false); err != nil {
+			return err
+		}
+		return writeSummaries(ctx, tx.Tx, f.d, f.table, stored, true)
+	}
 }
 
 const chunk = 200 // rows per statement: 16 columns stay far below both dialects' parameter limits
 
-func loadSummaries(ctx context.Context, tx *sql.Tx, d projection.Dialect, table string, ids []string) (map[string]order.State, error) {
-	out := make(map[string]order.State, len(ids))
-	if d == projection.Postgres {
-		// One statement text whatever the batch: prepared once per
-		// connection, where a list of placeholders would be re-planned.
-		rows, err := tx.QueryContext(ctx, `SELECT `+strings.Join(summaryCols, ", ")+` FROM `+table+` WHERE order_id = ANY($1)`, ids)
-		if err != nil {
-			return nil, fmt.Errorf("orderview: load summaries: %w", err)
-		}
-		defer rows.Close()
+// loadSummaries reads the stored states of ids into out (entries already
+// there); it leaves the entries of orders without a row untouched.
+func loadSummaries(ctx context.Context, q projection.Querier, d projection.Dialect, table string, ids []string, out map[string]*summaryEntry) error {
+	put := func(rows *sql.Rows) error {
 		for rows.Next() {
 			s, err := scanSummary(rows)
 			if err != nil {
-				return nil, fmt.Errorf("orderview: load summaries: %w", err)
+				return err
 			}
-			out[s.OrderID] = s
+			if en := out[s.OrderID]; en != nil {
+				en.s, en.stored = s, true
+			}
 		}
-		return out, rows.Err()
+		return rows.Err()
+	}
+	if d == projection.Postgres {
+		// One statement text whatever the batch: prepared once per
+		// connection, where a list of placeholders would be re-planned.
+		rows, err := q.QueryContext(ctx, `SELECT `+strings.Join(summaryCols, ", ")+` FROM `+table+` WHERE order_id = ANY($1)`, ids)
+		if err != nil {
+			return fmt.Errorf("orderview: load summaries: %w", err)
+		}
+		defer rows.Close()
+		if err := put(rows); err != nil {
+			return fmt.Errorf("orderview: load summaries: %w", err)
+		}
+		return nil
 	}
 	for start := 0; start < len(ids); start += chunk * 4 {
 		part := ids[start:min(start+chunk*4, len(ids))]
@@ -180,39 +300,39 @@ func loadSummaries(ctx context.Context, tx *sql.Tx, d projection.Dialect, table 
 		for i, id := range part {
 			args[i] = id
 		}
-		q := `SELECT ` + strings.Join(summaryCols, ", ") + ` FROM ` + table + ` WHERE order_id IN ` + projection.Placeholders(1, len(part))
-		rows, err := tx.QueryContext(ctx, d.Rebind(q), args...)
+		q2 := `SELECT ` + strings.Join(summaryCols, ", ") + ` FROM ` + table + ` WHERE order_id IN (` + sqliteParams(len(part)) + `)`
+		rows, err := q.QueryContext(ctx, q2, args...)
 		if err != nil {
-			return nil, fmt.Errorf("orderview: load summaries: %w", err)
+			return fmt.Errorf("orderview: load summaries: %w", err)
 		}
-		for rows.Next() {
-			s, err := scanSummary(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("orderview: load summaries: %w", err)
-			}
-			out[s.OrderID] = s
+		err = put(rows)
+		if cerr := rows.Close(); err == nil {
+			err = cerr
 		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("orderview: load summaries: %w", err)
+		if err != nil {
+			return fmt.Errorf("orderview: load summaries: %w", err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
-func upsertSummaries(ctx context.Context, tx *sql.Tx, d projection.Dialect, table string, ids []string, states map[string]order.State) error {
-	var set []string
-	for _, c := range summaryCols[1:] {
-		set = append(set, c+" = excluded."+c)
+// writeSummaries inserts states (upsert: or replaces their rows).
+func writeSummaries(ctx context.Context, tx *sql.Tx, d projection.Dialect, table string, states []order.State, upsert bool) error {
+	if len(states) == 0 {
+		return nil
 	}
-	tail := ` ON CONFLICT (order_id) DO UPDATE SET ` + strings.Join(set, ", ")
+	var tail string
+	if upsert {
+		var set []string
+		for _, c := range summaryCols[1:] {
+			set = append(set, c+" = excluded."+c)
+		}
+		tail = ` ON CONFLICT (order_id) DO UPDATE SET ` + strings.Join(set, ", ")
+	}
 	if d == projection.Postgres {
-		cols := columns(len(summaryCols), len(ids))
-		for _, id := range ids {
-			for i, v := range summaryArgs(states[id]) {
+		cols := columns(len(summaryCols), len(states))
+		for _, s := range states {
+			for i, v := range summaryArgs(s) {
 				cols[i] = append(cols[i], v)
 			}
 		}
@@ -224,25 +344,8 @@ func upsertSummaries(ctx context.Context, tx *sql.Tx, d projection.Dialect, tabl
 		}
 		return nil
 	}
-	head := `INSERT INTO ` + table + ` (` + strings.Join(summaryCols, ", ") + `) VALUES `
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		var b strings.Builder
-		b.WriteString(head)
-		args := make([]any, 0, len(part)*len(summaryCols))
-		for i, id := range part {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(projection.Placeholders(len(args)+1, len(summaryCols)))
-			args = append(args, summaryArgs(states[id])...)
-		}
-		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, d.Rebind(b.String()), args...); err != nil {
-			return fmt.Errorf("orderview: write summaries: %w", err)
-		}
-	}
-	return nil
+	return insertRows(ctx, tx, `INSERT INTO `+table+` (`+strings.Join(summaryCols, ", ")+`) VALUES `, tail,
+		len(summaryCols), len(states), func(i int, args []any) []any { return append(args, summaryArgs(states[i])...) })
 }
 
 // NewReplay returns the in-memory fold: order.Evolve per order.

@@ -2,9 +2,12 @@ package orderview
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/chronicle-es/chronicle/projection"
 )
@@ -53,4 +56,59 @@ func rowOf(cols []string, vals []any, jsonCols map[string]bool) projection.Row {
 		r[c] = canon(vals[i], jsonCols[c])
 	}
 	return r
+}
+
+// insertRows writes n rows of width values with SQLite multi-row
+// statements: head, up to chunk "(?, ...)" groups, tail. The statement of
+// a full chunk is prepared once per call, and the placeholders are plain
+// "?": SQLite resolves numbered ones through a list search per use.
+func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int, row func(i int, args []any) []any) error {
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	args := make([]any, 0, min(n, chunk)*width)
+	for start := 0; start < n; start += chunk {
+		k := min(chunk, n-start)
+		args = args[:0]
+		for i := start; i < start+k; i++ {
+			args = row(i, args)
+		}
+		var err error
+		switch {
+		case k < chunk:
+			_, err = tx.ExecContext(ctx, head+valuesList(width, k)+tail, args...)
+		case full == nil:
+			if full, err = tx.PrepareContext(ctx, head+valuesList(width, k)+tail); err == nil {
+				_, err = full.ExecContext(ctx, args...)
+			}
+		default:
+			_, err = full.ExecContext(ctx, args...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valuesList returns n groups of width "?" placeholders.
+func valuesList(width, n int) string {
+	group := "(" + strings.Repeat("?,", width-1) + "?)"
+	var b strings.Builder
+	b.Grow(n * (len(group) + 1))
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}
+
+// sqliteParams returns n comma-separated "?".
+func sqliteParams(n int) string {
+	return strings.Repeat("?,", n-1) + "?"
 }
