@@ -88,6 +88,14 @@ type Head struct {
 	Checkpoint Checkpoint // zero when the log is empty
 	Position   int64      // highest global position readers can see
 	RecordedAt time.Time  // when that event was recorded; zero when empty
+	// Committed is the highest global position committed, visible to
+	// readers or not yet (PostgreSQL holds committed events back while an
+	// older transaction is open: invariant 4). It is >= Position.
+	Committed int64
+	// HeldSince is when the oldest committed event that readers cannot see
+	// yet was recorded; zero when readers see every committed event. With
+	// Committed it shows lag that a reader's checkpoint alone cannot.
+	HeldSince time.Time
 }
 
 // Snapshot is a cached aggregate state at a stream version. Snapshots are

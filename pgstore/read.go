@@ -155,16 +155,33 @@ func (s *Store) Head(ctx context.Context) (chronicle.Head, error) {
 		return chronicle.Head{}, fmt.Errorf("head: %w", chronicle.ErrClosed)
 	}
 	var h chronicle.Head
-	err := s.pool.QueryRow(ctx, `SELECT tx_id, position, recorded_at FROM events WHERE `+gapSafe+`
-ORDER BY tx_id DESC, position DESC LIMIT 1`).Scan(&h.Checkpoint.TxID, &h.Checkpoint.Position, &h.RecordedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return chronicle.Head{}, nil
-	}
+	var txID *uint64
+	var pos, committed *int64
+	var at, held *time.Time
+	// One snapshot for both: the last event readers can see, and what is
+	// committed but held back behind an open transaction (tx_id >= xmin:
+	// a short range of the (tx_id, position) index).
+	err := s.pool.QueryRow(ctx, `WITH visible AS (
+  SELECT tx_id, position, recorded_at FROM events WHERE `+gapSafe+`
+  ORDER BY tx_id DESC, position DESC LIMIT 1
+), held AS (
+  SELECT max(position) AS committed, min(recorded_at) AS since FROM events
+  WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())
+)
+SELECT v.tx_id, v.position, v.recorded_at, h.committed, h.since FROM held h LEFT JOIN visible v ON true`).Scan(&txID, &pos, &at, &committed, &held)
 	if err != nil {
 		return chronicle.Head{}, s.opErr("head", err)
 	}
-	h.Position = h.Checkpoint.Position
-	h.RecordedAt = h.RecordedAt.UTC()
+	if txID != nil {
+		h.Checkpoint = chronicle.Checkpoint{TxID: *txID, Position: *pos}
+		h.Position = *pos
+		h.RecordedAt = at.UTC()
+	}
+	h.Committed = h.Position
+	if committed != nil {
+		h.Committed = max(h.Committed, *committed)
+		h.HeldSince = held.UTC()
+	}
 	return h, nil
 }
 

@@ -61,8 +61,16 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 			s.Status, s.Failure = "retrying", &f
 		}
 		w.mu.Unlock()
+		// Committed events that no reader can see yet (an older write
+		// transaction is still open) are lag too, though no checkpoint can
+		// pass them until it ends.
+		if head.Committed > max(head.Position, row.cp.Position) {
+			s.HeadPosition = head.Committed
+			s.LagEvents = head.Committed - max(head.Position, row.cp.Position)
+			s.LagSeconds = max(r.now().Sub(head.HeldSince).Seconds(), 0)
+		}
 		if row.cp.Before(head.Checkpoint) {
-			s.LagEvents = max(head.Position-row.cp.Position, 1)
+			s.LagEvents += max(head.Position-row.cp.Position, 1)
 			opts := w.filter
 			opts.Limit = 1
 			next, err := r.store.ReadAll(ctx, row.cp, opts)
@@ -70,9 +78,9 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 				return nil, fmt.Errorf("projection %s: status: %w", w.name, err)
 			}
 			if len(next) == 1 {
-				s.LagSeconds = max(r.now().Sub(next[0].RecordedAt).Seconds(), 0)
+				s.LagSeconds = max(s.LagSeconds, r.now().Sub(next[0].RecordedAt).Seconds())
 			} else {
-				s.LagEvents = 0 // nothing this projection wants is pending
+				s.LagEvents -= max(head.Position-row.cp.Position, 1) // nothing this projection wants is readable
 			}
 		}
 		out = append(out, s)
