@@ -1,7 +1,7 @@
 # The two commands of README.md: `make serve` and `make test`.
 GO ?= go
 
-.PHONY: serve test test-short vet bench
+.PHONY: serve test test-short vet bench fuzz soak torture
 
 serve:
 	$(GO) run ./cmd/chronicle serve
@@ -20,3 +20,25 @@ vet:
 
 bench:
 	scripts/with-postgres $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# Each fuzzer for FUZZTIME (default 20 s): event payload validation, the
+# upcaster chains, the HTTP command decoders, and appends that must be
+# accepted or refused identically by SQLite and PostgreSQL. Seed corpora
+# are in each package's testdata/fuzz/. CI runs it after `make test`.
+FUZZTIME ?= 20s
+FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends
+fuzz:
+	scripts/with-postgres sh -c 'set -e; for f in $(FUZZERS); do \
+		echo "fuzz: $$f for $(FUZZTIME)"; \
+		$(GO) test -run "^$$" -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) ./$${f%%:*}; done'
+
+# The reliability suite of RELIABILITY.md (kill -9, PostgreSQL crash, long
+# transaction, full disk, soak) as `make test` runs it, verbosely.
+torture:
+	scripts/with-postgres $(GO) test -race -count=1 -v -timeout 30m ./torture
+
+# The long soak: SOAK_DURATION (default 20m) of mixed commands on each
+# backend, with rebuilds and a restart in the middle, then verify.
+SOAK_DURATION ?= 20m
+soak:
+	scripts/with-postgres env SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -v -timeout 0 -run '^TestSoak$$' ./torture

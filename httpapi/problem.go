@@ -120,6 +120,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, newError(http.StatusServiceUnavailable, typeUnavailable, "the request was cancelled"))
 		return
 	}
+	if unavailable(err) {
+		// Not this server's fault, and it passes: the store is down or
+		// restarting. The client may retry the request as it is.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable",
+			slog.String("request_id", requestID(r.Context())),
+			slog.String("method", r.Method), slog.String("route", r.Pattern),
+			slog.String("error", err.Error()))
+		e := newError(http.StatusServiceUnavailable, typeUnavailable, "the store is unavailable; retry the request")
+		e.header = http.Header{"Retry-After": {"1"}}
+		writeProblem(w, r, e)
+		return
+	}
 	s.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
 		slog.String("request_id", requestID(r.Context())),
 		slog.String("method", r.Method), slog.String("route", r.Pattern),

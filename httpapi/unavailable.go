@@ -1,0 +1,36 @@
+package httpapi
+
+import (
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+)
+
+// unavailable reports whether err means the store cannot be reached now
+// (database down, restarting, out of connections or disk) rather than a
+// fault of this server: such requests answer 503 with Retry-After, so that
+// clients retry, instead of a 500. Errors come from both backends and from
+// the read models' database/sql handle, so they are recognized by behaviour
+// (SQLSTATE, net.Error, errno), without importing a driver.
+func unavailable(err error) bool {
+	var state interface{ SQLState() string }
+	if errors.As(err, &state) {
+		code := state.SQLState()
+		switch {
+		case strings.HasPrefix(code, "08"), // connection exception
+			strings.HasPrefix(code, "53"),                     // insufficient resources: disk full, too many connections
+			code == "57P01", code == "57P02", code == "57P03": // shutdown, crash, starting up
+			return true
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, driver.ErrBadConn)
+}

@@ -1,0 +1,196 @@
+package torture
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// boundedWait bounds every wait of the suite: start-up, catch-up, verify.
+// It is a deadline against hangs, never a performance assertion.
+const boundedWait = 2 * time.Minute
+
+// server is a spawned `chronicle serve` process.
+type server struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	base string // http://127.0.0.1:port
+	done chan struct{}
+	// err is the process's exit error, set before done closes.
+	err error
+
+	mu    sync.Mutex
+	tail  []string // last lines of its log, for failure messages
+	races int      // "WARNING: DATA RACE" reports
+	panic bool     // a "panic:" line
+}
+
+// startServer spawns `chronicle serve` on a free loopback port with the
+// store at url, and returns once /readyz answers 200. The process is killed
+// when t ends if it still runs.
+func startServer(t testing.TB, url string, env ...string) *server {
+	t.Helper()
+	s := &server{t: t, done: make(chan struct{})}
+	s.cmd = exec.Command(binary(t), "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", url)
+	s.cmd.Env = append(os.Environ(), append([]string{"GORACE=halt_on_error=0"}, env...)...)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.kill()
+		s.checkLog()
+	})
+	addrc := make(chan string, 1)
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			s.line(sc.Text(), addrc)
+		}
+	}()
+	go func() {
+		<-logged // all output read before Wait closes the pipe
+		err := s.cmd.Wait()
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	deadline := time.After(boundedWait)
+	select {
+	case addr := <-addrc:
+		s.base = "http://" + addr
+	case <-s.done:
+		t.Fatalf("serve exited before listening: %v\n%s", s.exitErr(), s.log())
+	case <-deadline:
+		t.Fatalf("serve did not listen within %v\n%s", boundedWait, s.log())
+	}
+	for {
+		res, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case <-s.done:
+			t.Fatalf("serve exited before ready: %v\n%s", s.exitErr(), s.log())
+		case <-deadline:
+			t.Fatalf("/readyz not 200 within %v (last: %v)\n%s", boundedWait, err, s.log())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *server) line(l string, addrc chan<- string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tail) == 200 {
+		s.tail = s.tail[1:]
+	}
+	s.tail = append(s.tail, l)
+	if strings.Contains(l, "WARNING: DATA RACE") {
+		s.races++
+	}
+	if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+		s.panic = true
+	}
+	var rec struct{ Msg, Addr string }
+	if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == "listening" {
+		select {
+		case addrc <- rec.Addr:
+		default:
+		}
+	}
+}
+
+func (s *server) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.tail, "\n")
+}
+
+func (s *server) exitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// alive reports whether the process still runs.
+func (s *server) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (s *server) kill() {
+	if s.alive() {
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-s.done
+}
+
+// stop asks for a graceful shutdown (SIGTERM) and fails the test unless the
+// process exits 0 in time.
+func (s *server) stop() {
+	s.t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		if err := s.exitErr(); err != nil {
+			s.t.Errorf("serve after SIGTERM: %v (want exit 0)\n%s", err, s.log())
+		}
+	case <-time.After(boundedWait):
+		s.t.Errorf("serve did not stop within %v of SIGTERM", boundedWait)
+		s.kill()
+	}
+	s.checkLog()
+}
+
+// checkLog fails the test on a data race or a panic in the server's log.
+func (s *server) checkLog() {
+	s.mu.Lock()
+	races, panicked := s.races, s.panic
+	s.races, s.panic = 0, false
+	s.mu.Unlock()
+	if races > 0 || panicked {
+		s.t.Errorf("serve reported %d data races, panic=%v:\n%s", races, panicked, s.log())
+	}
+}
+
+// getJSON GETs path and decodes a 200 answer into v.
+func (s *server) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, res.Status)
+	}
+	return json.NewDecoder(res.Body).Decode(v)
+}
