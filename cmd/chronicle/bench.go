@@ -2,152 +2,190 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
-	"path/filepath"
-	"slices"
+	"runtime/pprof"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/chronicle-es/chronicle"
-	"github.com/chronicle-es/chronicle/internal/storeurl"
-)
-
-// The payload and metadata of WORKLOADS.md, exactly.
-const (
-	benchPayload  = `{"customer_id":"cust_456","total":9999,"currency":"USD","items":[{"sku":"SKU-1001","name":"Widget","qty":2,"price":2500},{"sku":"SKU-2002","name":"Gadget","qty":1,"price":4999}],"shipping":"standard"}`
-	benchMetadata = `{"correlation_id":"corr-00000000","source":"bench"}`
+	"github.com/chronicle-es/chronicle/internal/bench"
 )
 
 func (m *Main) benchCommand() *cobra.Command {
 	var (
-		workload         string
+		workloads        []string
 		clients          []int
 		duration, warmup time.Duration
+		w5Limit          time.Duration
+		events           int
+		scale            float64
+		baseline, keep   bool
+		asJSON           bool
+		serveMode        string
+		cpuProfile       string
 	)
 	c := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the store with the workloads of WORKLOADS.md",
-		Long: `Run a workload of WORKLOADS.md against a store and print its figures.
+		Long: `Run the workloads of WORKLOADS.md against a backend and print, per workload
+and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts.
 
-Available now: W1 (create: each operation appends one OrderCreated to a new
-stream with expected version "no stream"). Each client is one goroutine with
-one operation in flight; after the warm-up, operations that start and end
-inside the measured window count. Prints ops/s, p50 and p99 latency.
+  W1 create   one OrderCreated to a new stream, expected "no stream"
+  W2 command  read a random stream's version, append one ItemAdded at it
+              (10,000 streams set up first; conflicts counted, not retried)
+  W3 batch    one append of 100 events to a new stream
+  W4 load     read a random 1,000-event stream whole, decoding the JSON
+  W5 catch-up page the global log from the start, 1,000 events a page
+  W6 load     an order of 1,000 events through the aggregate repository,
+              snapshots every 50 and off
+  W7 rebuild  rebuild order_summaries and order_status_history
+  W8 HTTP     create -> pay -> ship over HTTP against chronicle serve
 
-Without --store or $CHRONICLE_STORE, bench uses a temporary SQLite file that
-it deletes afterwards, never the default data file.`,
-		Example: `  chronicle bench --clients 1,8,32
-  chronicle bench --store 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&schema=bench' --duration 10s`,
+Each client is one goroutine with one operation in flight; after the
+warm-up, operations that start and end inside the measured window count.
+--clients applies to W1, W2 and W8 (default: 1,8,32 for W1, 8,32 for W2, 32
+for W8); the others have one client by definition.
+
+Where it runs: bench never writes to an existing store. With a postgres://
+URL it creates a fresh schema per workload (bench_<run>_<workload>) in that
+database and drops it at the end; with a sqlite URL it creates fresh files
+in a temporary directory next to the named file (same disk; the file itself
+is never opened), keeping its ?synchronous= level (default FULL); with no
+URL, in a temporary directory. --keep leaves them for inspection.
+
+Data sets: W4 and W5 share --events events (default 1,000,000) in streams
+of 1,000, written interleaved by one writer per stream at once (group
+commit packs one event of many streams into each transaction); W7 writes
+order lifecycles until it has --events events. --scale shrinks the data
+sets (W2's streams, and the default --events) for quick runs.
+
+--baseline (PostgreSQL) runs W1-W5 against the seed's plain table too, in
+the same run, each right after chronicle's, and prints the ratio chronicle /
+plain of the row's main figure (ops/s, events/s, or p50 for W4).
+
+W8 starts "chronicle serve" as a child process on loopback (--serve
+process), so that the peak RSS reported is the server's alone; --serve
+inprocess runs it inside bench (RSS then includes the clients).`,
+		Example: `  chronicle bench --workload W1 --clients 1,8,32
+  chronicle bench --workload all --scale 0.01 --duration 1s --warmup 200ms
+  chronicle bench --store 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' --workload all --baseline
+  chronicle bench --store sqlite:///var/tmp/bench.db --workload W4,W5 --events 100000 --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
-			if !strings.EqualFold(workload, "w1") {
-				return usagef("bench: unknown workload %q (available: w1)", workload)
+			if scale <= 0 {
+				return usagef("bench: --scale must be positive")
 			}
-			if duration <= 0 || warmup < 0 || len(clients) == 0 {
-				return usagef("bench: --duration must be positive, --warmup not negative, --clients given")
+			if duration <= 0 || warmup < 0 {
+				return usagef("bench: --duration must be positive and --warmup not negative")
 			}
 			for _, n := range clients {
 				if n < 1 {
 					return usagef("bench: --clients must be at least 1")
 				}
 			}
-			raw := m.storeURL(c)
-			if raw == "" {
-				dir, err := os.MkdirTemp("", "chronicle-bench-")
+			opts := bench.Options{
+				Store:     m.storeURL(c),
+				Workloads: workloads,
+				Warmup:    warmup,
+				Duration:  duration,
+				Events:    events,
+				Streams:   max(int(float64(bench.DefaultStreams)*scale), 10),
+				W5Limit:   w5Limit,
+				Baseline:  baseline,
+				Keep:      keep,
+				Progress:  m.Stderr,
+				TTY:       m.isTerminal(m.Stderr),
+			}
+			if !c.Flags().Changed("events") {
+				opts.Events = max(int(float64(bench.DefaultEvents)*scale), 1)
+			}
+			if c.Flags().Changed("clients") {
+				opts.Clients = clients
+			}
+			switch serveMode {
+			case "process":
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("bench: find the chronicle binary for W8: %w", err)
+				}
+				opts.Serve = bench.ChildServe(exe)
+			case "inprocess":
+				opts.Serve = m.serveInProcess
+			default:
+				return usagef("bench: --serve %q: want process or inprocess", serveMode)
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(dir)
-				raw = "sqlite://" + filepath.Join(dir, "bench.db")
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
-			loc, err := storeurl.Parse(raw)
-			if err != nil {
+			var emit func(bench.Result)
+			if !asJSON {
+				fmt.Fprintf(m.Stdout, "chronicle bench: %s warm-up, %s measured; W4/W5/W7 data sets of %d events\n", warmup, duration, opts.Events)
+				t := bench.NewTable(m.Stdout)
+				emit = t.Row
+			}
+			results, err := bench.Run(c.Context(), opts, emit)
+			if asJSON {
+				enc := json.NewEncoder(m.Stdout)
+				enc.SetIndent("", "  ")
+				if jerr := enc.Encode(results); jerr != nil && err == nil {
+					err = jerr
+				}
+			}
+			if err != nil && strings.HasPrefix(err.Error(), "bench: unknown workload") {
 				return &usageError{err}
 			}
-			store, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			fmt.Fprintf(m.Stdout, "W1 create on %s: %s warm-up, %s measured\n", loc, warmup, duration)
-			fmt.Fprintf(m.Stdout, "%-8s %10s %12s %10s %10s %8s\n", "clients", "ops", "ops/s", "p50", "p99", "errors")
-			for _, n := range clients {
-				r, err := benchW1(c.Context(), store, n, warmup, duration)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(m.Stdout, "%-8d %10d %12.1f %10s %10s %8d\n", n, r.ops, r.opsPerSec, fmtDur(r.p50), fmtDur(r.p99), r.errors)
-			}
-			return nil
+			return err
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&workload, "workload", "w1", "workload to run (w1)")
-	f.IntSliceVar(&clients, "clients", []int{1, 8, 32}, "concurrent clients; a run per value")
+	f.StringSliceVar(&workloads, "workload", []string{"W1"}, "workloads to run: W1..W8, comma-separated, or all")
+	f.IntSliceVar(&clients, "clients", []int{1, 8, 32}, "client counts for W1, W2 and W8: a run per value")
 	f.DurationVar(&duration, "duration", 10*time.Second, "measured window")
 	f.DurationVar(&warmup, "warmup", 2*time.Second, "warm-up before the measured window")
+	f.IntVar(&events, "events", bench.DefaultEvents, "events in the W4/W5 and W7 data sets")
+	f.Float64Var(&scale, "scale", 1, "multiply the default data set sizes (W2 streams, W4/W5/W7 events) for quick runs")
+	f.DurationVar(&w5Limit, "w5-limit", bench.DefaultW5Limit, "stop the W5 reader after this long")
+	f.BoolVar(&baseline, "baseline", false, "also run the seed's plain table (PostgreSQL only) and print ratios")
+	f.BoolVar(&keep, "keep", false, "keep the schemas or files the run created")
+	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	f.StringVar(&serveMode, "serve", "process", "how W8 runs the server: process (a child chronicle serve) or inprocess")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write bench's own CPU profile (clients and store code) to this file")
 	return c
 }
 
-type benchResult struct {
-	ops, errors int
-	opsPerSec   float64
-	p50, p99    time.Duration
-}
-
-// benchW1 runs W1 with n clients. Each client keeps its own latencies, so
-// no lock sits in the measured path.
-func benchW1(ctx context.Context, store chronicle.Store, n int, warmup, window time.Duration) (benchResult, error) {
-	start := time.Now()
-	from, to := start.Add(warmup), start.Add(warmup+window)
-	lat := make([][]time.Duration, n)
-	errs := make([]int, n)
-	g, ctx := errgroup.WithContext(ctx)
-	for i := range n {
-		g.Go(func() error {
-			ev := []chronicle.Event{{Type: "OrderCreated", Data: []byte(benchPayload), Metadata: []byte(benchMetadata)}}
-			for {
-				t0 := time.Now()
-				if !t0.Before(to) || ctx.Err() != nil {
-					return ctx.Err()
-				}
-				ev[0].ID = "" // a new event id per append
-				_, err := store.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, ev)
-				t1 := time.Now()
-				if !t0.Before(from) && !t1.After(to) {
-					if err != nil {
-						errs[i]++
-					} else {
-						lat[i] = append(lat[i], t1.Sub(t0))
-					}
-				}
-			}
-		})
+// serveInProcess runs serve inside this process for W8, with the same
+// wiring as the serve command (it is the serve command).
+func (m *Main) serveInProcess(ctx context.Context, storeURL string) (*bench.Server, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	addrc := make(chan string, 1)
+	sm := &Main{Stdout: io.Discard, Stderr: m.Stderr, Getenv: func(string) string { return "" },
+		Ready: func(addr string) { addrc <- addr }}
+	done := make(chan error, 1)
+	go func() {
+		done <- sm.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--log-level", "error"})
+	}()
+	select {
+	case addr := <-addrc:
+		return &bench.Server{
+			Base:      "http://" + addr,
+			InProcess: true,
+			PeakRSS:   func() (int64, error) { return bench.PeakRSS("/proc/self/status") },
+			Stop:      func() error { cancel(); return <-done },
+		}, nil
+	case err := <-done:
+		cancel()
+		return nil, fmt.Errorf("serve exited before listening: %w", err)
 	}
-	if err := g.Wait(); err != nil {
-		return benchResult{}, err
-	}
-	var all []time.Duration
-	r := benchResult{}
-	for i := range n {
-		all = append(all, lat[i]...)
-		r.errors += errs[i]
-	}
-	slices.Sort(all)
-	r.ops = len(all)
-	r.opsPerSec = float64(len(all)) / window.Seconds()
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[min(len(all)*99/100, len(all)-1)]
-	}
-	return r, nil
-}
-
-func fmtDur(d time.Duration) string {
-	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/chronicle-es/chronicle/internal/bench"
+)
+
+// TestBenchSmoke runs every workload at tiny sizes, so that the benchmark
+// code cannot rot. It checks what was written and read, never the speed.
+func TestBenchSmoke(t *testing.T) {
+	quick := []string{"bench", "--workload", "all", "--events", "2000", "--scale", "0.01",
+		"--clients", "4", "--duration", "200ms", "--warmup", "0", "--json", "--serve", "inprocess"}
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		named := filepath.Join(dir, "mine.db")
+		// NORMAL: the smoke test checks counts, and fsyncs would only slow it.
+		rows := runBench(t, append(quick, "--store", "sqlite://"+named+"?synchronous=NORMAL")...)
+		checkBench(t, rows, false)
+		// The named file is never touched, and the run cleans up after itself.
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Errorf("bench left %v next to the named store", left)
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		rows := runBench(t, append(quick, "--store", pgStoreURL(t), "--baseline")...)
+		checkBench(t, rows, true)
+	})
+}
+
+func runBench(t *testing.T, args ...string) []bench.Result {
+	t.Helper()
+	out, stderr, code := newCLI(t, nil).run(args...)
+	if code != 0 {
+		t.Fatalf("chronicle %v: exit %d\n%s", args, code, stderr)
+	}
+	var rows []bench.Result
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	return rows
+}
+
+func checkBench(t *testing.T, rows []bench.Result, baseline bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range rows {
+		seen[r.Workload+"/"+r.System] = true
+		if r.Errors != 0 {
+			t.Errorf("%s %s %s: %d errors, first: %s", r.Workload, r.Case, r.System, r.Errors, r.FirstError)
+		}
+		if r.Total == 0 {
+			t.Errorf("%s %s %s: no operation succeeded", r.Workload, r.Case, r.System)
+		}
+		switch r.Workload {
+		case "W3":
+			if r.Events != 100*r.Ops {
+				t.Errorf("W3 %s: %d events in %d batches, want 100 each", r.System, r.Events, r.Ops)
+			}
+		case "W4":
+			if r.Events != 1000*r.Ops {
+				t.Errorf("W4 %s: %d events in %d reads, want 1,000 each", r.System, r.Events, r.Ops)
+			}
+		case "W5":
+			if r.Events != 2000 {
+				t.Errorf("W5 %s: read %d events, want 2,000", r.System, r.Events)
+			}
+		case "W7":
+			if r.Events < 2000 {
+				t.Errorf("W7 %s: rebuilt over %d events, want at least 2,000", r.Case, r.Events)
+			}
+		case "W8":
+			if r.PeakRSS <= 0 {
+				t.Errorf("W8: no peak RSS")
+			}
+		}
+		if r.System == "plain" && r.Ratio <= 0 {
+			t.Errorf("%s plain: no ratio", r.Workload)
+		}
+	}
+	for _, w := range bench.Workloads {
+		if !seen[w+"/chronicle"] {
+			t.Errorf("no %s row", w)
+		}
+		if plain := slices.Contains([]string{"W1", "W2", "W3", "W4", "W5"}, w); plain && baseline != seen[w+"/plain"] {
+			t.Errorf("%s: plain row present %v, want %v", w, seen[w+"/plain"], baseline)
+		}
+	}
+}

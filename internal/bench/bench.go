@@ -1,0 +1,357 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/storeurl"
+)
+
+// The payload and metadata of WORKLOADS.md, exactly.
+const (
+	Payload  = `{"customer_id":"cust_456","total":9999,"currency":"USD","items":[{"sku":"SKU-1001","name":"Widget","qty":2,"price":2500},{"sku":"SKU-2002","name":"Gadget","qty":1,"price":4999}],"shipping":"standard"}`
+	Metadata = `{"correlation_id":"corr-00000000","source":"bench"}`
+)
+
+// Workloads are the names Run accepts, in the order "all" runs them.
+var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}
+
+// Defaults of WORKLOADS.md.
+const (
+	DefaultEvents  = 1_000_000 // W4, W5, W7 data sets
+	DefaultStreams = 10_000    // W2 set-up
+	DefaultW5Limit = 60 * time.Second
+	streamLen      = 1_000 // events per load-* stream (W4 reads one)
+	orderLen       = 1_000 // events of the W6 order
+)
+
+// Options configure Run.
+type Options struct {
+	// Store names where to run: a postgres:// URL (fresh schemas in its
+	// database; a schema= parameter is ignored), a sqlite URL (fresh files
+	// in a temporary directory next to the named file, which is never
+	// opened; ?synchronous= is kept), or "" (a temporary directory).
+	Store string
+	// Workloads to run, "W1".."W8"; empty means all.
+	Workloads []string
+	// Clients is the list of client counts for W1, W2 and W8; nil means
+	// WORKLOADS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32). The other
+	// workloads have one client by definition.
+	Clients          []int
+	Warmup, Duration time.Duration
+	// Events is the size of the W4/W5 and W7 data sets; 0 means 1,000,000.
+	Events int
+	// Streams is the number of W2 streams; 0 means 10,000.
+	Streams int
+	// W5Limit stops the W5 reader early; 0 means 60 s.
+	W5Limit time.Duration
+	// Baseline runs the plain table beside chronicle (PostgreSQL only).
+	Baseline bool
+	// Keep leaves the schemas or files in place for inspection.
+	Keep bool
+	// Serve starts the HTTP service for W8; nil skips W8 with a note.
+	Serve ServeFunc
+	// Progress receives progress lines of data set loads and rebuilds;
+	// TTY redraws them in place. Nil: none.
+	Progress io.Writer
+	TTY      bool
+}
+
+// Result is one row: a workload, a case of it, a system and a client count.
+type Result struct {
+	Workload string `json:"workload"`
+	// Case distinguishes rows of one workload: "snapshots-50", a read
+	// model's name, ... Empty when the workload has one.
+	Case    string `json:"case,omitempty"`
+	System  string `json:"system"` // "chronicle" or "plain"
+	Backend string `json:"backend"`
+	Clients int    `json:"clients"`
+	// Ops counts the operations that succeeded inside the window; Events
+	// the events they wrote or read.
+	Ops          int64         `json:"ops"`
+	Events       int64         `json:"events"`
+	Seconds      float64       `json:"seconds"`
+	OpsPerSec    float64       `json:"ops_per_sec"`
+	EventsPerSec float64       `json:"events_per_sec"`
+	P50          time.Duration `json:"p50_ns"`
+	P99          time.Duration `json:"p99_ns"`
+	Errors       int64         `json:"errors"`
+	Conflicts    int64         `json:"conflicts"`
+	// Total counts every operation that succeeded, warm-up and window
+	// edges included: what the run wrote or read in all.
+	Total int64 `json:"total_ops"`
+	// PeakRSS is the W8 server's peak resident set (VmHWM), in bytes.
+	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
+	// Ratio is chronicle / plain for the row's main figure (see Main),
+	// set on both rows of a pair when the baseline ran.
+	Ratio      float64 `json:"ratio,omitempty"`
+	FirstError string  `json:"first_error,omitempty"`
+	Note       string  `json:"note,omitempty"`
+}
+
+// Main names the row's main figure: "p50" for W4 and W6 (lower is
+// better), "events/s" for W3, W5 and W7, "ops/s" otherwise.
+func (r Result) Main() string {
+	switch r.Workload {
+	case "W4", "W6":
+		return "p50"
+	case "W3", "W5", "W7":
+		return "events/s"
+	}
+	return "ops/s"
+}
+
+func (r Result) mainValue() float64 {
+	switch r.Main() {
+	case "p50":
+		return float64(r.P50)
+	case "events/s":
+		return r.EventsPerSec
+	}
+	return r.OpsPerSec
+}
+
+// Run runs the selected workloads and returns their rows, also passing
+// each to emit (when not nil) as soon as it is measured. Errors: a bad
+// option, or a failure that stops a workload (set-up, a store that cannot
+// be opened); failing operations are counted in the rows instead.
+func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error) {
+	sel, err := selectWorkloads(opts.Workloads)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Duration <= 0 || opts.Warmup < 0 {
+		return nil, errors.New("bench: the duration must be positive and the warm-up not negative")
+	}
+	for _, n := range opts.Clients {
+		if n < 1 {
+			return nil, errors.New("bench: client counts must be at least 1")
+		}
+	}
+	opts.Events = cmp.Or(opts.Events, DefaultEvents)
+	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
+	opts.W5Limit = cmp.Or(opts.W5Limit, DefaultW5Limit)
+	if opts.Events < 1 || opts.Streams < 1 {
+		return nil, errors.New("bench: --events and the W2 stream count must be positive")
+	}
+	t, err := newTarget(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	if opts.Baseline && t.kind != storeurl.Postgres {
+		return nil, errors.New("bench: --baseline needs a PostgreSQL store (the plain table is PostgreSQL's)")
+	}
+	r := &runner{opts: opts, t: t, emit: emit, prog: &progress{w: opts.Progress, tty: opts.TTY}}
+	for _, w := range sel {
+		if err := ctx.Err(); err != nil {
+			return r.results, err
+		}
+		var err error
+		switch w {
+		case "W1":
+			err = r.w1(ctx)
+		case "W2":
+			err = r.w2(ctx)
+		case "W3":
+			err = r.w3(ctx)
+		case "W4":
+			err = r.w4w5(ctx, slices.Contains(sel, "W4"), slices.Contains(sel, "W5"))
+		case "W5":
+			if !slices.Contains(sel, "W4") { // else run with W4, on its data set
+				err = r.w4w5(ctx, false, true)
+			}
+		case "W6":
+			err = r.w6(ctx)
+		case "W7":
+			err = r.w7(ctx)
+		case "W8":
+			err = r.w8(ctx)
+		}
+		if err != nil {
+			return r.results, fmt.Errorf("bench %s: %w", w, err)
+		}
+	}
+	return r.results, nil
+}
+
+func selectWorkloads(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return Workloads, nil
+	}
+	var out []string
+	for _, n := range names {
+		n = strings.ToUpper(strings.TrimSpace(n))
+		if n == "ALL" {
+			return Workloads, nil
+		}
+		if !slices.Contains(Workloads, n) {
+			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W8 or all)", n)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(Workloads, a) - slices.Index(Workloads, b) })
+	return out, nil
+}
+
+type runner struct {
+	opts    Options
+	t       *target
+	emit    func(Result)
+	prog    *progress
+	results []Result
+}
+
+func (r *runner) clients(def ...int) []int {
+	if r.opts.Clients != nil {
+		return r.opts.Clients
+	}
+	return def
+}
+
+// add records a row; a plain row completes the ratio of the chronicle row
+// of the same workload, case and clients measured just before it.
+func (r *runner) add(res Result) {
+	res.Backend = r.t.kind
+	if res.System == "" {
+		res.System = "chronicle"
+	}
+	if res.System == "plain" {
+		for i := len(r.results) - 1; i >= 0; i-- {
+			c := &r.results[i]
+			if c.System == "chronicle" && c.Workload == res.Workload && c.Case == res.Case && c.Clients == res.Clients {
+				if pv := res.mainValue(); pv > 0 {
+					c.Ratio = c.mainValue() / pv
+					res.Ratio = c.Ratio
+				}
+				break
+			}
+		}
+	}
+	r.results = append(r.results, res)
+	if r.emit != nil {
+		r.emit(res)
+	}
+}
+
+// worker is one client's state during a measured run.
+type worker struct {
+	id  int
+	rng *rand.Rand
+	// sub collects latencies of the steps of one operation (W8's
+	// requests); they count when the operation does.
+	sub []time.Duration
+}
+
+// op is one operation: it returns the events it wrote or read.
+type op func(ctx context.Context, w *worker) (int, error)
+
+// measure runs op from n clients for the warm-up and the window.
+// conflict tells conflicts from other errors (nil: none are conflicts).
+func measure(ctx context.Context, n int, warmup, window time.Duration, f op, conflict func(error) bool) Result {
+	start := time.Now()
+	from, to := start.Add(warmup), start.Add(warmup+window)
+	type tally struct {
+		lat, sub                      []time.Duration
+		ops, events, errs, confl, tot int64
+		firstErr                      error
+	}
+	tallies := make([]tally, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			t := &tallies[i]
+			w := &worker{id: i, rng: rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))}
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(to) {
+					return
+				}
+				w.sub = w.sub[:0]
+				k, err := f(ctx, w)
+				t1 := time.Now()
+				if err == nil {
+					t.tot++
+				}
+				if t0.Before(from) || t1.After(to) {
+					continue
+				}
+				switch {
+				case err == nil:
+					t.ops++
+					t.events += int64(k)
+					t.lat = append(t.lat, t1.Sub(t0))
+					t.sub = append(t.sub, w.sub...)
+				case conflict != nil && conflict(err):
+					t.confl++
+				case ctx.Err() != nil:
+					return
+				default:
+					t.errs++
+					if t.firstErr == nil {
+						t.firstErr = err
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res := Result{Clients: n, Seconds: window.Seconds()}
+	var lat, sub []time.Duration
+	for _, t := range tallies {
+		lat = append(lat, t.lat...)
+		sub = append(sub, t.sub...)
+		res.Ops += t.ops
+		res.Events += t.events
+		res.Errors += t.errs
+		res.Conflicts += t.confl
+		res.Total += t.tot
+		if t.firstErr != nil && res.FirstError == "" {
+			res.FirstError = t.firstErr.Error()
+		}
+	}
+	if len(sub) > 0 {
+		lat = sub // latency per step
+	}
+	res.P50, res.P99 = percentiles(lat)
+	res.OpsPerSec = float64(res.Ops) / window.Seconds()
+	res.EventsPerSec = float64(res.Events) / window.Seconds()
+	return res
+}
+
+// percentiles returns the p50 and p99 of d (nearest rank); it sorts d.
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	rank := func(p int) time.Duration {
+		i := (len(d)*p + 99) / 100 // ceil(n*p/100), 1-based
+		return d[max(i, 1)-1]
+	}
+	return rank(50), rank(99)
+}
+
+func isConflict(err error) bool { return errors.Is(err, chronicle.ErrWrongVersion) }
+
+func benchEvent(typ string) chronicle.Event {
+	return chronicle.Event{Type: typ, Data: json.RawMessage(Payload), Metadata: json.RawMessage(Metadata)}
+}
+
+// decode parses an event's JSON, as a reader that uses it would.
+func decode(data []byte) error {
+	var v map[string]any
+	return json.Unmarshal(data, &v)
+}

@@ -1,0 +1,14 @@
+// Package bench runs the workloads of WORKLOADS.md (W1-W8) against a
+// chronicle backend and, on PostgreSQL, against the seed's plain table in
+// the same run (the baseline), so that ratios hold on a noisy machine.
+//
+// Every run works in fresh places: on PostgreSQL a new schema per workload
+// (bench_<run>_<workload>), on SQLite a new file per workload in a new
+// temporary directory (next to the file a sqlite URL names, so that it is
+// on the same disk, but never that file itself). They are removed at the
+// end unless Options.Keep is set.
+//
+// A client is one goroutine with one operation in flight. After the
+// warm-up, an operation counts if it starts and ends inside the measured
+// window; latencies are taken per operation in the client.
+package bench

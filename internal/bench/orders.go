@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/aggregate"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/projection"
+)
+
+// encode turns order events into events to append, at their current
+// schema versions.
+func encode(evs ...order.Event) []chronicle.Event {
+	out := make([]chronicle.Event, len(evs))
+	for i, ev := range evs {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			panic(err) // plain structs
+		}
+		v, _ := order.SchemaVersion(ev.EventType())
+		out[i] = chronicle.Event{Type: ev.EventType(), SchemaVersion: v, Data: data, Metadata: json.RawMessage(Metadata)}
+	}
+	return out
+}
+
+// W6: an order of 1,000 events (OrderCreated and 999 ItemAdded) loaded
+// through the aggregate repository, with snapshots every 50 and off. With
+// snapshots the order is 25 events past its last snapshot (taken at 975),
+// the average in steady state, as in aggregate's BenchmarkLoad1000.
+func (r *runner) w6(ctx context.Context) error {
+	p, err := r.t.newPlace(ctx, "w6", false, 0)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	events := []order.Event{order.OrderCreated{CustomerID: "cust_456", Currency: "USD", Items: []order.Item{}}}
+	for i := range orderLen - 1 {
+		events = append(events, order.ItemAdded{SKU: fmt.Sprintf("SKU-%d", i%10), Quantity: 1, UnitPrice: 100 + int64(i%10)})
+	}
+	appendAll := func(stream string, evs []order.Event) error {
+		for batch := range slices.Chunk(evs, 100) {
+			if _, err := p.store.Append(ctx, stream, chronicle.Any, encode(batch...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := appendAll("order-bench_off", events); err != nil {
+		return err
+	}
+	if err := appendAll("order-bench_snap", events[:orderLen-25]); err != nil {
+		return err
+	}
+	reg := order.NewRegistry()
+	snap := aggregate.New(p.store, p.store, reg, order.Definition(), aggregate.WithSnapshotEvery(50))
+	if _, err := snap.Load(ctx, "bench_snap"); err != nil { // the snapshot at 975
+		return err
+	}
+	if err := appendAll("order-bench_snap", events[orderLen-25:]); err != nil {
+		return err
+	}
+	off := aggregate.New(p.store, p.store, reg, order.Definition(), aggregate.WithSnapshotEvery(0))
+	for _, c := range []struct {
+		name, id string
+		repo     *aggregate.Repository[order.State, order.Command, order.Event]
+	}{
+		{"snapshots-50", "bench_snap", snap},
+		{"snapshots-off", "bench_off", off},
+	} {
+		r.pair(ctx, p, 1, Result{Workload: "W6", Case: c.name}, r.opts.Warmup,
+			func(ctx context.Context, w *worker) (int, error) {
+				l, err := c.repo.Load(ctx, c.id)
+				if err == nil && l.Version != orderLen {
+					err = fmt.Errorf("loaded version %d, want %d", l.Version, orderLen)
+				}
+				return int(l.Version - l.SnapshotVersion), err
+			}, nil, nil, nil)
+	}
+	return nil
+}
+
+// lifecycle returns the events of a whole order, decided by the domain: a
+// realistic mix of create, items, address, pay, ship, deliver, and a cancel
+// for one order in seven (internal/viewtest's Lifecycle, which tests share).
+func lifecycle(i int) (string, []chronicle.Event) {
+	id := "ord_" + strconv.Itoa(i)
+	stream, _ := order.StreamID(id)
+	cmds := []order.Command{
+		order.Create{CustomerID: fmt.Sprintf("cust_%d", i%97), Items: []order.Item{{SKU: "SKU-1", Quantity: 2, UnitPrice: 2500}}},
+		order.AddItem{SKU: "SKU-2", Quantity: 1, UnitPrice: 4999},
+		order.ChangeShippingAddress{Address: order.Address{Name: "J. Smith", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"}},
+	}
+	if i%7 == 3 {
+		cmds = append(cmds, order.Cancel{Reason: "changed mind"})
+	} else {
+		cmds = append(cmds, order.Pay{Method: "card", Amount: 2*2500 + 4999}, order.Ship{Carrier: "fedex", Tracking: "FX123"}, order.Deliver{SignedBy: "J. Smith"})
+	}
+	var s order.State
+	var out []chronicle.Event
+	for _, c := range cmds {
+		evs, err := order.Decide(s, c)
+		if err != nil {
+			panic(fmt.Sprintf("lifecycle %d: %v", i, err))
+		}
+		for _, e := range encode(evs...) {
+			s, err = order.Evolve(s, chronicle.RecordedEvent{StreamID: stream, Version: s.Version + 1, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data})
+			if err != nil {
+				panic(fmt.Sprintf("lifecycle %d: %v", i, err))
+			}
+			out = append(out, e)
+		}
+	}
+	return stream, out
+}
+
+// W7: rebuild order_summaries and order_status_history from position zero
+// over an order history of about Events events (whole lifecycles, written
+// by 64 concurrent writers, one append per order).
+func (r *runner) w7(ctx context.Context) error {
+	p, err := r.t.newPlace(ctx, "w7", false, 0)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	var next, events, orders atomic.Int64
+	want := int64(r.opts.Events)
+	start := time.Now()
+	if err := parallelDo(ctx, 64, int(want), func(ctx context.Context, _ int) error {
+		if events.Load() >= want {
+			return nil
+		}
+		stream, evs := lifecycle(int(next.Add(1)))
+		if _, err := p.store.Append(ctx, stream, chronicle.NoStream, evs); err != nil {
+			return err
+		}
+		orders.Add(1)
+		d := events.Add(int64(len(evs)))
+		r.prog.update("W7 data set: %d/%d events (%.0f/s)", d, want, float64(d)/time.Since(start).Seconds())
+		return nil
+	}); err != nil {
+		return err
+	}
+	n := events.Load()
+	r.prog.line("W7 data set: %d events in %d orders, %s", n, orders.Load(), time.Since(start).Round(time.Millisecond))
+	r.vacuum(ctx, p)
+	runner, err := projection.New(p.store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
+	if err != nil {
+		return err
+	}
+	if err := runner.Setup(ctx); err != nil {
+		return err
+	}
+	r.checkpoint(ctx, p)
+	var both time.Duration
+	for _, name := range runner.Names() {
+		t0 := time.Now()
+		err := runner.Rebuild(ctx, name, func(pr projection.Progress) {
+			r.prog.update("W7 rebuild %s: %d/%d (%.0f events/s)", name, pr.Position, pr.HeadPosition, pr.EventsPerSec)
+		})
+		el := time.Since(t0)
+		both += el
+		res := Result{Workload: "W7", Case: name, Clients: 1, Ops: 1, Total: 1, Events: n, Seconds: el.Seconds(), OpsPerSec: 1 / el.Seconds(),
+			EventsPerSec: float64(n) / el.Seconds(), P50: el, P99: el}
+		if err != nil {
+			res.Ops, res.Total, res.Errors, res.FirstError = 0, 0, 1, err.Error()
+		} else if err := checkSummaries(ctx, p, name, orders.Load()); err != nil {
+			res.Errors, res.FirstError = 1, err.Error()
+		}
+		r.add(res)
+	}
+	r.add(Result{Workload: "W7", Case: "both", Clients: 1, Ops: 1, Total: 1, Events: n, Seconds: both.Seconds(), OpsPerSec: 1 / both.Seconds(),
+		EventsPerSec: float64(n) / both.Seconds(), P50: both, P99: both})
+	return nil
+}
+
+// checkSummaries checks that a rebuilt order_summaries has a row per order.
+func checkSummaries(ctx context.Context, p *place, name string, orders int64) error {
+	if name != orderview.SummariesName {
+		return nil
+	}
+	var got int64
+	if err := p.store.SQLDB().QueryRowContext(ctx, "SELECT count(*) FROM "+orderview.SummariesName).Scan(&got); err != nil {
+		return err
+	}
+	if got != orders {
+		return fmt.Errorf("%s has %d rows after the rebuild, want %d", name, got, orders)
+	}
+	return nil
+}

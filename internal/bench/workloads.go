@@ -1,0 +1,427 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+func (r *runner) maxClients(def ...int) int {
+	return slices.Max(r.clients(def...))
+}
+
+// plainConns is the plain pool's size for n clients, 0 without baseline.
+func (r *runner) plainConns(n int) int {
+	if !r.opts.Baseline {
+		return 0
+	}
+	return n + 2
+}
+
+// pair measures chronicle and then, with the baseline, the plain table,
+// each after a checkpoint: the two runs interleave.
+func (r *runner) pair(ctx context.Context, p *place, clients int, base Result, warmup time.Duration, c, plain op, conflict, plainConflict func(error) bool) {
+	r.checkpoint(ctx, p)
+	res := measure(ctx, clients, warmup, r.opts.Duration, c, conflict)
+	res.Workload, res.Case = base.Workload, base.Case
+	r.add(res)
+	if plain != nil && p.plain != nil {
+		r.checkpoint(ctx, p)
+		res := measure(ctx, clients, warmup, r.opts.Duration, plain, plainConflict)
+		res.Workload, res.Case, res.System = base.Workload, base.Case, "plain"
+		r.add(res)
+	}
+}
+
+// W1: one OrderCreated to a new stream, expected version "no stream".
+func (r *runner) w1(ctx context.Context) error {
+	p, err := r.t.newPlace(ctx, "w1", false, r.plainConns(r.maxClients(1, 8, 32)))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	e := benchEvent("OrderCreated")
+	for _, n := range r.clients(1, 8, 32) {
+		r.pair(ctx, p, n, Result{Workload: "W1"}, r.opts.Warmup,
+			func(ctx context.Context, w *worker) (int, error) {
+				_, err := p.store.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e})
+				return 1, err
+			},
+			func(ctx context.Context, w *worker) (int, error) {
+				_, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), Payload, Metadata)
+				return 1, err
+			}, isConflict, nil)
+	}
+	return nil
+}
+
+func plainConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// W2: read a random stream's version, append one ItemAdded expecting it.
+func (r *runner) w2(ctx context.Context) error {
+	p, err := r.t.newPlace(ctx, "w2", false, r.plainConns(r.maxClients(8, 32)))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	n := r.opts.Streams
+	stream := func(i int) string { return "order-cmd" + strconv.Itoa(i) }
+	r.prog.line("W2 set-up: %d streams of 1 event", n)
+	if err := parallelDo(ctx, 32, n, func(ctx context.Context, i int) error {
+		_, err := p.store.Append(ctx, stream(i), chronicle.NoStream, []chronicle.Event{benchEvent("OrderCreated")})
+		return err
+	}); err != nil {
+		return err
+	}
+	if p.plain != nil {
+		ids, streams := make([]string, n), make([]string, n)
+		for i := range n {
+			ids[i], streams[i] = chronicle.NewEventID(), stream(i)
+		}
+		if _, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+SELECT id, s, 'OrderCreated', 1, $3::jsonb, $4::jsonb FROM unnest($1::uuid[], $2::text[]) AS u(id, s)`,
+			ids, streams, Payload, Metadata); err != nil {
+			return fmt.Errorf("plain set-up: %w", err)
+		}
+	}
+	e := benchEvent("ItemAdded")
+	for _, c := range r.clients(8, 32) {
+		r.pair(ctx, p, c, Result{Workload: "W2"}, r.opts.Warmup,
+			func(ctx context.Context, w *worker) (int, error) {
+				s := stream(w.rng.IntN(n))
+				v, err := p.store.StreamVersion(ctx, s)
+				if err != nil {
+					return 0, err
+				}
+				_, err = p.store.Append(ctx, s, chronicle.Exact(v), []chronicle.Event{e})
+				return 1, err
+			},
+			func(ctx context.Context, w *worker) (int, error) {
+				s := stream(w.rng.IntN(n))
+				var v int32
+				if err := p.plain.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM order_events WHERE order_id = $1`, s).Scan(&v); err != nil {
+					return 0, err
+				}
+				_, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, 'ItemAdded', $3, $4, $5)`, chronicle.NewEventID(), s, v+1, Payload, Metadata)
+				return 1, err
+			}, isConflict, plainConflict)
+	}
+	return nil
+}
+
+// W3: 100 events to a new stream in one append.
+func (r *runner) w3(ctx context.Context) error {
+	p, err := r.t.newPlace(ctx, "w3", false, r.plainConns(1))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	evs := make([]chronicle.Event, 100)
+	for i := range evs {
+		evs[i] = benchEvent("ItemAdded")
+	}
+	versions, payloads, metas := make([]int32, 100), make([]string, 100), make([]string, 100)
+	for i := range versions {
+		versions[i], payloads[i], metas[i] = int32(i+1), Payload, Metadata
+	}
+	r.pair(ctx, p, 1, Result{Workload: "W3"}, r.opts.Warmup,
+		func(ctx context.Context, w *worker) (int, error) {
+			_, err := p.store.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, evs)
+			return 100, err
+		},
+		func(ctx context.Context, w *worker) (int, error) {
+			ids := make([]string, 100)
+			for i := range ids {
+				ids[i] = chronicle.NewEventID()
+			}
+			// Every event's payload is a parameter, as chronicle gets it.
+			_, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+SELECT id, $2, 'ItemAdded', v, d, m FROM unnest($1::uuid[], $3::int4[], $4::jsonb[], $5::jsonb[]) AS u(id, v, d, m)`,
+				ids, "order-"+chronicle.NewEventID(), versions, payloads, metas)
+			return 100, err
+		}, isConflict, nil)
+	return nil
+}
+
+// loadStreams writes the W4/W5 data set: streams load-0..n-1 of streamLen
+// events, interleaved. An append targets one stream, so "1,000
+// transactions of 1,000 events, event i in stream i mod 1,000" becomes one
+// writer per stream appending its events one at a time, all writers at
+// once: the store's group commit packs the waiting appends (one event of
+// each of up to hundreds of streams) into each transaction.
+func (r *runner) loadStreams(ctx context.Context, p *place, total int) (streams, perStream int, err error) {
+	perStream = min(streamLen, total)
+	streams = max(total/perStream, 1)
+	start := time.Now()
+	var done atomic.Int64
+	e := benchEvent("ItemAdded")
+	err = parallelDo(ctx, streams, streams, func(ctx context.Context, s int) error {
+		name := "load-" + strconv.Itoa(s)
+		for v := range perStream {
+			if _, err := p.store.Append(ctx, name, chronicle.Exact(int64(v)), []chronicle.Event{e}); err != nil {
+				return err
+			}
+			d := done.Add(1)
+			r.prog.update("W4/W5 data set, chronicle: %d/%d events (%.0f/s)", d, streams*perStream, float64(d)/time.Since(start).Seconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	r.prog.line("W4/W5 data set, chronicle: %d events in %d streams, %s (%.0f events/s)", streams*perStream, streams, time.Since(start).Round(time.Millisecond), float64(streams*perStream)/time.Since(start).Seconds())
+	if p.plain == nil {
+		return streams, perStream, nil
+	}
+	// The plain table gets the definition exactly: per transaction, one
+	// event of every stream.
+	start = time.Now()
+	ids, names := make([]string, streams), make([]string, streams)
+	for s := range streams {
+		names[s] = "load-" + strconv.Itoa(s)
+	}
+	for v := range perStream {
+		for s := range ids {
+			ids[s] = chronicle.NewEventID()
+		}
+		if _, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+SELECT id, s, 'ItemAdded', $3, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $2::text[]) AS u(id, s)`,
+			ids, names, v+1, Payload, Metadata); err != nil {
+			return 0, 0, fmt.Errorf("plain data set: %w", err)
+		}
+		r.prog.update("W4/W5 data set, plain: %d/%d events", (v+1)*streams, streams*perStream)
+	}
+	r.prog.line("W4/W5 data set, plain: %d events, %s", streams*perStream, time.Since(start).Round(time.Millisecond))
+	return streams, perStream, nil
+}
+
+// W4 (read a random load-* stream whole, decoding) and W5 (page the global
+// log from the start) share their data set.
+func (r *runner) w4w5(ctx context.Context, w4, w5 bool) error {
+	p, err := r.t.newPlace(ctx, "w4", false, r.plainConns(1))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	streams, perStream, err := r.loadStreams(ctx, p, r.opts.Events)
+	if err != nil {
+		return err
+	}
+	r.vacuum(ctx, p)
+	if w4 {
+		r.pair(ctx, p, 1, Result{Workload: "W4"}, r.opts.Warmup,
+			func(ctx context.Context, w *worker) (int, error) {
+				s := "load-" + strconv.Itoa(w.rng.IntN(streams))
+				evs, err := p.store.ReadStream(ctx, s, chronicle.ReadStreamOptions{})
+				if err != nil {
+					return 0, err
+				}
+				for _, e := range evs {
+					if err := decode(e.Data); err != nil {
+						return 0, err
+					}
+				}
+				if len(evs) != perStream {
+					return 0, fmt.Errorf("%s: read %d events, want %d", s, len(evs), perStream)
+				}
+				return len(evs), nil
+			},
+			func(ctx context.Context, w *worker) (int, error) {
+				s := "load-" + strconv.Itoa(w.rng.IntN(streams))
+				rows, err := p.plain.Query(ctx, `SELECT id, order_id, event_type, version, data, metadata, created_at
+FROM order_events WHERE order_id = $1 ORDER BY version`, s)
+				if err != nil {
+					return 0, err
+				}
+				n, err := scanPlain(rows, nil)
+				if err == nil && n != perStream {
+					err = fmt.Errorf("%s: read %d rows, want %d", s, n, perStream)
+				}
+				return n, err
+			}, nil, nil)
+	}
+	if w5 {
+		if w4 {
+			r.vacuum(ctx, p)
+		}
+		want := streams * perStream
+		r.checkpoint(ctx, p)
+		r.add(r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
+			var from chronicle.Checkpoint
+			if cursor != "" {
+				tx, pos, _ := strings.Cut(cursor, ":")
+				t, _ := strconv.ParseUint(tx, 10, 64)
+				ps, _ := strconv.ParseInt(pos, 10, 64)
+				from = chronicle.Checkpoint{TxID: t, Position: ps}
+			}
+			page, err := p.store.ReadAll(ctx, from, chronicle.ReadAllOptions{Limit: 1000})
+			if err != nil || len(page) == 0 {
+				return cursor, 0, err
+			}
+			for _, e := range page {
+				if err := decode(e.Data); err != nil {
+					return cursor, 0, err
+				}
+			}
+			last := page[len(page)-1].Checkpoint()
+			return fmt.Sprintf("%d:%d", last.TxID, last.Position), len(page), nil
+		}))
+		if p.plain != nil {
+			r.checkpoint(ctx, p)
+			res := r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
+				// Unordered keyset paging by ctid: a TID range scan that
+				// returns rows in physical order, no index, no global order.
+				rows, err := p.plain.Query(ctx, `SELECT ctid::text, id, order_id, event_type, version, data, metadata, created_at
+FROM order_events WHERE ctid > $1::tid LIMIT 1000`, cmpOr(cursor, "(0,0)"))
+				if err != nil {
+					return cursor, 0, err
+				}
+				n, err := scanPlain(rows, &cursor)
+				return cursor, n, err
+			})
+			res.System = "plain"
+			r.add(res)
+		}
+	}
+	return nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// catchUp runs W5: one reader pages from the start until it has read want
+// events, the log ends, or the time limit.
+func (r *runner) catchUp(ctx context.Context, want int, next func(ctx context.Context, cursor string) (string, int, error)) Result {
+	res := Result{Workload: "W5", Clients: 1}
+	var lat []time.Duration
+	var cursor string
+	start := time.Now()
+	limited := false
+	for res.Events < int64(want) {
+		if time.Since(start) > r.opts.W5Limit {
+			limited = true
+			break
+		}
+		t0 := time.Now()
+		c, n, err := next(ctx, cursor)
+		if err != nil {
+			res.Errors++
+			res.FirstError = err.Error()
+			break
+		}
+		if n == 0 {
+			break
+		}
+		lat = append(lat, time.Since(t0))
+		cursor = c
+		res.Ops++
+		res.Events += int64(n)
+	}
+	el := time.Since(start)
+	res.Seconds = el.Seconds()
+	res.Total = res.Ops
+	res.OpsPerSec = float64(res.Ops) / el.Seconds()
+	res.EventsPerSec = float64(res.Events) / el.Seconds()
+	res.P50, res.P99 = percentiles(lat) // per page
+	switch {
+	case limited:
+		res.Note = fmt.Sprintf("stopped at the %s limit", r.opts.W5Limit)
+	case res.Errors == 0 && res.Events != int64(want):
+		res.Errors++
+		res.FirstError = fmt.Sprintf("read %d events, the data set has %d", res.Events, want)
+	}
+	return res
+}
+
+// scanPlain reads plain rows, decoding data; with cursor set, the first
+// column is the ctid and the highest one seen is stored there.
+func scanPlain(rows pgx.Rows, cursor *string) (int, error) {
+	defer rows.Close()
+	var (
+		ctid, id, orderID, typ string
+		version                int32
+		data, meta             []byte
+		created                time.Time
+		n                      int
+		maxBlock, maxOff       int64 = -1, -1
+	)
+	for rows.Next() {
+		var err error
+		if cursor != nil {
+			err = rows.Scan(&ctid, &id, &orderID, &typ, &version, &data, &meta, &created)
+			if b, o, ok := parseTID(ctid); ok && (b > maxBlock || b == maxBlock && o > maxOff) {
+				maxBlock, maxOff = b, o
+			}
+		} else {
+			err = rows.Scan(&id, &orderID, &typ, &version, &data, &meta, &created)
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := decode(data); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if cursor != nil && maxBlock >= 0 {
+		*cursor = fmt.Sprintf("(%d,%d)", maxBlock, maxOff)
+	}
+	return n, rows.Err()
+}
+
+func parseTID(s string) (block, off int64, ok bool) {
+	b, o, found := strings.Cut(strings.Trim(s, "()"), ",")
+	if !found {
+		return 0, 0, false
+	}
+	bi, err1 := strconv.ParseInt(b, 10, 64)
+	oi, err2 := strconv.ParseInt(o, 10, 64)
+	return bi, oi, err1 == nil && err2 == nil
+}
+
+// parallelDo runs f(0..n-1) from k goroutines; the first error stops it.
+func parallelDo(ctx context.Context, k, n int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(k, n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
