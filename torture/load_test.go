@@ -117,10 +117,12 @@ func (c *client) newPlan() *plan {
 	add("POST", "/orders", fmt.Sprintf(`{"order_id":%q,"customer_id":"cust_%d","items":[%s]}`, id, c.rnd.IntN(50), item("SKU-A", 2, price)), "OrderCreated")
 	o := "/orders/" + id
 	if c.mixed {
-		for range c.rnd.IntN(3) {
+		// Distinct SKUs: the same SKU again at another price is a rule
+		// violation (409), which this load must never provoke.
+		for i := range c.rnd.IntN(3) {
 			extra := int64(50 + c.rnd.IntN(500))
 			p.total += extra
-			add("POST", o+"/items", item(fmt.Sprintf("SKU-%d", c.rnd.IntN(1000)), 1, extra), "ItemAdded")
+			add("POST", o+"/items", item(fmt.Sprintf("SKU-%d-%d", i, c.rnd.IntN(1000)), 1, extra), "ItemAdded")
 		}
 		if c.rnd.IntN(3) == 0 {
 			add("PUT", o+"/shipping-address", `{"name":"J. Smith","line1":"1 Main St","city":"Springfield","postal_code":"12345","country":"US"}`, "ShippingAddressChanged")
