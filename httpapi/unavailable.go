@@ -14,7 +14,8 @@ import (
 // fault of this server: such requests answer 503 with Retry-After, so that
 // clients retry, instead of a 500. Errors come from both backends and from
 // the read models' database/sql handle, so they are recognized by behaviour
-// (SQLSTATE, net.Error, errno), without importing a driver.
+// (SQLSTATE, SQLite result code, net.Error, errno), without importing a
+// driver.
 func unavailable(err error) bool {
 	var state interface{ SQLState() string }
 	if errors.As(err, &state) {
@@ -23,6 +24,16 @@ func unavailable(err error) bool {
 		case strings.HasPrefix(code, "08"), // connection exception
 			strings.HasPrefix(code, "53"),                     // insufficient resources: disk full, too many connections
 			code == "57P01", code == "57P02", code == "57P03": // shutdown, crash, starting up
+			return true
+		}
+	}
+	// SQLite's driver error has Code() int (the result code, extended codes
+	// in the high bits). Read-only, I/O error, full disk, cannot open: the
+	// store cannot write now, and space or permissions coming back cure it.
+	var sq interface{ Code() int }
+	if errors.As(err, &sq) {
+		switch sq.Code() & 0xff {
+		case 8, 10, 13, 14: // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
 			return true
 		}
 	}

@@ -20,6 +20,12 @@ type sqlStateError string
 func (e sqlStateError) Error() string    { return "FATAL: (SQLSTATE " + string(e) + ")" }
 func (e sqlStateError) SQLState() string { return string(e) }
 
+// sqliteError stands for SQLite's driver error: a result code.
+type sqliteError int
+
+func (e sqliteError) Error() string { return fmt.Sprintf("sqlite error (%d)", int(e)) }
+func (e sqliteError) Code() int     { return int(e) }
+
 // A store that is down or restarting answers 503 with Retry-After, not
 // 500: found by the torture suite (TestPostgresCrashUnderLoad).
 func TestStoreUnavailableIs503(t *testing.T) {
@@ -34,6 +40,10 @@ func TestStoreUnavailableIs503(t *testing.T) {
 		{"disk full", sqlStateError("53100"), http.StatusServiceUnavailable},
 		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, http.StatusServiceUnavailable},
 		{"connection cut", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), http.StatusServiceUnavailable},
+		{"sqlite disk full", sqliteError(13), http.StatusServiceUnavailable},
+		{"sqlite disk I/O error", sqliteError(778), http.StatusServiceUnavailable}, // SQLITE_IOERR_WRITE
+		{"sqlite read-only", sqliteError(8), http.StatusServiceUnavailable},
+		{"sqlite constraint", sqliteError(19), http.StatusInternalServerError},
 		{"syntax error", sqlStateError("42601"), http.StatusInternalServerError},
 		{"other", fmt.Errorf("boom"), http.StatusInternalServerError},
 	} {
