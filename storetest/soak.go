@@ -16,7 +16,7 @@ import (
 // must see every committed event exactly once, in one order.
 func testSoak(t *testing.T, h Harness) {
 	writers, appends, streams := 16, 2000, 500
-	if testing.Short() {
+	if testing.Short() || h.SmallSoak {
 		appends = 200
 	}
 	s := h.Open(t, Options{BeforeCommit: func(string, []chronicle.Event) error {

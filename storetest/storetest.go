@@ -43,6 +43,9 @@ type Harness struct {
 	Exec func(t *testing.T, b Backend, sql string) error
 	// Truncate is true when the backend's database has TRUNCATE (PostgreSQL).
 	Truncate bool
+	// SmallSoak runs the soak with a tenth of the appends, for a variant of
+	// a backend whose code the full soak already covers.
+	SmallSoak bool
 }
 
 // Run runs the whole suite, each subtest on a fresh store from h.Open.
