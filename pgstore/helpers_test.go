@@ -17,6 +17,9 @@ func testURL(tb testing.TB) string {
 	tb.Helper()
 	url := os.Getenv(envURL)
 	if url == "" {
+		if os.Getenv("CI") != "" {
+			tb.Fatal(envURL + " is not set in CI: the PostgreSQL tests must run there")
+		}
 		tb.Skip(envURL + " is not set: no PostgreSQL to test against (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
 	}
 	return url

@@ -104,6 +104,9 @@ func devPostgres(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv(envPostgres)
 	if url == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal(envPostgres + " is not set in CI: the PostgreSQL scenarios must run there")
+		}
 		t.Skip(envPostgres + " is not set: no PostgreSQL to attack " +
 			"(e.g. postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable, or run under scripts/with-postgres)")
 	}

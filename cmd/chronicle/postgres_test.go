@@ -18,6 +18,9 @@ func pgStoreURL(t *testing.T) string {
 	t.Helper()
 	base := os.Getenv("CHRONICLE_TEST_POSTGRES")
 	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CHRONICLE_TEST_POSTGRES is not set in CI: the PostgreSQL tests must run there")
+		}
 		t.Skip("CHRONICLE_TEST_POSTGRES is not set: no PostgreSQL to test against (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
 	}
 	var b [8]byte

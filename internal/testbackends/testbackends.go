@@ -95,6 +95,9 @@ func PostgresURL(tb testing.TB) string {
 	tb.Helper()
 	url := os.Getenv(EnvPostgres)
 	if url == "" {
+		if os.Getenv("CI") != "" {
+			tb.Fatal(EnvPostgres + " is not set in CI: the PostgreSQL tests must run there")
+		}
 		tb.Skip(EnvPostgres + " is not set, so there is no PostgreSQL to test against " +
 			"(e.g. postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable, or run under scripts/with-postgres)")
 	}
