@@ -48,6 +48,7 @@ func runBench(t *testing.T, args ...string) []bench.Result {
 func checkBench(t *testing.T, rows []bench.Result, baseline bool) {
 	t.Helper()
 	seen := map[string]bool{}
+	measured := map[string]bool{}
 	for _, r := range rows {
 		seen[r.Workload+"/"+r.System] = true
 		if r.Errors != 0 {
@@ -78,7 +79,12 @@ func checkBench(t *testing.T, rows []bench.Result, baseline bool) {
 				t.Errorf("W8: no peak RSS")
 			}
 		}
-		if r.System == "plain" && r.Ratio <= 0 {
+		// A ratio needs an operation inside both measured windows; on a
+		// loaded machine one slow W4 read can outlast a 200 ms window.
+		if r.System == "chronicle" {
+			measured[r.Workload+"/"+r.Case] = r.Ops > 0
+		}
+		if r.System == "plain" && r.Ratio <= 0 && r.Ops > 0 && measured[r.Workload+"/"+r.Case] {
 			t.Errorf("%s plain: no ratio", r.Workload)
 		}
 	}
