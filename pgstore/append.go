@@ -70,16 +70,25 @@ func (s *Store) Append(ctx context.Context, stream string, expected chronicle.Ex
 	}
 }
 
+// submit hands r to group commit and waits for its outcome. The caller
+// commits batches itself when fewer than Options.Committers goroutines are
+// committing (a lone append costs no goroutine hand-offs); otherwise r
+// waits in pending for a goroutine that is.
 func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error) {
-	if s.closed() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
 		return appendOutcome{}, fmt.Errorf("append %s: %w", r.stream, chronicle.ErrClosed)
 	}
-	select {
-	case s.queue <- r:
-	case <-s.done:
-		return appendOutcome{}, fmt.Errorf("append %s: %w", r.stream, chronicle.ErrClosed)
-	case <-ctx.Done():
-		return appendOutcome{}, fmt.Errorf("append %s: %w", r.stream, ctx.Err())
+	s.pending = append(s.pending, r)
+	lead := s.leaders < s.opts.Committers
+	if lead {
+		s.leaders++
+		s.leading.Add(1)
+	}
+	s.mu.Unlock()
+	if lead {
+		s.lead(r)
 	}
 	select {
 	case out := <-r.done:
@@ -89,39 +98,43 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error)
 	}
 }
 
-// committer takes queued appends and commits them in batches until Close.
-func (s *Store) committer() {
-	defer s.wg.Done()
-	// Batches already taken finish even when Close is called meanwhile.
+// lead commits pending appends in batches until none are left, or, when
+// own is set, until own has its answer: then a new goroutine takes over
+// what is still pending, so the caller returns at once. Whenever pending is
+// not empty some goroutine is leading (a leader only stops on an empty
+// pending, under s.mu), so no append is stranded, even at Close.
+func (s *Store) lead(own *appendReq) {
+	defer s.leading.Done()
+	// Batches run on their own context: one caller giving up must not fail
+	// the others' appends, and Close lets what is pending commit.
 	ctx := context.Background()
-	var pending []*appendReq
 	for {
-		if len(pending) == 0 {
-			select {
-			case r := <-s.queue:
-				pending = append(pending, r)
-			case <-s.done:
-				return
-			}
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.leaders--
+			s.mu.Unlock()
+			return
 		}
-	gather: // take what else is waiting right now; never wait for more
-		for len(pending) < s.opts.MaxBatch {
-			select {
-			case r := <-s.queue:
-				pending = append(pending, r)
-			default:
-				break gather
-			}
+		if own != nil && len(own.done) > 0 {
+			s.leading.Add(1)
+			s.mu.Unlock()
+			go s.lead(nil) // same leader count: this one hands over
+			return
 		}
 		var batch []*appendReq
-		batch, pending = s.pickBatch(pending)
+		batch, s.pending = s.pickBatch(s.pending)
+		s.mu.Unlock()
 		if len(batch) == 0 {
 			continue
 		}
 		s.batches.Add(1)
 		s.batched.Add(int64(len(batch)))
 		retry := s.commitBatch(ctx, batch)
-		pending = append(retry, pending...)
+		if len(retry) > 0 {
+			s.mu.Lock()
+			s.pending = append(retry, s.pending...)
+			s.mu.Unlock()
+		}
 	}
 }
 
@@ -129,7 +142,8 @@ func (s *Store) committer() {
 const maxBatchEvents = 10000
 
 // pickBatch takes at most one append per stream (a statement cannot update a
-// streams row twice), leaving the others for the next batch in order.
+// streams row twice), at most MaxBatch, leaving the others for the next
+// batch in order. It answers appends whose callers have given up.
 func (s *Store) pickBatch(pending []*appendReq) (batch, rest []*appendReq) {
 	seen := make(map[string]bool, len(pending))
 	n := 0
@@ -183,6 +197,7 @@ func (s *Store) answer(batch []*appendReq, outs []batchOutcome) (retry []*append
 	}
 	if wrote {
 		s.broadcast() // our own subscribers need not wait for the NOTIFY round trip
+		s.requestNotify()
 	}
 	return retry
 }
@@ -212,7 +227,7 @@ type querier interface {
 // append has a lower transaction id. Otherwise (it took its id before
 // waiting for that stream) the append is run again in a later transaction.
 //
-// One row per append comes back: whether an id is already stored ($13), and the
+// One row per append comes back: whether an id is already stored ($12), and the
 // stream's version after the statement with whether this append advanced it.
 const batchSQL = `
 WITH ev AS MATERIALIZED (
@@ -220,7 +235,7 @@ WITH ev AS MATERIALIZED (
 		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, k)
 ),
 a AS MATERIALIZED (
-	SELECT a.*, $13::bool AND EXISTS (
+	SELECT a.*, $12::bool AND EXISTS (
 			SELECT 1 FROM ev JOIN events e ON e.event_id = ev.event_id WHERE ev.i = a.i
 		) AS dup
 	FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[])
@@ -266,12 +281,9 @@ new AS (
 pos AS (
 	SELECT stream_id, min(position) AS first_pos, max(position) AS last_pos
 	FROM new GROUP BY stream_id
-),
-note AS (
-	SELECT pg_notify($12, '') WHERE EXISTS (SELECT 1 FROM won)
 )
 SELECT a.dup, coalesce(ins.version, upd.version), ins.version IS NOT NULL OR coalesce(upd.appended, false),
-	pos.first_pos, pos.last_pos, (SELECT count(*) FROM note)
+	pos.first_pos, pos.last_pos
 FROM a
 LEFT JOIN upd ON upd.stream_id = a.stream_id
 LEFT JOIN ins ON ins.stream_id = a.stream_id
@@ -287,6 +299,9 @@ ORDER BY a.i`
 // runs again with savepoints and checks. That keeps the hot statement free
 // of a lookup whose cached plan may not fit the table's size.
 func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, checkDup bool) ([]batchOutcome, error) {
+	if len(batch) == 1 && !checkDup {
+		return s.runOne(ctx, q, batch[0])
+	}
 	var nev int
 	for _, r := range batch {
 		nev += len(r.events)
@@ -316,65 +331,25 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 			evTypes = append(evTypes, e.Type)
 			evSchema = append(evSchema, int32(e.SchemaVersion))
 			evData = append(evData, string(e.Data))
-			var meta *string
-			if len(e.Metadata) > 0 {
-				m := string(e.Metadata)
-				meta = &m
-			}
-			evMeta = append(evMeta, meta)
+			evMeta = append(evMeta, metadataArg(e))
 		}
 	}
 	rows, err := q.Query(ctx, batchSQL, streams, types, expected, counts,
-		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, s.channel, checkDup)
+		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, checkDup)
 	if err != nil {
 		return nil, err
 	}
 	outs := make([]batchOutcome, 0, len(batch))
 	for rows.Next() {
-		var (
-			dup, appended bool
-			version       *int64 // nil: the stream did not exist for this statement
-			first, last   *int64
-			notified      int64
-		)
-		if err := rows.Scan(&dup, &version, &appended, &first, &last, &notified); err != nil {
+		var row resultRow
+		if err := rows.Scan(&row.dup, &row.version, &row.appended, &row.first, &row.last); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		if len(outs) == len(batch) {
 			break
 		}
-		r := batch[len(outs)]
-		var current int64
-		if version != nil {
-			current = *version
-		}
-		var o batchOutcome
-		switch {
-		case dup:
-			o.out.dup = true
-		case appended && first != nil && last != nil:
-			n := int64(len(r.events))
-			o.out.res = chronicle.AppendResult{
-				StreamID:      r.stream,
-				FirstVersion:  current - n + 1,
-				LastVersion:   current,
-				FirstPosition: *first,
-				LastPosition:  *last,
-			}
-		case !r.expected.Check(current) && !checkDup:
-			// A retry of an append that landed fails its version check:
-			// look for its ids before answering with the conflict.
-			o.out.dup = true
-			o.out.conflict = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
-		case !r.expected.Check(current):
-			o.out.err = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
-		default:
-			// Lost the race to create the stream, or its last append has a
-			// later transaction id: run it again in a later transaction.
-			o.retry = true
-		}
-		outs = append(outs, o)
+		outs = append(outs, row.outcome(batch[len(outs)], checkDup))
 	}
 	// Close reads up to the end of the statement, commit included: an error
 	// there means the batch did not commit (or we cannot know).
@@ -386,6 +361,131 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		return nil, fmt.Errorf("pgstore: batch returned %d outcomes for %d appends", len(outs), len(batch))
 	}
 	return outs, nil
+}
+
+// oneSQL is batchSQL for a batch of one append, with the stream's values as
+// scalars: the same checks and locks, without the joins that match events
+// to appends, so a lone append (one client, or a quiet moment) costs about
+// as much as two plain INSERTs.
+const oneSQL = `
+WITH upd AS (
+	UPDATE streams s SET
+		version = s.version + CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE $3::int8
+			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = $3 END)
+			THEN $4::int4 ELSE 0 END,
+		last_tx = CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE $3::int8
+			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = $3 END)
+			THEN pg_current_xact_id() ELSE s.last_tx END
+	WHERE s.stream_id = $1
+	RETURNING s.version, s.last_tx = pg_current_xact_id() AS appended
+),
+ins AS (
+	INSERT INTO streams (stream_id, stream_type, version)
+	SELECT $1, $2, $4 WHERE $3 IN (-1, 0)
+		AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_id = $1)
+	ON CONFLICT (stream_id) DO NOTHING -- lost the race: no row, run again
+	RETURNING version
+),
+won AS MATERIALIZED (
+	SELECT version FROM upd WHERE appended
+	UNION ALL
+	SELECT version FROM ins
+),
+new AS (
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+	SELECT $1, $2, won.version - $4 + ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json
+	FROM won, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::text[])
+		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, k)
+	ORDER BY ev.k -- positions follow versions
+	RETURNING position
+)
+SELECT false, coalesce((SELECT version FROM ins), (SELECT version FROM upd)),
+	EXISTS (SELECT 1 FROM won), (SELECT min(position) FROM new), (SELECT max(position) FROM new)`
+
+// runOne runs oneSQL for r; see runBatch.
+func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOutcome, error) {
+	var (
+		ids    = make([]string, len(r.events))
+		types  = make([]string, len(r.events))
+		schema = make([]int32, len(r.events))
+		data   = make([]string, len(r.events))
+		meta   = make([]*string, len(r.events))
+	)
+	for i, e := range r.events {
+		ids[i], types[i], schema[i] = e.ID, e.Type, int32(e.SchemaVersion)
+		data[i], meta[i] = string(e.Data), metadataArg(e)
+	}
+	rows, err := q.Query(ctx, oneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected), int32(len(r.events)),
+		ids, types, schema, data, meta)
+	if err != nil {
+		return nil, err
+	}
+	var row resultRow
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&row.dup, &row.version, &row.appended, &row.first, &row.last); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		n++
+	}
+	rows.Close() // reads up to the end of the statement, commit included
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("pgstore: append returned %d rows, want 1", n)
+	}
+	return []batchOutcome{row.outcome(r, false)}, nil
+}
+
+func metadataArg(e chronicle.Event) *string {
+	if len(e.Metadata) == 0 {
+		return nil
+	}
+	m := string(e.Metadata)
+	return &m
+}
+
+// resultRow is one append's row of batchSQL or oneSQL.
+type resultRow struct {
+	dup, appended bool
+	version       *int64 // nil: the stream did not exist for this statement
+	first, last   *int64
+}
+
+// outcome turns r's row into its answer.
+func (row resultRow) outcome(r *appendReq, checkDup bool) batchOutcome {
+	var current int64
+	if row.version != nil {
+		current = *row.version
+	}
+	var o batchOutcome
+	switch {
+	case row.dup:
+		o.out.dup = true
+	case row.appended && row.first != nil && row.last != nil:
+		n := int64(len(r.events))
+		o.out.res = chronicle.AppendResult{
+			StreamID:      r.stream,
+			FirstVersion:  current - n + 1,
+			LastVersion:   current,
+			FirstPosition: *row.first,
+			LastPosition:  *row.last,
+		}
+	case !r.expected.Check(current) && !checkDup:
+		// A retry of an append that landed fails its version check:
+		// look for its ids before answering with the conflict.
+		o.out.dup = true
+		o.out.conflict = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+	case !r.expected.Check(current):
+		o.out.err = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+	default:
+		// Lost the race to create the stream, or its last append has a
+		// later transaction id: run it again in a later transaction.
+		o.retry = true
+	}
+	return o
 }
 
 // savepointBatch bounds the appends of one savepoint transaction: each

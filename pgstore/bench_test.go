@@ -60,7 +60,7 @@ func parallel(b *testing.B, clients int, op func(ctx context.Context) error) {
 }
 
 // plainPool opens a pool on a fresh schema holding the seed's table.
-func plainPool(b *testing.B, conns int32) *pgxpool.Pool {
+func plainPool(b testing.TB, conns int32) *pgxpool.Pool {
 	url := testURL(b)
 	schema := newSchema(b)
 	cfg, err := pgxpool.ParseConfig(url)
@@ -95,7 +95,7 @@ CREATE INDEX order_events_order_id ON order_events (order_id);`)
 
 // W1: one event to a new stream, expected version "no stream".
 func BenchmarkAppendNewStream(b *testing.B) {
-	for _, clients := range []int{1, 32} {
+	for _, clients := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("chronicle/clients=%d", clients), func(b *testing.B) {
 			s := openTest(b, Options{Committers: benchCommitters})
 			defer func() {

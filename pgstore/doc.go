@@ -51,10 +51,12 @@
 //
 // # Group commit
 //
-// Appends are queued to a few committer goroutines. Each takes whatever
-// appends are waiting (at most one per stream) and runs them as ONE
-// statement in one implicit transaction: one round trip and one WAL flush
-// for the whole batch. The statement checks every append's expected version
+// At most a few goroutines (Options.Committers) commit appends at once;
+// usually they are the callers of Append themselves, so a lone append costs
+// no hand-off. Each takes whatever appends are waiting (at most one per
+// stream) and runs them as ONE statement in one implicit transaction: one
+// round trip and one WAL flush for the whole batch. NOTIFY is sent after
+// the commit, at most every few milliseconds. The statement checks every append's expected version
 // against its locked streams row and inserts only the appends that pass, so
 // each append keeps its own result and conflict. When the statement fails as
 // a whole (an event id inserted concurrently, a deadlock) or a BeforeCommit

@@ -95,3 +95,54 @@ func (s *Store) listenLoop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.C
 		s.broadcast() // commits may have happened while we were away
 	}
 }
+
+// requestNotify asks the notifier to tell other processes that events
+// committed; it never blocks.
+func (s *Store) requestNotify() {
+	select {
+	case s.notifyReq <- struct{}{}:
+	default: // one is already pending: it will cover this commit too
+	}
+}
+
+// notifyInterval is the least time between two NOTIFYs. Each costs the
+// notifier a transaction, and its commit record makes PostgreSQL's WAL
+// writer flush, competing with the appends' own flushes: one per commit
+// would slow a lone writer by half. Other processes hear of a commit at
+// most this much later (this process's subscribers are woken at once).
+const notifyInterval = 5 * time.Millisecond
+
+// notifier sends a NOTIFY after requests, at most one per notifyInterval,
+// until Close. Requests made meanwhile coalesce into the next one, which
+// always follows the last request, so no commit goes unannounced.
+func (s *Store) notifier() {
+	defer s.wg.Done()
+	ctx := context.Background()
+	var last time.Time
+	for {
+		select {
+		case <-s.notifyReq:
+		case <-s.done:
+			return
+		}
+		if wait := notifyInterval - time.Since(last); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-s.done:
+				return
+			}
+		}
+		// Drop a request that came while waiting: this NOTIFY covers it.
+		select {
+		case <-s.notifyReq:
+		default:
+		}
+		last = time.Now()
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := s.npool.Exec(qctx, "SELECT pg_notify($1, '')", s.channel); err != nil && !s.closed() {
+			// Listeners in other processes poll; they are late, not wrong.
+			s.log.Warn("pgstore: notify failed", "err", err)
+		}
+		cancel()
+	}
+}

@@ -64,11 +64,21 @@ type Store struct {
 	opts    Options
 	log     *slog.Logger
 
-	queue chan *appendReq // unbuffered: a send succeeds only when a committer takes it
+	// Group commit: appends wait in pending; at most Options.Committers
+	// goroutines (callers of Append, or ones they hand over to) commit them.
+	mu      sync.Mutex
+	pending []*appendReq
+	leaders int            // goroutines committing batches now
+	closing bool           // Close has begun: no new appends
+	leading sync.WaitGroup // the leaders; Close waits for pending to drain
+	// notifyReq asks the notifier for a NOTIFY (buffered 1: requests made
+	// while one is in flight coalesce into the next).
+	notifyReq chan struct{}
+	npool     *pgxpool.Pool // the notifier's connection
 	// batches and batched count commits and the appends in them.
 	batches, batched atomic.Int64
 	done             chan struct{}  // closed by Close
-	wg               sync.WaitGroup // committers and the listener
+	wg               sync.WaitGroup // the listener and the notifier
 
 	cancelListen context.CancelFunc
 
@@ -124,21 +134,40 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	wcfg := cfg.Copy()
 	wcfg.MaxConns = int32(opts.Committers)
 	wcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	// That one plan is made on the first append, often on empty tables,
+	// where a sequential scan of streams looks cheapest; it would then scan
+	// every stream on each append until the next ANALYZE. Every lookup the
+	// statements make is by key, so index scans are right at any size.
+	wcfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
 	wpool, err := pgxpool.NewWithConfig(ctx, wcfg)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: open: %w", err)
 	}
+	// NOTIFY runs after the commit, in its own transaction: inside the
+	// append's transaction it would serialize commits on PostgreSQL's
+	// notify queue lock. It is only a hint (readers also poll), so its own
+	// commit need not wait for a WAL flush.
+	ncfg := cfg.Copy()
+	ncfg.MaxConns = 1
+	ncfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	npool, err := pgxpool.NewWithConfig(ctx, ncfg)
+	if err != nil {
+		pool.Close()
+		wpool.Close()
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
 	s := &Store{
-		pool:    pool,
-		wpool:   wpool,
-		schema:  opts.Schema,
-		channel: "chronicle_" + opts.Schema,
-		opts:    opts,
-		log:     log,
-		queue:   make(chan *appendReq),
-		done:    make(chan struct{}),
-		subs:    make(map[chan struct{}]struct{}),
+		pool:      pool,
+		wpool:     wpool,
+		npool:     npool,
+		schema:    opts.Schema,
+		channel:   "chronicle_" + opts.Schema,
+		opts:      opts,
+		log:       log,
+		notifyReq: make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		subs:      make(map[chan struct{}]struct{}),
 	}
 	// Listen before returning, so that a commit acknowledged after Open
 	// returns always wakes this store's subscribers.
@@ -146,16 +175,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		pool.Close()
 		wpool.Close()
+		npool.Close()
 		return nil, fmt.Errorf("pgstore: open: listen: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancelListen = cancel
 	s.wg.Add(1)
 	go s.listenLoop(lctx, cfg.ConnConfig, lconn)
-	for range opts.Committers {
-		s.wg.Add(1)
-		go s.committer()
-	}
+	s.wg.Add(1)
+	go s.notifier()
 	s.db = stdlib.OpenDBFromPool(pool)
 	return s, nil
 }
@@ -164,6 +192,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // closes the connections. Calls after Close fail with chronicle.ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.leading.Wait() // appends already accepted commit
 		close(s.done)
 		s.cancelListen()
 		s.wg.Wait()
@@ -175,6 +207,7 @@ func (s *Store) Close() error {
 		s.subMu.Unlock()
 		s.db.Close()
 		s.wpool.Close()
+		s.npool.Close()
 		s.pool.Close()
 	})
 	return nil

@@ -66,7 +66,7 @@ func waitHead(t testing.TB, r *projection.Runner, s chronicle.Store, timeout tim
 		names = r.Names()
 	}
 	// On PostgreSQL the head can be held back by a transaction in flight (a
-	// projection's own commit): wait until it stays put.
+	// projection's own commit, a NOTIFY): wait until it settles.
 	for {
 		for _, n := range names {
 			if err := r.WaitFor(ctx, n, head.Checkpoint); err != nil {
@@ -77,8 +77,13 @@ func waitHead(t testing.TB, r *projection.Runner, s chronicle.Store, timeout tim
 		if err != nil {
 			return err
 		}
-		if again == head {
+		// Settled: unchanged, and nothing committed is held back behind a
+		// transaction in flight (a projection's commit, a NOTIFY).
+		if again == head && again.Committed == again.Position {
 			return nil
+		}
+		if again == head {
+			time.Sleep(10 * time.Millisecond)
 		}
 		head = again
 	}

@@ -61,7 +61,7 @@ func caughtUp(t testing.TB, r *projection.Runner, s chronicle.Store) {
 		t.Fatal(err)
 	}
 	// On PostgreSQL the head can be held back by a transaction in flight (a
-	// projection's own commit): wait until it stays put.
+	// projection's own commit, a NOTIFY): wait until it settles.
 	for {
 		for _, name := range r.Names() {
 			if err := r.WaitFor(ctx, name, head.Checkpoint); err != nil {
@@ -73,8 +73,13 @@ func caughtUp(t testing.TB, r *projection.Runner, s chronicle.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again == head {
+		// Settled: unchanged, and nothing committed is held back behind a
+		// transaction in flight (a projection's commit, a NOTIFY).
+		if again == head && again.Committed == again.Position {
 			return
+		}
+		if again == head {
+			time.Sleep(10 * time.Millisecond)
 		}
 		head = again
 	}
