@@ -313,7 +313,7 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		counts   = make([]int32, len(batch))
 		evApp    = make([]int32, 0, nev)
 		evOff    = make([]int32, 0, nev)
-		evIDs    = make([]string, 0, nev)
+		evIDs    = make([][16]byte, 0, nev)
 		evTypes  = make([]string, 0, nev)
 		evSchema = make([]int32, 0, nev)
 		evData   = make([]string, 0, nev)
@@ -327,7 +327,7 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		for j, e := range r.events {
 			evApp = append(evApp, int32(i+1))
 			evOff = append(evOff, int32(j+1))
-			evIDs = append(evIDs, e.ID)
+			evIDs = append(evIDs, uuidBytes(e.ID))
 			evTypes = append(evTypes, e.Type)
 			evSchema = append(evSchema, int32(e.SchemaVersion))
 			evData = append(evData, string(e.Data))
@@ -405,14 +405,14 @@ SELECT false, coalesce((SELECT version FROM ins), (SELECT version FROM upd)),
 // runOne runs oneSQL for r; see runBatch.
 func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOutcome, error) {
 	var (
-		ids    = make([]string, len(r.events))
+		ids    = make([][16]byte, len(r.events))
 		types  = make([]string, len(r.events))
 		schema = make([]int32, len(r.events))
 		data   = make([]string, len(r.events))
 		meta   = make([]*string, len(r.events))
 	)
 	for i, e := range r.events {
-		ids[i], types[i], schema[i] = e.ID, e.Type, int32(e.SchemaVersion)
+		ids[i], types[i], schema[i] = uuidBytes(e.ID), e.Type, int32(e.SchemaVersion)
 		data[i], meta[i] = string(e.Data), metadataArg(e)
 	}
 	rows, err := q.Query(ctx, oneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected), int32(len(r.events)),
@@ -437,6 +437,35 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		return nil, fmt.Errorf("pgstore: append returned %d rows, want 1", n)
 	}
 	return []batchOutcome{row.outcome(r, false)}, nil
+}
+
+// uuidBytes returns the bytes of a canonical UUID (event ids are checked
+// before they get here). pgx sends a [16]byte in binary; a string it cannot,
+// and it builds an error for each one before falling back to text.
+func uuidBytes(id string) [16]byte {
+	var u [16]byte
+	j := 0
+	for i := 0; i+1 < len(id) && j < 16; i++ {
+		if id[i] == '-' {
+			continue
+		}
+		u[j] = unhex(id[i])<<4 | unhex(id[i+1])
+		i++
+		j++
+	}
+	return u
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0
 }
 
 func metadataArg(e chronicle.Event) *string {
@@ -629,9 +658,9 @@ func (r *batchRows) Err() error {
 // append, at the place expected puts them. found is how many of the ids are
 // stored.
 func (s *Store) resolveDuplicate(ctx context.Context, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event) (res chronicle.AppendResult, found int, err error) {
-	ids := make([]string, len(evs))
+	ids := make([][16]byte, len(evs))
 	for i, e := range evs {
-		ids[i] = e.ID
+		ids[i] = uuidBytes(e.ID)
 	}
 	rows, err := s.pool.Query(ctx, `
 SELECT event_id::text, stream_id, version, position, tx_id, event_type, schema_version, data, metadata

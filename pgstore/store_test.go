@@ -382,3 +382,13 @@ func TestBadInputWritesNothing(t *testing.T) {
 		t.Errorf("head after bad input = %+v, %v; want empty", h, err)
 	}
 }
+
+func TestUUIDBytes(t *testing.T) {
+	for _, id := range []string{chronicle.NewEventID(), chronicle.DerivedEventID("x"), "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "0123ABCD-4567-89ab-cdEF-0123456789aB"} {
+		u := uuidBytes(id)
+		got := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+		if want := strings.ToLower(id); got != want {
+			t.Errorf("uuidBytes(%q) = %s", id, got)
+		}
+	}
+}
