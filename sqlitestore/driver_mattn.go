@@ -23,6 +23,8 @@ func dsnParams(p connParams) string {
 	if p.immediate {
 		q += "&_txlock=immediate"
 	}
+	// p.tempMemory: this driver's DSN has no temp_store; statement
+	// journals may spill to a temporary file (slower, same results).
 	return q
 }
 

@@ -26,6 +26,9 @@ func dsnParams(p connParams) string {
 	if p.immediate {
 		q += "&_txlock=immediate"
 	}
+	if p.tempMemory {
+		q += "&_pragma=temp_store(memory)"
+	}
 	return q
 }
 

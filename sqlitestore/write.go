@@ -29,6 +29,24 @@ type wtx struct {
 	ctx context.Context
 	tx  *sql.Tx
 	now int64 // recorded_at for every event of the batch, unix µs
+	// stmts memoizes stmt's tx-bound handles for the batch: each job of a
+	// batch uses the same few statements.
+	stmts map[*sql.Stmt]*sql.Stmt
+}
+
+// stmt returns st (prepared once on the writer connection) bound to the
+// batch's transaction. Nothing is parsed again: the connection already
+// holds st's compiled statement.
+func (w *wtx) stmt(st *sql.Stmt) *sql.Stmt {
+	if t, ok := w.stmts[st]; ok {
+		return t
+	}
+	t := w.tx.StmtContext(w.ctx, st)
+	if w.stmts == nil {
+		w.stmts = make(map[*sql.Stmt]*sql.Stmt, 8)
+	}
+	w.stmts[st] = t
+	return t
 }
 
 // submit queues a write and waits for its outcome. If ctx ends first the
@@ -99,6 +117,9 @@ func (s *Store) runBatch(batch []*job) {
 	err := func() error {
 		// Not any caller's ctx: one caller giving up must not abort the others.
 		ctx := context.Background()
+		if held, _ := s.gate.enter(ctx, s.busyWait()); held {
+			defer s.gate.leave() // after the deferred Rollback: the lock is free by then
+		}
 		tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE, per the DSN
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
@@ -120,19 +141,19 @@ func (s *Store) runBatch(batch []*job) {
 				changed = true
 				break
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+			if _, err := w.stmt(s.stmts.savepoint).ExecContext(ctx); err != nil {
 				return fmt.Errorf("savepoint: %w", err)
 			}
 			ok, err := j.apply(w)
 			errs[i] = err
 			if err != nil || !ok {
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
+				if _, err := w.stmt(s.stmts.rollbackTo).ExecContext(ctx); err != nil {
 					return fmt.Errorf("rollback to savepoint: %w", err)
 				}
 			} else {
 				changed = true
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
+			if _, err := w.stmt(s.stmts.release).ExecContext(ctx); err != nil {
 				return fmt.Errorf("release savepoint: %w", err)
 			}
 		}
@@ -172,33 +193,71 @@ func (s *Store) recordedAt() int64 {
 // Errors: *chronicle.ConflictError, *chronicle.InvalidError,
 // *chronicle.DuplicateEventError, chronicle.ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
+	res, _, err := s.appendEvents(ctx, stream, expected, events, false)
+	return res, err
+}
+
+// AppendRecorded is Append that also returns the appended events exactly as
+// ReadStream would read them back (positions, recorded time), sparing the
+// caller that read; see aggregate.AppendRecorder. They are nil when the
+// append was a recognised retry, which wrote nothing: the stored events are
+// the earlier ones.
+func (s *Store) AppendRecorded(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
+	return s.appendEvents(ctx, stream, expected, events, true)
+}
+
+func (s *Store) appendEvents(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event, record bool) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
 	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
 	if err != nil {
-		return chronicle.AppendResult{}, err
+		return chronicle.AppendResult{}, nil, err
 	}
 	var res chronicle.AppendResult
+	var at int64 // recorded_at of the events, when written
 	err = s.submit(ctx, func(w *wtx) (bool, error) {
 		var wrote bool
 		var err error
 		res, wrote, err = s.appendTx(w, stream, expected, evs)
+		if wrote {
+			at = w.now
+		}
 		return wrote, err
 	})
 	if err != nil {
 		var ce *chronicle.ConflictError
 		var de *chronicle.DuplicateEventError
 		if errors.As(err, &ce) || errors.As(err, &de) {
-			return chronicle.AppendResult{}, err
+			return chronicle.AppendResult{}, nil, err
 		}
-		return chronicle.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+		return chronicle.AppendResult{}, nil, fmt.Errorf("append %s: %w", stream, err)
 	}
-	return res, nil
+	if !record || at == 0 {
+		return res, nil, nil
+	}
+	// As scanEvents reads them: the same values, fresh byte slices, NULL
+	// metadata as nil, TxID = position.
+	st := chronicle.StreamType(stream)
+	recorded := make([]chronicle.RecordedEvent, len(evs))
+	for i, e := range evs {
+		pos := res.FirstPosition + int64(i)
+		recorded[i] = chronicle.RecordedEvent{
+			StreamID: stream, StreamType: st,
+			Version: res.FirstVersion + int64(i), Position: pos, TxID: uint64(pos),
+			RecordedAt: time.UnixMicro(at).UTC(),
+			ID:         e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion,
+			Data: bytes.Clone(e.Data),
+		}
+		if len(e.Metadata) > 0 {
+			recorded[i].Metadata = bytes.Clone(e.Metadata)
+		}
+	}
+	return res, recorded, nil
 }
 
 // appendTx does one append inside the batch transaction. wrote is false for
 // a recognised retry, which returns the original result.
 func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event) (res chronicle.AppendResult, wrote bool, err error) {
 	var cur int64
-	err = w.tx.QueryRowContext(w.ctx, "SELECT version FROM streams WHERE stream_id = ?", stream).Scan(&cur)
+	err = w.stmt(s.stmts.version).QueryRowContext(w.ctx, stream).Scan(&cur)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return res, false, fmt.Errorf("read version: %w", err)
 	}
@@ -214,7 +273,7 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 	var last int64
 	// Rows go in power-of-two chunks so a few prepared statements cover any count.
 	for off := 0; off < len(evs); {
-		k := len(s.insertStmts) - 1
+		k := len(s.stmts.insert) - 1
 		for 1<<k > len(evs)-off {
 			k--
 		}
@@ -227,7 +286,7 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 			}
 			args = append(args, e.ID, stream, st, cur+int64(off+i)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now)
 		}
-		r, err := w.tx.StmtContext(w.ctx, s.insertStmts[k]).ExecContext(w.ctx, args...)
+		r, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...)
 		if err != nil {
 			if isUniqueViolation(err) {
 				// An id is stored already: a retry, or a reused id.
@@ -243,10 +302,7 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 		off += len(chunk)
 	}
 	n := int64(len(evs))
-	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
-		stream, st, cur+n, w.now, w.now); err != nil {
+	if _, err := w.stmt(s.stmts.upsertStream).ExecContext(w.ctx, stream, st, cur+n, w.now, w.now); err != nil {
 		return res, false, fmt.Errorf("update stream: %w", err)
 	}
 	if s.opts.BeforeCommit != nil {
@@ -267,12 +323,37 @@ ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = e
 
 const insertCols = 9
 
-// prepareInserts prepares the multi-row inserts of 1, 2, 4, ... 64 rows
-// (576 parameters at most, well under SQLite's limit). They are prepared on
-// the pool, outside any transaction: the writer pool's one connection is
-// busy during a batch.
-func (s *Store) prepareInserts(ctx context.Context) error {
-	for k := range s.insertStmts {
+// writeStmts are the write loop's statements, prepared once at open on the
+// writer connection: parsing SQL again for every append cost about a tenth
+// of the CPU of a write-heavy run.
+type writeStmts struct {
+	insert       [7]*sql.Stmt // inserts of 1<<k rows
+	version      *sql.Stmt
+	upsertStream *sql.Stmt
+	savepoint    *sql.Stmt
+	rollbackTo   *sql.Stmt
+	release      *sql.Stmt
+}
+
+func (ws *writeStmts) all() []*sql.Stmt {
+	return append(ws.insert[:len(ws.insert):len(ws.insert)],
+		ws.version, ws.upsertStream, ws.savepoint, ws.rollbackTo, ws.release)
+}
+
+// prepareWrites prepares the write loop's statements, among them the
+// multi-row inserts of 1, 2, 4, ... 64 rows (576 parameters at most, well
+// under SQLite's limit). They are prepared on the pool, outside any
+// transaction: the writer pool's one connection is busy during a batch.
+func (s *Store) prepareWrites(ctx context.Context) error {
+	prepare := func(dst **sql.Stmt, q string) error {
+		st, err := s.wdb.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		*dst = st
+		return nil
+	}
+	for k := range s.stmts.insert {
 		var b strings.Builder
 		b.WriteString("INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at) VALUES ")
 		for i := range 1 << k {
@@ -281,11 +362,25 @@ func (s *Store) prepareInserts(ctx context.Context) error {
 			}
 			b.WriteString("(?,?,?,?,?,?,?,?,?)")
 		}
-		st, err := s.wdb.PrepareContext(ctx, b.String())
-		if err != nil {
-			return fmt.Errorf("prepare insert: %w", err)
+		if err := prepare(&s.stmts.insert[k], b.String()); err != nil {
+			return err
 		}
-		s.insertStmts[k] = st
+	}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&s.stmts.version, "SELECT version FROM streams WHERE stream_id = ?"},
+		{&s.stmts.upsertStream, `INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`},
+		{&s.stmts.savepoint, "SAVEPOINT job"},
+		{&s.stmts.rollbackTo, "ROLLBACK TO job"},
+		{&s.stmts.release, "RELEASE job"},
+	} {
+		if err := prepare(p.dst, p.q); err != nil {
+			return err
+		}
 	}
 	return nil
 }
