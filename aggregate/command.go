@@ -132,15 +132,32 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts
 	if err != nil {
 		return Result[S]{}, err
 	}
-	for attempt := 1; ; attempt++ {
-		cur, lastSnapshot, err := r.load(ctx, stream)
-		if err != nil {
+	// guessed: cur is the state cache's (see WithStateCache), not loaded,
+	// and stands only if the append lands at its version. Any other outcome
+	// on a guessed state runs the command again on a loaded state, without
+	// counting an attempt.
+	guessed := r.cache != nil
+	for attempt := 1; ; {
+		var cur Loaded[S]
+		var lastSnapshot int64
+		if guessed {
+			cs := r.cache.get(stream)
+			cur, lastSnapshot = cs.l, cs.lastSnapshot
+		} else if cur, lastSnapshot, err = r.load(ctx, stream); err != nil {
 			return Result[S]{}, err
 		}
 		if cfg.expected >= 0 && cur.Version != cfg.expected {
+			if guessed {
+				guessed = false
+				continue
+			}
 			return Result[S]{}, &chronicle.ConflictError{Stream: stream, Expected: chronicle.Exact(cfg.expected), Actual: cur.Version}
 		}
 		decided, err := r.def.Decide(cur.State, cmd)
+		if guessed && (err != nil || len(decided) == 0) {
+			guessed = false
+			continue
+		}
 		if err != nil {
 			return Result[S]{}, err
 		}
@@ -148,18 +165,30 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts
 			return Result[S]{Loaded: cur, Attempts: attempt}, nil
 		}
 		eventIDs, err := ids(len(decided))
+		var events []chronicle.Event
+		if err == nil {
+			events, err = r.encode(decided, eventIDs, meta)
+		}
+		if guessed && err != nil {
+			guessed = false
+			continue
+		}
 		if err != nil {
 			return Result[S]{}, err
 		}
-		events, err := r.encode(decided, eventIDs, meta)
-		if err != nil {
-			return Result[S]{}, err
+		res, recorded, err := r.append(ctx, stream, chronicle.Exact(cur.Version), events)
+		if guessed && errors.Is(err, chronicle.ErrWrongVersion) {
+			// The kept state was stale, or the aggregate exists already:
+			// not a race lost, so not a conflict either.
+			r.cache.drop(stream)
+			guessed = false
+			continue
 		}
-		res, err := r.events.Append(ctx, stream, chronicle.Exact(cur.Version), events)
 		if errors.Is(err, chronicle.ErrWrongVersion) {
 			r.stats.conflicts.Add(1)
 			if cfg.expected < 0 && attempt < r.maxAttempts {
-				if err := r.backoff(ctx, attempt+1); err != nil {
+				attempt++
+				if err := r.backoff(ctx, attempt); err != nil {
 					return Result[S]{}, fmt.Errorf("aggregate: handle %s: %w", stream, err)
 				}
 				continue
@@ -169,19 +198,41 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts
 			return Result[S]{}, fmt.Errorf("aggregate: handle %s: %w", stream, err)
 		}
 		r.stats.commands.Add(1)
-		// Read back what landed: the store sets the recorded times the state
-		// carries, and an idempotent append returns an earlier result.
-		recorded, err := r.read(ctx, stream, chronicle.ReadStreamOptions{From: res.FirstVersion, To: res.LastVersion})
-		if err != nil {
-			return Result[S]{}, err
+		if recorded == nil {
+			// Read back what landed: the store sets the recorded times the
+			// state carries, and an idempotent append returns an earlier result.
+			if recorded, err = r.read(ctx, stream, chronicle.ReadStreamOptions{From: res.FirstVersion, To: res.LastVersion}); err != nil {
+				return Result[S]{}, err
+			}
 		}
 		after, err := r.fold(cur, recorded)
 		if err != nil {
 			return Result[S]{}, err
 		}
-		r.maybeSnapshot(ctx, stream, after, lastSnapshot)
+		last := r.maybeSnapshot(ctx, stream, after, lastSnapshot)
+		if r.cache != nil {
+			r.cache.put(stream, cachedState[S]{l: after, lastSnapshot: last})
+		}
 		return Result[S]{Loaded: after, Events: recorded, Attempts: attempt}, nil
 	}
+}
+
+// append appends events and returns them as stored, upcast, when the store
+// can tell (see AppendRecorder); nil events otherwise.
+func (r *Repository[S, C, E]) append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
+	ar, ok := r.events.(AppendRecorder)
+	if !ok {
+		res, err := r.events.Append(ctx, stream, expected, events)
+		return res, nil, err
+	}
+	res, recorded, err := ar.AppendRecorded(ctx, stream, expected, events)
+	if err != nil || recorded == nil {
+		return res, nil, err
+	}
+	if recorded, err = r.reg.UpcastAll(recorded); err != nil {
+		return res, nil, fmt.Errorf("aggregate: upcast %s: %w", stream, err)
+	}
+	return res, recorded, nil
 }
 
 // replayed recognises a command whose first event id is already stored in

@@ -21,6 +21,15 @@ type EventStore interface {
 	EventByID(ctx context.Context, id string) (chronicle.RecordedEvent, error)
 }
 
+// AppendRecorder is an EventStore that can also return the events an
+// append stored, exactly as ReadStream would read them back (recorded time,
+// positions), or nil events when it cannot say (an idempotent retry: the
+// stored events are the earlier ones). Handle then needs no read of its own
+// events after appending. *sqlitestore.Store is one.
+type AppendRecorder interface {
+	AppendRecorded(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, []chronicle.RecordedEvent, error)
+}
+
 // Defaults.
 const (
 	// DefaultSnapshotEvery is the snapshot interval, in events.
@@ -43,6 +52,7 @@ type Repository[S, C any, E Event] struct {
 	maxAttempts   int
 	backoffBase   time.Duration
 	backoffMax    time.Duration
+	cache         *stateCache[S] // nil: off (see WithStateCache)
 	stats         counters
 }
 
@@ -55,6 +65,7 @@ type config struct {
 	maxAttempts   int
 	backoffBase   time.Duration
 	backoffMax    time.Duration
+	cacheSize     int
 }
 
 // WithLogger sets where failed snapshot reads and writes are logged.
@@ -99,6 +110,7 @@ func New[S, C any, E Event](events EventStore, snapshots chronicle.SnapshotStore
 		events: events, snapshots: snapshots, reg: reg, def: def, log: c.log,
 		snapshotEvery: c.snapshotEvery, maxAttempts: max(c.maxAttempts, 1),
 		backoffBase: max(c.backoffBase, 0), backoffMax: max(c.backoffMax, c.backoffBase),
+		cache: newStateCache[S](c.cacheSize),
 	}
 }
 

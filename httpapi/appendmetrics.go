@@ -35,14 +35,35 @@ func (m *AppendMetrics) Wrap(s aggregate.EventStore) aggregate.EventStore {
 	return &measuredStore{EventStore: s, m: m}
 }
 
+var _ aggregate.AppendRecorder = (*measuredStore)(nil)
+
 type measuredStore struct {
 	aggregate.EventStore
 	m *AppendMetrics
 }
 
+// AppendRecorded passes aggregate.AppendRecorder on when the store has it;
+// otherwise it appends and returns no events (the repository reads them).
+func (s *measuredStore) AppendRecorded(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
+	ar, ok := s.EventStore.(aggregate.AppendRecorder)
+	if !ok {
+		res, err := s.Append(ctx, stream, expected, events)
+		return res, nil, err
+	}
+	start := time.Now()
+	res, recorded, err := ar.AppendRecorded(ctx, stream, expected, events)
+	s.observe(start, err)
+	return res, recorded, err
+}
+
 func (s *measuredStore) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
 	start := time.Now()
 	res, err := s.EventStore.Append(ctx, stream, expected, events)
+	s.observe(start, err)
+	return res, err
+}
+
+func (s *measuredStore) observe(start time.Time, err error) {
 	outcome := "ok"
 	switch {
 	case errors.Is(err, chronicle.ErrWrongVersion):
@@ -51,5 +72,4 @@ func (s *measuredStore) Append(ctx context.Context, stream string, expected chro
 		outcome = "error"
 	}
 	s.m.duration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
-	return res, err
 }

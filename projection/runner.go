@@ -32,6 +32,14 @@ type Options struct {
 	// PollInterval is the safety poll while idle, in case a notification is
 	// lost; notifications wake runners at once. Default 1s.
 	PollInterval time.Duration
+	// Gather, when positive, is the least time between two batches a live
+	// projection applies while new events keep coming: woken sooner, it
+	// waits for the rest, so that the events of many small appends gather
+	// into one transaction. Each transaction takes the database's write
+	// lock (on SQLite the only one, which appends wait for) and a commit;
+	// a few milliseconds of read-model lag buy back most of them under
+	// load. Default 0: apply at once.
+	Gather time.Duration
 	// LeaseInterval is how often a standby tries to take a lease, and a
 	// holder checks its lease connection (PostgreSQL). Default 2s, which
 	// bounds failover to about that plus the database's own detection.
@@ -292,6 +300,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 	// older transaction (another projection's commit, say) is still open,
 	// and no second notification comes when it becomes visible.
 	var chase time.Duration
+	var lastApplied time.Time
 	idle := func() bool {
 		var chaseC <-chan time.Time
 		if chase > 0 {
@@ -308,8 +317,12 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 		case <-poll.C:
 		case <-w.wake:
+			return true // Retry or Skip: at once
 		case <-ctx.Done():
 			return false
+		}
+		if d := r.opts.Gather - time.Since(lastApplied); d > 0 {
+			return wait(ctx, d)
 		}
 		return true
 	}
@@ -393,6 +406,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			next := upcast[len(upcast)-1].Checkpoint()
 			err = r.commit(ctx, w, cp, next, upcast)
 			if err == nil {
+				lastApplied = time.Now()
 				if h := r.opts.Hooks.Applied; h != nil {
 					h(w.name, len(upcast), next, time.Since(start))
 				}

@@ -24,6 +24,10 @@ type apiToken = httpapi.Token
 func parseTokens(s string) ([]apiToken, error)   { return httpapi.ParseTokens(s) }
 func readTokens(r io.Reader) ([]apiToken, error) { return httpapi.ReadTokens(r) }
 
+// stateCacheSize is how many orders' states serve keeps (see
+// aggregate.WithStateCache).
+const stateCacheSize = 10_000
+
 // newHandler wires the HTTP API over the store: the order repository for
 // commands and time travel, the read models for queries, the projection
 // runner for /projections and ?min_version=, and the web console at /. The
@@ -37,9 +41,11 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		return nil, nil, err
 	}
 	api, err := httpapi.New(httpapi.Options{
-		Store:       store,
-		Upcaster:    reg,
-		Orders:      aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log)),
+		Store:    store,
+		Upcaster: reg,
+		// The state cache spares a command its load (two reads) when it
+		// creates an order or follows a recent one: ~1 KiB an order.
+		Orders:      aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
 		Views:       orderview.NewReader(store),
 		Projections: runner,
 		Logger:      log,
