@@ -23,8 +23,9 @@ func dsnParams(p connParams) string {
 	if p.immediate {
 		q += "&_txlock=immediate"
 	}
-	// p.tempMemory: this driver's DSN has no temp_store; statement
-	// journals may spill to a temporary file (slower, same results).
+	// p.tempMemory, p.noAutoCheckpoint: this driver's DSN has neither
+	// temp_store nor wal_autocheckpoint; statement journals may spill to a
+	// temporary file, and commits still checkpoint (slower, same results).
 	return q
 }
 

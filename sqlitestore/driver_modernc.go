@@ -29,6 +29,9 @@ func dsnParams(p connParams) string {
 	if p.tempMemory {
 		q += "&_pragma=temp_store(memory)"
 	}
+	if p.noAutoCheckpoint {
+		q += "&_pragma=wal_autocheckpoint(0)"
+	}
 	return q
 }
 

@@ -42,6 +42,7 @@ type Store struct {
 	memory bool
 
 	wdb    *sql.DB // the one writer connection, used only by the write loop
+	ckdb   *sql.DB // the checkpointer's connection; nil in memory
 	rdb    *sql.DB // readers
 	appDB  *sql.DB // handed to read models by SQLDB
 	keeper *sql.DB // holds an in-memory database open; nil for files
@@ -50,9 +51,12 @@ type Store struct {
 	queue      chan *job
 	quit       chan struct{} // closed by Close
 	writerDone chan struct{} // closed when the write loop has exited
-	closed     atomic.Bool
-	closeOnce  sync.Once
-	closeErr   error
+	ckDone     chan struct{} // closed when the checkpointer has exited
+	// checkpoints counts the background checkpoints done (for tests).
+	checkpoints atomic.Int64
+	closed      atomic.Bool
+	closeOnce   sync.Once
+	closeErr    error
 
 	stmts      writeStmts // the write loop's statements, prepared at open
 	lastMicros int64      // last recorded_at given out; write loop only
@@ -81,6 +85,9 @@ type connParams struct {
 	// fail) otherwise spills to a temporary file beyond 64 KiB, one write
 	// syscall per page.
 	tempMemory bool
+	// noAutoCheckpoint: commits on this connection never checkpoint the WAL
+	// themselves (wal_autocheckpoint=0); the store's checkpointer does.
+	noAutoCheckpoint bool
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -113,6 +120,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		queue:      make(chan *job, 1024),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		ckDone:     make(chan struct{}),
 		subs:       map[chan struct{}]struct{}{},
 	}
 	if err := s.openDBs(ctx, path); err != nil {
@@ -120,6 +128,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	go s.writeLoop()
+	if s.ckdb != nil {
+		go s.checkpointLoop()
+	}
 	return s, nil
 }
 
@@ -128,6 +139,9 @@ func (s *Store) openDBs(ctx context.Context, path string) error {
 		return sql.Open(driverName, name+"&"+dsnParams(p))
 	}
 	writer := connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true, tempMemory: true}
+	if !s.memory {
+		writer.noAutoCheckpoint = true
+	}
 	if s.memory {
 		// A shared-cache name so the keeper connection holds the database
 		// while the pool's one connection comes and goes. One connection
@@ -192,12 +206,74 @@ func (s *Store) openDBs(ctx context.Context, path string) error {
 	s.rdb.SetMaxIdleConns(readers)
 	// Read models write through this pool; IMMEDIATE so that a transaction
 	// never has to upgrade a read snapshot to a write (SQLITE_BUSY_SNAPSHOT).
-	if s.appDB, err = openGated(name+"&"+dsnParams(connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true, tempMemory: true}),
+	if s.appDB, err = openGated(name+"&"+dsnParams(connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true, tempMemory: true, noAutoCheckpoint: true}),
 		s.gate, s.busyWait()); err != nil {
 		return err
 	}
 	s.appDB.SetMaxIdleConns(4) // projections and read-model queries: keep their connections
+	if s.ckdb, err = open(name, connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous}); err != nil {
+		return err
+	}
+	s.ckdb.SetMaxOpenConns(1)
 	return nil
+}
+
+// checkpointInterval is how often the checkpointer copies the WAL's new
+// pages into the database file.
+const checkpointInterval = 200 * time.Millisecond
+
+// checkpointLoop checkpoints the WAL in the background until Close. Left to
+// SQLite, the commit that takes the WAL past 1,000 pages copies them all
+// and syncs the database file before it returns: an append every few
+// hundred waited several milliseconds for it, holding up the batches
+// behind it. A PASSIVE checkpoint blocks neither writers nor readers.
+//
+// But the WAL only starts over from its beginning when a write transaction
+// begins on a WAL that is all copied, and appends keep adding pages while a
+// checkpoint runs. So when the WAL is large, a second round runs holding
+// the write gate: a short pause (it copies only what was committed
+// meanwhile), after which the next write restarts the WAL instead of
+// growing it.
+func (s *Store) checkpointLoop() {
+	defer close(s.ckDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		busy, log, err := s.checkpoint()
+		if err != nil || busy {
+			continue // the WAL grows until the next round; nothing is lost
+		}
+		// Even when this round copied everything, a batch that began
+		// during it still reads the WAL and will add to it; the round
+		// under the gate makes sure the next batch begins on a WAL that is
+		// all copied, so its first write restarts it.
+		if log >= restartFrames {
+			if held, _ := s.gate.enter(context.Background(), s.busyWait()); held {
+				s.checkpoint()
+				s.gate.leave()
+			}
+		}
+	}
+}
+
+// restartFrames is the WAL size (pages) past which a checkpoint finishes
+// under the write gate, so that the WAL restarts: SQLite's own default
+// checkpoint threshold.
+const restartFrames = 1000
+
+// checkpoint runs a PASSIVE checkpoint: log is the WAL's size in frames.
+func (s *Store) checkpoint() (busy bool, log int, err error) {
+	var b, done int
+	err = s.ckdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&b, &log, &done)
+	if err == nil {
+		s.checkpoints.Add(1)
+	}
+	return b != 0, log, err
 }
 
 // busyWait is how long a writer waits for another: busy_timeout.
@@ -208,7 +284,7 @@ func (s *Store) busyWait() time.Duration {
 func (s *Store) closeDBs() error {
 	var errs []error
 	seen := map[*sql.DB]bool{nil: true} // in memory, one pool plays every part
-	for _, db := range []*sql.DB{s.appDB, s.rdb, s.wdb, s.keeper} {
+	for _, db := range []*sql.DB{s.appDB, s.rdb, s.ckdb, s.wdb, s.keeper} {
 		if seen[db] {
 			continue
 		}
@@ -228,6 +304,9 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.quit)
 		<-s.writerDone
+		if s.ckdb != nil {
+			<-s.ckDone
+		}
 		for _, st := range s.stmts.all() {
 			if st != nil {
 				st.Close()
