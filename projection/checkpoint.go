@@ -133,7 +133,7 @@ func (r *Runner) readCheckpoint(ctx context.Context, q execer, name string) (cpR
 // casCheckpoint moves name's checkpoint from old to next, in tx, only if it
 // is still at old. It is the first statement of an apply transaction, so on
 // PostgreSQL the row lock it takes also orders competing runners.
-func (r *Runner) casCheckpoint(ctx context.Context, tx *sql.Tx, name string, old, next chronicle.Checkpoint) error {
+func (r *Runner) casCheckpoint(ctx context.Context, tx execer, name string, old, next chronicle.Checkpoint) error {
 	res, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
 	SET tx_id = $1, position = $2, updated_at = $3, status = 'running', error = NULL, error_stream = NULL,
 	error_version = NULL, error_position = NULL, error_tx_id = NULL, error_event_id = NULL,

@@ -28,7 +28,7 @@ type Projection interface {
 	// shadow tables never collide with live ones.
 	Create(ctx context.Context, tx *sql.Tx, d Dialect, t Tables) error
 	// Apply writes the effect of events, in log order, within tx.
-	Apply(ctx context.Context, tx *sql.Tx, d Dialect, t Tables, events []chronicle.RecordedEvent) error
+	Apply(ctx context.Context, tx *Tx, d Dialect, t Tables, events []chronicle.RecordedEvent) error
 	// NewReplay returns an empty in-memory fold of the same read model, for
 	// Verify. It must share its logic with Apply, so that a difference
 	// between the two points at persistence, not at a second implementation.

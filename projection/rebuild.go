@@ -144,7 +144,7 @@ func (t *target) fold(ctx context.Context, r *Runner, events []chronicle.Recorde
 		return nil
 	}
 	if t.build == nil {
-		return r.shadowTx(ctx, func(tx *Tx) error { return t.w.p.Apply(ctx, tx.Tx, r.d, t.shadow, apply) })
+		return r.shadowTx(ctx, func(tx *Tx) error { return t.w.p.Apply(ctx, tx, r.d, t.shadow, apply) })
 	}
 	// Reads see every row written before: they wait for the write in flight.
 	if err := t.build.Add(ctx, waitQuerier{q: r.db, wait: t.wait}, apply); err != nil {

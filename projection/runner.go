@@ -81,7 +81,8 @@ type Runner struct {
 
 	setupOnce sync.Once
 	setupErr  error
-	schema    string // PostgreSQL current_schema(), part of the lease keys
+	schema    string     // PostgreSQL current_schema(), part of the lease keys
+	stmts     *stmtCache // SQLite: the live transactions' statements, prepared once
 }
 
 // worker is one projection's live state in this process.
@@ -159,6 +160,9 @@ func New(store chronicle.Store, opts Options, projections ...Projection) (*Runne
 		opts.Upcaster = UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) { return e, nil })
 	}
 	r := &Runner{store: store, db: sdb.SQLDB(), d: d, opts: opts, byName: map[string]*worker{}}
+	if d == SQLite {
+		r.stmts = newStmtCache(r.db)
+	}
 	for _, p := range projections {
 		name := p.Name()
 		if name == "" || len(p.Tables()) == 0 {
@@ -259,6 +263,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Go(func() { r.lease(ctx, w) })
 	}
 	wg.Wait()
+	r.stmts.close()
 	return nil
 }
 
@@ -301,6 +306,11 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 	// and no second notification comes when it becomes visible.
 	var chase time.Duration
 	var lastApplied time.Time
+	// The head matters only when a filtered read finds nothing: it is
+	// taken then, and the read repeated, rather than before every read
+	// (a query per batch under a stream of events).
+	filtered := len(w.filter.StreamTypes)+len(w.filter.EventTypes) > 0
+	probeHead := false
 	idle := func() bool {
 		var chaseC <-chan time.Time
 		if chase > 0 {
@@ -357,8 +367,8 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			w.advanced(cp)
 		}
 		var head chronicle.Head
-		if len(w.filter.StreamTypes)+len(w.filter.EventTypes) > 0 {
-			// Taken before reading, so that a short page proves every
+		if filtered && probeHead {
+			// Taken before reading, so that an empty page proves every
 			// matching event up to head has been seen (see below).
 			h, err := r.store.Head(ctx)
 			if err != nil {
@@ -380,6 +390,12 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 		}
 		errWait = r.opts.Backoff
 		if len(events) == 0 {
+			if filtered && !probeHead {
+				// Read again with the head taken first: only then does
+				// the empty page say how far the checkpoint may move.
+				probeHead = true
+				continue
+			}
 			// A filtered projection would otherwise lag behind events it
 			// does not want; move its checkpoint to the head it has seen.
 			if cp.Before(head.Checkpoint) {
@@ -400,6 +416,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			continue
 		}
+		probeHead = false
 		upcast, bad, upErr := r.upcastAll(events)
 		if upErr == nil || len(upcast) > 0 {
 			start := time.Now()
@@ -494,11 +511,20 @@ func (r *Runner) upcastAll(events []chronicle.RecordedEvent) ([]chronicle.Record
 // commit applies events and moves the checkpoint from old to next in one
 // transaction. errFenced: the checkpoint was not at old.
 func (r *Runner) commit(ctx context.Context, w *worker, old, next chronicle.Checkpoint, events []chronicle.RecordedEvent) error {
-	tx, err := r.db.BeginTx(ctx, nil)
+	err := r.commitTx(ctx, w, old, next, events)
+	// With the transaction over, prepare the statements it met (see
+	// stmtCache).
+	r.stmts.prepare(ctx)
+	return err
+}
+
+func (r *Runner) commitTx(ctx context.Context, w *worker, old, next chronicle.Checkpoint, events []chronicle.RecordedEvent) error {
+	sqlTx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("projection %s: begin: %w", w.name, err)
 	}
-	defer tx.Rollback()
+	defer sqlTx.Rollback()
+	tx := &Tx{Tx: sqlTx, stmts: r.stmts}
 	// Checkpoint first: a fenced runner learns it before doing any work, and
 	// on PostgreSQL competing runners queue on this row.
 	if err := r.casCheckpoint(ctx, tx, w.name, old, next); err != nil {

@@ -2,7 +2,6 @@ package projection_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -232,7 +231,7 @@ func (p *breakable) breakOn(stream string) {
 	p.mu.Unlock()
 }
 
-func (p *breakable) Apply(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
+func (p *breakable) Apply(ctx context.Context, tx *projection.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
 	p.mu.Lock()
 	bad := p.stream
 	p.mu.Unlock()

@@ -28,6 +28,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		tokensFile string
 		logFormat  string
 		logLevel   string
+		gather     time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -41,6 +42,10 @@ store is open and the projections run.
 Auth: tokens come from $CHRONICLE_TOKENS ("secret1:admin,secret2:read") or
 --tokens-file (one secret:role a line; roles read, write, admin). Without any
 token, auth is off and serve refuses to listen on anything but loopback.
+
+Logs go to stderr. The access log has a line per request: failed requests
+at info (4xx) or warn (5xx), successful ones at debug (--log-level debug
+shows them; /metrics counts every request by route, status and duration).
 
 SIGINT or SIGTERM shut it down gracefully: new connections are refused,
 requests in flight finish (up to 30 s), and the projections stop after their
@@ -61,7 +66,10 @@ last committed batch.`,
 			if err := checkListenAddr(c.Context(), addr, len(tokens) > 0); err != nil {
 				return err
 			}
-			return m.serve(c, addr, tokens, log)
+			if gather < 0 {
+				return usagef("--projection-gather %s: want a duration of 0 or more", gather)
+			}
+			return m.serve(c, addr, tokens, log, gather)
 		},
 	}
 	f := c.Flags()
@@ -69,6 +77,8 @@ last committed batch.`,
 	f.StringVar(&tokensFile, "tokens-file", "", "file of API tokens, one secret:role a line (default $CHRONICLE_TOKENS)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&gather, "projection-gather", 20*time.Millisecond,
+		"under a stream of commands, the least time between two read-model transactions (more: fewer, larger transactions and less CPU per event, but more read-model lag)")
 	return c
 }
 
@@ -152,7 +162,7 @@ func (m *Main) loadTokens(file string) ([]apiToken, error) {
 	return nil, nil
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger) error {
+func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -163,9 +173,10 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 
 	reg := order.NewRegistry()
 	// Gather: under a stream of commands the read models apply the events
-	// of many appends per transaction (at most ~50 a second each) instead
-	// of one transaction per group commit, which appends had to wait for.
-	runner, err := projection.New(store, projection.Options{Upcaster: reg, Logger: log, Gather: 20 * time.Millisecond}, orderview.Projections()...)
+	// of many appends per transaction (at most 1/gather a second each, 50
+	// by default) instead of one transaction per group commit, which
+	// appends had to wait for.
+	runner, err := projection.New(store, projection.Options{Upcaster: reg, Logger: log, Gather: gather}, orderview.Projections()...)
 	if err != nil {
 		return err
 	}

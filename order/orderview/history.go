@@ -146,12 +146,12 @@ func opens(e chronicle.RecordedEvent) (interval, bool, error) {
 // Apply closes each touched order's current interval at its first status
 // change of the batch and inserts the batch's intervals (all but the last
 // of each order already closed): two statements per chunk.
-func (StatusHistory) Apply(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
+func (StatusHistory) Apply(ctx context.Context, tx *projection.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
 	f := newHistoryFold(d, t, 0)
 	if err := f.Add(ctx, tx, events); err != nil {
 		return err
 	}
-	return f.Flush(true)(ctx, &projection.Tx{Tx: tx})
+	return f.Flush(true)(ctx, tx)
 }
 
 // NewBuild returns the fold a rebuild uses: Apply's, holding each order's
@@ -224,7 +224,7 @@ func (f *historyFold) Flush(final bool) func(ctx context.Context, tx *projection
 	}
 	return func(ctx context.Context, tx *projection.Tx) error {
 		// Closes first: they must not reach the intervals inserted below.
-		if err := closeIntervals(ctx, tx.Tx, f.d, f.table, ids, at); err != nil {
+		if err := closeIntervals(ctx, tx, f.d, f.table, ids, at); err != nil {
 			return err
 		}
 		// In key order, the primary key index takes the rows in runs
@@ -242,13 +242,13 @@ func (f *historyFold) Flush(final bool) func(ctx context.Context, tx *projection
 			}
 			return nil
 		}
-		return insertIntervals(ctx, tx.Tx, f.d, f.table, ivs)
+		return insertIntervals(ctx, tx, f.d, f.table, ivs)
 	}
 }
 
 // closeIntervals ends the open interval of each order in ids at the
 // matching time in at.
-func closeIntervals(ctx context.Context, tx *sql.Tx, d projection.Dialect, table string, ids []string, at []int64) error {
+func closeIntervals(ctx context.Context, tx *projection.Tx, d projection.Dialect, table string, ids []string, at []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -260,8 +260,8 @@ func closeIntervals(ctx context.Context, tx *sql.Tx, d projection.Dialect, table
 		}
 		return nil
 	}
-	for start := 0; start < len(ids); start += chunk {
-		end := min(start+chunk, len(ids))
+	for start := 0; start < len(ids); {
+		end := start + piece(len(ids)-start, chunk)
 		var b strings.Builder
 		b.WriteString(`WITH v(id, t) AS (VALUES `)
 		args := make([]any, 0, 2*(end-start))
@@ -276,12 +276,13 @@ func closeIntervals(ctx context.Context, tx *sql.Tx, d projection.Dialect, table
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("orderview: close status intervals: %w", err)
 		}
+		start = end
 	}
 	return nil
 }
 
 // insertIntervals inserts ivs.
-func insertIntervals(ctx context.Context, tx *sql.Tx, d projection.Dialect, table string, ivs []interval) error {
+func insertIntervals(ctx context.Context, tx *projection.Tx, d projection.Dialect, table string, ivs []interval) error {
 	if len(ivs) == 0 {
 		return nil
 	}

@@ -25,6 +25,23 @@ var summaryCols = []string{
 
 var summaryJSON = map[string]bool{"items": true, "shipping_address": true}
 
+// summaryUpsert is the tail that turns the INSERT of a stored order into
+// an update. It leaves out the columns only OrderCreated sets (the key,
+// customer_id, currency, created_at): a stored row already holds their
+// final values, and SQLite then leaves the indexes by created_at and by
+// customer untouched instead of rewriting their entries on every update.
+var summaryUpsert = func() string {
+	var set []string
+	for _, c := range summaryCols {
+		switch c {
+		case "order_id", "customer_id", "currency", "created_at":
+			continue
+		}
+		set = append(set, c+" = excluded."+c)
+	}
+	return ` ON CONFLICT (order_id) DO UPDATE SET ` + strings.Join(set, ", ")
+}()
+
 // Summaries is the order_summaries projection.
 type Summaries struct{}
 
@@ -144,12 +161,12 @@ func scanSummary(sc interface{ Scan(...any) error }) (order.State, error) {
 // write per chunk of orders. Evolve refuses an event that is not the next
 // version, and a new order's row is a plain INSERT, so an event applied
 // twice fails loudly rather than counting twice.
-func (Summaries) Apply(ctx context.Context, tx *sql.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
+func (Summaries) Apply(ctx context.Context, tx *projection.Tx, d projection.Dialect, t projection.Tables, events []chronicle.RecordedEvent) error {
 	f := newSummaryFold(d, t, 0)
 	if err := f.Add(ctx, tx, events); err != nil {
 		return err
 	}
-	return f.Flush(true)(ctx, &projection.Tx{Tx: tx})
+	return f.Flush(true)(ctx, tx)
 }
 
 // NewBuild returns the fold a rebuild uses: Apply's, keeping states in
@@ -257,10 +274,10 @@ func (f *summaryFold) Flush(final bool) func(ctx context.Context, tx *projection
 			}
 			fresh = nil
 		}
-		if err := writeSummaries(ctx, tx.Tx, f.d, f.table, fresh, false); err != nil {
+		if err := writeSummaries(ctx, tx, f.d, f.table, fresh, false); err != nil {
 			return err
 		}
-		return writeSummaries(ctx, tx.Tx, f.d, f.table, stored, true)
+		return writeSummaries(ctx, tx, f.d, f.table, stored, true)
 	}
 }
 
@@ -294,8 +311,9 @@ func loadSummaries(ctx context.Context, q projection.Querier, d projection.Diale
 		}
 		return nil
 	}
-	for start := 0; start < len(ids); start += chunk * 4 {
-		part := ids[start:min(start+chunk*4, len(ids))]
+	for start := 0; start < len(ids); {
+		part := ids[start : start+piece(len(ids)-start, chunk*4)]
+		start += len(part)
 		args := make([]any, len(part))
 		for i, id := range part {
 			args[i] = id
@@ -317,17 +335,13 @@ func loadSummaries(ctx context.Context, q projection.Querier, d projection.Diale
 }
 
 // writeSummaries inserts states (upsert: or replaces their rows).
-func writeSummaries(ctx context.Context, tx *sql.Tx, d projection.Dialect, table string, states []order.State, upsert bool) error {
+func writeSummaries(ctx context.Context, tx *projection.Tx, d projection.Dialect, table string, states []order.State, upsert bool) error {
 	if len(states) == 0 {
 		return nil
 	}
 	var tail string
 	if upsert {
-		var set []string
-		for _, c := range summaryCols[1:] {
-			set = append(set, c+" = excluded."+c)
-		}
-		tail = ` ON CONFLICT (order_id) DO UPDATE SET ` + strings.Join(set, ", ")
+		tail = summaryUpsert
 	}
 	if d == projection.Postgres {
 		cols := columns(len(summaryCols), len(states))

@@ -59,10 +59,11 @@ func rowOf(cols []string, vals []any, jsonCols map[string]bool) projection.Row {
 }
 
 // insertRows writes n rows of width values with SQLite multi-row
-// statements: head, up to chunk "(?, ...)" groups, tail. The statement of
-// a full chunk is prepared once per call, and the placeholders are plain
-// "?": SQLite resolves numbered ones through a list search per use.
-func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int, row func(i int, args []any) []any) error {
+// statements: head, up to chunk "(?, ...)" groups (see piece), tail. The
+// statement of a full chunk is prepared once per call, and the
+// placeholders are plain "?": SQLite resolves numbered ones through a list
+// search per use.
+func insertRows(ctx context.Context, tx *projection.Tx, head, tail string, width, n int, row func(i int, args []any) []any) error {
 	var full *sql.Stmt
 	defer func() {
 		if full != nil {
@@ -70,8 +71,8 @@ func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int
 		}
 	}()
 	args := make([]any, 0, min(n, chunk)*width)
-	for start := 0; start < n; start += chunk {
-		k := min(chunk, n-start)
+	for start := 0; start < n; {
+		k := piece(n-start, chunk)
 		args = args[:0]
 		for i := start; i < start+k; i++ {
 			args = row(i, args)
@@ -90,8 +91,24 @@ func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int
 		if err != nil {
 			return err
 		}
+		start += k
 	}
 	return nil
+}
+
+// piece returns how many of n rows the next statement takes: most while n
+// allows, else the largest power of two not above n. The statement texts
+// then have few shapes, which the runner's live transactions prepare once
+// (projection.Tx) instead of parsing a new text per batch size.
+func piece(n, most int) int {
+	if n >= most {
+		return most
+	}
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
 }
 
 // valuesList returns n groups of width "?" placeholders.
