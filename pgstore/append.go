@@ -402,7 +402,28 @@ new AS (
 SELECT false, coalesce((SELECT version FROM ins), (SELECT version FROM upd)),
 	EXISTS (SELECT 1 FROM won), (SELECT min(position) FROM new), (SELECT max(position) FROM new)`
 
-// runOne runs oneSQL for r; see runBatch.
+// createSQL is oneSQL for an append expecting no stream: the stream's row
+// is inserted, or the append fails, with no UPDATE tried first; about a
+// quarter less work for the server (pgstore BenchmarkBackendCPU). No row
+// inserted means the stream exists (ON CONFLICT waits for a concurrent
+// creator to end): runOne then reads its version.
+const createSQL = `
+WITH ins AS (
+	INSERT INTO streams (stream_id, stream_type, version) VALUES ($1, $2, $3)
+	ON CONFLICT (stream_id) DO NOTHING
+	RETURNING version
+),
+new AS (
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+	SELECT $1, $2, ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json
+	FROM ins, unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
+		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, k)
+	ORDER BY ev.k -- positions follow versions
+	RETURNING position
+)
+SELECT false, (SELECT version FROM ins), EXISTS (SELECT 1 FROM ins), min(position), max(position) FROM new`
+
+// runOne runs oneSQL (or createSQL) for r; see runBatch.
 func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOutcome, error) {
 	var (
 		ids    = make([][16]byte, len(r.events))
@@ -415,8 +436,16 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		ids[i], types[i], schema[i] = uuidBytes(e.ID), e.Type, int32(e.SchemaVersion)
 		data[i], meta[i] = string(e.Data), metadataArg(e)
 	}
-	rows, err := q.Query(ctx, oneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected), int32(len(r.events)),
-		ids, types, schema, data, meta)
+	create := r.expected == chronicle.NoStream
+	var rows pgx.Rows
+	var err error
+	if create {
+		rows, err = q.Query(ctx, createSQL, r.stream, chronicle.StreamType(r.stream), int64(len(r.events)),
+			ids, types, schema, data, meta)
+	} else {
+		rows, err = q.Query(ctx, oneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected), int32(len(r.events)),
+			ids, types, schema, data, meta)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +464,16 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 	}
 	if n != 1 {
 		return nil, fmt.Errorf("pgstore: append returned %d rows, want 1", n)
+	}
+	if create && !row.appended {
+		// The stream exists: its version makes the conflict (or, if a
+		// retry of this very append created it, resolveDuplicate finds it).
+		var v int64
+		err := s.wpool.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1`, r.stream).Scan(&v)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		row.version = &v
 	}
 	return []batchOutcome{row.outcome(r, false)}, nil
 }
