@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -55,4 +56,27 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		t.Fatalf("WAL reached %d bytes for %d bytes of events: not checkpointed", maxWAL, written)
 	}
 	t.Logf("WAL at most %d bytes for %d bytes of events; %d checkpoints", maxWAL, written, s.checkpoints.Load())
+}
+
+// Events are written at the store's synchronous level (FULL by default);
+// read-model writes at NORMAL, whose frames the next durable append syncs.
+func TestReadModelsCommitAtNormal(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "sync.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		db   interface {
+			QueryRowContext(context.Context, string, ...any) *sql.Row
+		}
+		want int // 1 NORMAL, 2 FULL
+	}{{"writer", s.wdb, 2}, {"SQLDB", s.SQLDB(), 1}} {
+		var got int
+		if err := c.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil || got != c.want {
+			t.Errorf("%s: synchronous = %d, %v; want %d", c.name, got, err, c.want)
+		}
+	}
 }
