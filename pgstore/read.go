@@ -9,24 +9,46 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/arena"
 )
 
-const eventColumns = `position, tx_id, stream_id, stream_type, version, event_id::text,
+// eventColumns are the columns scanEvents reads, in its order. stream_type
+// is not read: Append stores chronicle.StreamType(stream_id) there, so it is
+// derived from stream_id instead, as a substring of it (no copy, and fewer
+// bytes on the wire).
+const eventColumns = `position, tx_id, stream_id, version, event_id::text,
 	event_type, schema_version, data, metadata, recorded_at`
 
+// scanEvents reads rows of eventColumns. It keeps allocations per event
+// few, as they were most of the client's CPU on a page of 1,000: event
+// types are allocated once per read (a page has few), and data and
+// metadata are copied from the driver's buffer into shared chunks (see
+// arena) rather than one new slice each.
 func scanEvents(rows pgx.Rows, capHint int) ([]chronicle.RecordedEvent, error) {
 	defer rows.Close()
 	out := make([]chronicle.RecordedEvent, 0, capHint)
+	var (
+		a               arena.Arena
+		types           = map[string]string{}
+		typ, data, meta pgtype.DriverBytes // valid until the next row
+	)
 	for rows.Next() {
 		var e chronicle.RecordedEvent
-		var data, meta []byte
-		if err := rows.Scan(&e.Position, &e.TxID, &e.StreamID, &e.StreamType, &e.Version, &e.ID,
-			&e.Type, &e.SchemaVersion, &data, &meta, &e.RecordedAt); err != nil {
+		if err := rows.Scan(&e.Position, &e.TxID, &e.StreamID, &e.Version, &e.ID,
+			&typ, &e.SchemaVersion, &data, &meta, &e.RecordedAt); err != nil {
 			return nil, err
 		}
-		e.Data, e.Metadata = data, meta
+		e.StreamType = chronicle.StreamType(e.StreamID)
+		t, ok := types[string(typ)] // no allocation for the lookup
+		if !ok {
+			t = string(typ)
+			types[t] = t
+		}
+		e.Type = t
+		e.Data, e.Metadata = arena.Copy(&a, []byte(data)), arena.Copy(&a, []byte(meta))
 		e.RecordedAt = e.RecordedAt.UTC()
 		out = append(out, e)
 	}
