@@ -350,8 +350,34 @@ func benchEvent(typ string) chronicle.Event {
 	return chronicle.Event{Type: typ, Data: json.RawMessage(Payload), Metadata: json.RawMessage(Metadata)}
 }
 
-// decode parses an event's JSON, as a reader that uses it would.
+// payload is Payload's shape, every field of it: what a consumer of these
+// events declares and decodes into (as order.Decode does for the domain's
+// events), rather than a map[string]any, which costs about 1.5x as much
+// (55 allocations an event instead of 17) and which no typed consumer uses.
+type payload struct {
+	CustomerID string        `json:"customer_id"`
+	Total      int64         `json:"total"`
+	Currency   string        `json:"currency"`
+	Items      []payloadItem `json:"items"`
+	Shipping   string        `json:"shipping"`
+}
+
+type payloadItem struct {
+	SKU   string `json:"sku"`
+	Name  string `json:"name"`
+	Qty   int64  `json:"qty"`
+	Price int64  `json:"price"`
+}
+
+// decode parses an event's JSON, as a reader that uses it would. W4 and W5
+// decode every event with it, chronicle's and the plain table's alike.
 func decode(data []byte) error {
-	var v map[string]any
-	return json.Unmarshal(data, &v)
+	var v payload
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	if v.CustomerID == "" || len(v.Items) == 0 {
+		return fmt.Errorf("decode: not the bench payload: %.40s", data)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -262,16 +263,12 @@ FROM order_events WHERE order_id = $1 ORDER BY version`, s)
 		}
 		want := streams * perStream
 		r.checkpoint(ctx, p)
+		// A catch-up reader as a subscription runs one: chronicle.ReadAhead
+		// reads the next page while this goroutine decodes the current one.
+		next, stop := iter.Pull2(chronicle.ReadAhead(ctx, p.store, chronicle.Checkpoint{}, chronicle.ReadAllOptions{Limit: 1000}))
 		r.add(r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
-			var from chronicle.Checkpoint
-			if cursor != "" {
-				tx, pos, _ := strings.Cut(cursor, ":")
-				t, _ := strconv.ParseUint(tx, 10, 64)
-				ps, _ := strconv.ParseInt(pos, 10, 64)
-				from = chronicle.Checkpoint{TxID: t, Position: ps}
-			}
-			page, err := p.store.ReadAll(ctx, from, chronicle.ReadAllOptions{Limit: 1000})
-			if err != nil || len(page) == 0 {
+			page, err, ok := next()
+			if err != nil || !ok {
 				return cursor, 0, err
 			}
 			for _, e := range page {
@@ -279,9 +276,9 @@ FROM order_events WHERE order_id = $1 ORDER BY version`, s)
 					return cursor, 0, err
 				}
 			}
-			last := page[len(page)-1].Checkpoint()
-			return fmt.Sprintf("%d:%d", last.TxID, last.Position), len(page), nil
+			return cursor, len(page), nil
 		}))
+		stop()
 		if p.plain != nil {
 			r.checkpoint(ctx, p)
 			res := r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
