@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -28,19 +29,25 @@ type Progress struct {
 }
 
 type page struct {
-	events []chronicle.RecordedEvent
-	full   bool
-	head   chronicle.Head
-	err    error
+	events []chronicle.RecordedEvent // upcast, but for those in bad
+	// bad holds the events whose upcast failed: an error for a projection
+	// that applies them, nothing for one that skipped them.
+	bad  map[chronicle.Checkpoint]error
+	full bool
+	head chronicle.Head
+	err  error
 }
 
 // Rebuild builds projection name again from the start of the log into
 // shadow tables while the current ones keep serving (and the live runner
 // keeps following), then swaps them in: in one transaction it drops the old
 // tables, renames the shadow ones into place and sets the checkpoint to the
-// shadow's, so queries see either the old read model or the new one. Events
-// recorded as skipped are skipped again. progress, when not nil, is called
-// after each batch and once after the swap.
+// shadow's, so queries see either the old read model or the new one. The
+// events written meanwhile (which the live runner applied to the old tables)
+// are applied to the shadow tables before the swap, so the new read model is
+// never behind the checkpoint the old one had reached. Events recorded as
+// skipped are skipped again, even those whose upcast fails. progress, when
+// not nil, is called after each batch and once after the swap.
 //
 // A projection that implements Builder is rebuilt through it rather than
 // Apply, and one that implements Indexer gets its secondary indexes after
@@ -100,6 +107,9 @@ type target struct {
 	skip   map[chronicle.Checkpoint]bool
 	done   int64
 	err    error // of the last page
+	// finished: the tables are complete (final write, indexes); later
+	// events go through Apply.
+	finished bool
 
 	// A Build's writes run one at a time in the background, so that the
 	// database writes while the pass decodes and folds the next pages.
@@ -128,22 +138,37 @@ func (t *target) write(ctx context.Context, r *Runner, f func(ctx context.Contex
 	return nil
 }
 
-// fold applies one page of events to t's shadow tables.
-func (t *target) fold(ctx context.Context, r *Runner, events []chronicle.RecordedEvent, flushAt int) error {
-	apply := events
-	if len(t.skip) > 0 {
-		apply = make([]chronicle.RecordedEvent, 0, len(events))
-		for _, e := range events {
-			if !t.skip[e.Checkpoint()] {
-				apply = append(apply, e)
-			}
+// events returns the events of pg that t applies: those not recorded as
+// skipped. An event skipped because its upcast failed is no error here.
+func (t *target) events(pg page) ([]chronicle.RecordedEvent, error) {
+	if len(t.skip) == 0 && len(pg.bad) == 0 {
+		return pg.events, nil
+	}
+	apply := make([]chronicle.RecordedEvent, 0, len(pg.events))
+	for _, e := range pg.events {
+		cp := e.Checkpoint()
+		if t.skip[cp] {
+			continue
 		}
+		if err := pg.bad[cp]; err != nil {
+			return nil, err
+		}
+		apply = append(apply, e)
+	}
+	return apply, nil
+}
+
+// fold applies one page of events to t's shadow tables.
+func (t *target) fold(ctx context.Context, r *Runner, pg page, flushAt int) error {
+	apply, err := t.events(pg)
+	if err != nil {
+		return err
 	}
 	t.done += int64(len(apply))
 	if len(apply) == 0 {
 		return nil
 	}
-	if t.build == nil {
+	if t.build == nil || t.finished {
 		return r.shadowTx(ctx, func(tx *Tx) error { return t.w.p.Apply(ctx, tx, r.d, t.shadow, apply) })
 	}
 	// Reads see every row written before: they wait for the write in flight.
@@ -244,11 +269,11 @@ func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progre
 		// Projections of a pass fold the page side by side: folding is
 		// CPU work, and each has its own tables.
 		if len(ts) == 1 {
-			ts[0].err = ts[0].fold(ctx, r, pg.events, flushAt)
+			ts[0].err = ts[0].fold(ctx, r, pg, flushAt)
 		} else {
 			var wg sync.WaitGroup
 			for _, t := range ts {
-				wg.Go(func() { t.err = t.fold(ctx, r, pg.events, flushAt) })
+				wg.Go(func() { t.err = t.fold(ctx, r, pg, flushAt) })
 			}
 			wg.Wait()
 		}
@@ -264,23 +289,63 @@ func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progre
 			report(pg.head, false)
 			continue
 		}
-		// Caught up with the log as of this page: finish the tables and
-		// swap. Later events are the live runner's, from the shadow's
-		// checkpoint on.
+		// Caught up with the log as of this page: finish the tables, catch
+		// up with what was written since, and swap. Later events are the
+		// live runner's, from the shadow's checkpoint on.
 		for _, t := range ts {
 			if err := r.finish(ctx, t); err != nil {
 				return err
 			}
 		}
-		if err := r.swap(ctx, ts, cp); err != nil {
-			return err
+		head := pg.head
+		for {
+			var err error
+			if cp, head, err = r.catchUp(ctx, ts, cp, head); err != nil {
+				return err
+			}
+			err = r.swap(ctx, ts, cp)
+			if err == nil {
+				break
+			}
+			// The live runner went past cp on the old tables since the
+			// last read: read on.
+			if !errors.Is(err, errBehind) {
+				return err
+			}
 		}
 		swapped = true
-		report(pg.head, true)
+		report(head, true)
 		for _, t := range ts {
 			t.w.poke()
 		}
 		return nil
+	}
+}
+
+// catchUp applies the events after cp to the finished tables of ts, up to
+// the end of the log, and returns the checkpoint and head reached.
+func (r *Runner) catchUp(ctx context.Context, ts []*target, cp chronicle.Checkpoint, head chronicle.Head) (chronicle.Checkpoint, chronicle.Head, error) {
+	for {
+		pg := r.readPage(ctx, ts[0].w.filter, cp)
+		if pg.err != nil {
+			return cp, head, fmt.Errorf("projection %s: rebuild: %w", ts[0].w.name, pg.err)
+		}
+		head = pg.head
+		if len(pg.events) == 0 {
+			// The head was taken before the read: no event up to it is
+			// left, and the live runner of a filtered projection may have
+			// moved its checkpoint there.
+			if cp.Before(head.Checkpoint) {
+				cp = head.Checkpoint
+			}
+			return cp, head, nil
+		}
+		for _, t := range ts {
+			if err := t.fold(ctx, r, pg, 0); err != nil {
+				return cp, head, fmt.Errorf("projection %s: rebuild: after position %d: %w", t.w.name, cp.Position, err)
+			}
+		}
+		cp = pg.events[len(pg.events)-1].Checkpoint()
 	}
 }
 
@@ -301,6 +366,7 @@ func (r *Runner) finish(ctx context.Context, t *target) error {
 		}
 	}
 	r.analyze(ctx, t.shadow)
+	t.finished = true
 	return nil
 }
 
@@ -317,46 +383,70 @@ func (r *Runner) readAhead(ctx context.Context, filter chronicle.ReadAllOptions,
 		}
 	}
 	for {
-		head, err := r.store.Head(ctx)
-		if err != nil {
-			send(page{err: err})
+		pg := r.readPage(ctx, filter, cp)
+		if !send(pg) || pg.err != nil || !pg.full {
 			return
 		}
-		opts := filter
-		opts.Limit = r.opts.RebuildBatchSize
-		events, err := r.store.ReadAll(ctx, cp, opts)
-		if err != nil {
-			send(page{err: err})
-			return
-		}
-		up, _, err := r.upcastAll(events)
-		if err != nil {
-			send(page{err: err})
-			return
-		}
-		full := len(events) == opts.Limit
-		if !send(page{events: up, full: full, head: head}) || !full {
-			return
-		}
-		cp = events[len(events)-1].Checkpoint()
+		cp = pg.events[len(pg.events)-1].Checkpoint()
 	}
 }
 
+// readPage reads the page of events after cp and upcasts them. An event
+// whose upcast fails stays in the page, recorded in bad: whether that is an
+// error depends on the projection (it may have skipped the event).
+func (r *Runner) readPage(ctx context.Context, filter chronicle.ReadAllOptions, cp chronicle.Checkpoint) page {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return page{err: err}
+	}
+	opts := filter
+	opts.Limit = r.opts.RebuildBatchSize
+	events, err := r.store.ReadAll(ctx, cp, opts)
+	if err != nil {
+		return page{err: err}
+	}
+	pg := page{events: events, full: len(events) == opts.Limit, head: head}
+	for i, e := range events {
+		u, err := r.opts.Upcaster.Upcast(e)
+		if err != nil {
+			if pg.bad == nil {
+				pg.bad = map[chronicle.Checkpoint]error{}
+			}
+			pg.bad[e.Checkpoint()] = fmt.Errorf("upcast %s v%d (%s): %w", e.StreamID, e.Version, e.Type, err)
+			continue
+		}
+		events[i] = u
+	}
+	return pg
+}
+
+// errBehind: the live checkpoint is past the shadow tables' one.
+var errBehind = errors.New("projection: shadow tables behind the live checkpoint")
+
 // swap puts the shadow tables of ts in place of the live ones and their
-// checkpoints at cp, in one transaction.
+// checkpoints at cp, in one transaction. errBehind: a live checkpoint is
+// past cp (the new tables would miss events the old ones have).
 func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		for _, t := range ts {
 			// The checkpoint row first: on PostgreSQL this waits for an
 			// apply in flight (which holds the row) and makes the live
 			// runner's next compare-and-set fail, so it reloads and
-			// continues from cp on the new tables.
-			if _, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
+			// continues from cp on the new tables. The row must not be
+			// past cp.
+			res, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
 			SET tx_id = $1, position = $2, updated_at = $3, status = 'running', error = NULL, error_stream = NULL,
 			error_version = NULL, error_position = NULL, error_tx_id = NULL, error_event_id = NULL,
-			error_event_type = NULL, error_attempts = NULL, error_at = NULL WHERE name = $4`,
-				int64(cp.TxID), cp.Position, nanos(r.now()), t.w.name); err != nil {
+			error_event_type = NULL, error_attempts = NULL, error_at = NULL
+			WHERE name = $4 AND (tx_id < $1 OR (tx_id = $1 AND position <= $2))`,
+				int64(cp.TxID), cp.Position, nanos(r.now()), t.w.name)
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return errBehind
 			}
 		}
 		for _, t := range ts {
@@ -371,6 +461,9 @@ func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint
 		}
 		return nil
 	})
+	if errors.Is(err, errBehind) {
+		return err
+	}
 	if err != nil {
 		names := make([]string, len(ts))
 		for i, t := range ts {

@@ -2,8 +2,12 @@ package projection_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/internal/testbackends"
@@ -100,12 +104,15 @@ func TestRebuildKeepsUpWithLiveRunner(t *testing.T) {
 		// Appends go on while the rebuild reads the log; they stop as it
 		// finishes, and then some more land, which the live runner applies
 		// to the old tables before the swap.
-		lctx, stopLoad := context.WithCancel(ctx)
+		// (Stopped between steps, not by cancelling one: the workload
+		// must know what it wrote.)
+		var stop atomic.Bool
+		stopLoad := func() { stop.Store(true) }
 		var wg sync.WaitGroup
 		var loadErr error
 		wg.Go(func() {
-			for lctx.Err() == nil {
-				if err := w.Step(lctx, b); err != nil && lctx.Err() == nil {
+			for !stop.Load() {
+				if err := w.Step(ctx, b); err != nil {
 					loadErr = err
 					return
 				}
@@ -146,6 +153,112 @@ func TestRebuildKeepsUpWithLiveRunner(t *testing.T) {
 		if behind > 0 {
 			t.Fatalf("%d of %d summaries behind their stream after the rebuild", behind, len(want))
 		}
+		verifyEqual(t, r)
+	})
+}
+
+// Verify sees a read model behind its checkpoint: the replay goes up to the
+// checkpoint, the rows lack what came after the last apply.
+func TestVerifySeesRowsBehindCheckpoint(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		r := newRunner(t, b, projection.Options{})
+		stop := start(t, r)
+		w := viewtest.NewWorkload(32, "vb")
+		if err := w.Run(ctx, b, 50); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, r, b)
+		stop()
+		verifyEqual(t, r)
+		if err := w.Run(ctx, b, 20); err != nil {
+			t.Fatal(err)
+		}
+		// The checkpoint says the head, the rows are as before.
+		head, err := b.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.SQLDB().ExecContext(ctx, r.Dialect().Rebind(`UPDATE projection_checkpoints SET tx_id = $1, position = $2 WHERE name = $3`),
+			int64(head.Checkpoint.TxID), head.Checkpoint.Position, orderview.SummariesName); err != nil {
+			t.Fatal(err)
+		}
+		d, err := r.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d) == 0 {
+			t.Fatal("Verify found no difference in summaries behind their checkpoint")
+		}
+		for _, x := range d {
+			if x.Projection != orderview.SummariesName {
+				t.Errorf("difference in %s, want only in %s: %v", x.Projection, orderview.SummariesName, x)
+			}
+		}
+	})
+}
+
+// An event whose upcast fails, skipped by the operator, is skipped by a
+// rebuild too, rather than failing it.
+func TestRebuildSkipsUpcastPoison(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		poison, _ := order.StreamID("upcastpoison")
+		reg := order.NewRegistry()
+		failed := make(chan string, 10)
+		r, err := projection.New(b, projection.Options{
+			MaxAttempts: 2, Backoff: time.Millisecond, PollInterval: 50 * time.Millisecond, RebuildBatchSize: 10,
+			Upcaster: projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
+				if e.StreamID == poison {
+					return e, errors.New("no upcaster for this shape")
+				}
+				return reg.Upcast(e)
+			}),
+			Hooks: projection.Hooks{Failing: func(name string, _ projection.Failure, final bool) {
+				if final {
+					failed <- name
+				}
+			}},
+		}, orderview.Projections()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, r)
+		w := viewtest.NewWorkload(33, "up")
+		if err := w.Run(ctx, b, 30); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Append(ctx, poison, chronicle.NoStream, viewtest.Encode([]order.Event{order.OrderCreated{CustomerID: "c", Currency: "USD", Items: []order.Item{}, Total: 1}})); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Run(ctx, b, 30); err != nil {
+			t.Fatal(err)
+		}
+		for range r.Names() {
+			select {
+			case name := <-failed:
+				// Not skipped yet: the rebuild stops at it, as the runner did.
+				if err := r.Rebuild(ctx, name, nil); err == nil || !strings.Contains(err.Error(), "no upcaster for this shape") {
+					t.Errorf("Rebuild(%s) before the skip = %v, want the upcast error", name, err)
+				}
+				if err := r.Skip(ctx, name); err != nil {
+					t.Fatalf("Skip(%s): %v", name, err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the projections did not stop at the event that cannot be upcast within 60 s")
+			}
+		}
+		caughtUp(t, r, b)
+		verifyEqual(t, r)
+		for _, name := range r.Names() {
+			if err := r.Rebuild(ctx, name, nil); err != nil {
+				t.Fatalf("Rebuild(%s) after skipping an event that cannot be upcast: %v", name, err)
+			}
+		}
+		if err := r.RebuildAll(ctx, nil, nil); err != nil {
+			t.Fatalf("RebuildAll after skipping an event that cannot be upcast: %v", err)
+		}
+		caughtUp(t, r, b)
 		verifyEqual(t, r)
 	})
 }
