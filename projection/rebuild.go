@@ -54,7 +54,8 @@ type page struct {
 // the fill, just before the swap.
 //
 // Cancelling ctx abandons the rebuild (the shadow tables are dropped; the
-// live read model is untouched). Errors: ErrUnknown; the projection's error
+// live read model is untouched). The shadow tables of a process killed
+// during a rebuild are dropped by the next Setup or rebuild of the store. Errors: ErrUnknown; the projection's error
 // at an event it cannot apply.
 func (r *Runner) Rebuild(ctx context.Context, name string, progress func(Progress)) error {
 	return r.RebuildAll(ctx, []string{name}, progress)
@@ -184,7 +185,15 @@ func (t *target) fold(ctx context.Context, r *Runner, pg page, flushAt int) erro
 // rebuild rebuilds the projections of ws, which share a filter, in one
 // pass over the log, and swaps them in together.
 func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progress)) error {
-	gen := "_rb" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	// Leftovers of killed rebuilds first; then the lock that keeps any
+	// other process from taking this one's tables for leftovers.
+	r.dropLeftovers(ctx)
+	release, err := r.lockRebuilds(ctx)
+	if err != nil {
+		return err
+	}
+	defer release() // after the shadow tables are dropped (deferred below)
+	gen := shadowInfix + strconv.FormatInt(time.Now().UnixNano(), 36)
 	ts := make([]*target, len(ws))
 	for i, w := range ws {
 		t := &target{w: w, shadow: Tables{}}

@@ -233,6 +233,7 @@ func (r *Runner) setup(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("projection: setup: %w", err)
 	}
+	r.dropLeftovers(ctx)
 	return nil
 }
 
