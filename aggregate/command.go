@@ -110,20 +110,19 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts
 			return Result[S]{}, &chronicle.InvalidError{Field: fmt.Sprintf("event_ids[%d]", i), Reason: err.Error()}
 		}
 	}
-	ids := func(n int) ([]string, error) {
-		switch {
-		case cfg.idempotency != "":
+	// ids returns the ids of the command's first n events: derived from the
+	// idempotency key, else those given (fewer when fewer were given).
+	ids := func(n int) []string {
+		if cfg.idempotency != "" {
 			out := make([]string, n)
 			for i := range out {
 				out[i] = IdempotentEventID(stream, cfg.idempotency, i)
 			}
-			return out, nil
-		case cfg.eventIDs != nil && n > len(cfg.eventIDs):
-			return nil, fmt.Errorf("aggregate: command caused %d events but was given %d event ids", n, len(cfg.eventIDs))
+			return out
 		}
-		return cfg.eventIDs, nil
+		return cfg.eventIDs[:min(n, len(cfg.eventIDs))]
 	}
-	if first, _ := ids(1); len(first) > 0 {
+	if first := ids(1); len(first) > 0 {
 		if res, ok, err := r.replayed(ctx, stream, first[0], ids); ok || err != nil {
 			return res, err
 		}
@@ -164,9 +163,11 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts
 		if len(decided) == 0 {
 			return Result[S]{Loaded: cur, Attempts: attempt}, nil
 		}
-		eventIDs, err := ids(len(decided))
+		eventIDs := ids(len(decided))
 		var events []chronicle.Event
-		if err == nil {
+		if cfg.eventIDs != nil && len(eventIDs) < len(decided) {
+			err = fmt.Errorf("aggregate: command caused %d events but was given %d event ids", len(decided), len(cfg.eventIDs))
+		} else {
 			events, err = r.encode(decided, eventIDs, meta)
 		}
 		if guessed && err != nil {
@@ -237,7 +238,7 @@ func (r *Repository[S, C, E]) append(ctx context.Context, stream string, expecte
 
 // replayed recognises a command whose first event id is already stored in
 // stream: it returns the state right after the events of that first run.
-func (r *Repository[S, C, E]) replayed(ctx context.Context, stream, firstID string, ids func(int) ([]string, error)) (Result[S], bool, error) {
+func (r *Repository[S, C, E]) replayed(ctx context.Context, stream, firstID string, ids func(int) []string) (Result[S], bool, error) {
 	first, err := r.events.EventByID(ctx, firstID)
 	if errors.Is(err, chronicle.ErrNotFound) {
 		return Result[S]{}, false, nil
@@ -252,7 +253,9 @@ func (r *Repository[S, C, E]) replayed(ctx context.Context, stream, firstID stri
 	if err != nil {
 		return Result[S]{}, false, err
 	}
-	want, _ := ids(len(after))
+	// The command's events are those from the first on that carry its ids;
+	// later commands' events follow them.
+	want := ids(len(after))
 	n := 0
 	for n < len(after) && n < len(want) && after[n].ID == want[n] {
 		n++

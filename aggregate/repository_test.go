@@ -333,6 +333,73 @@ func TestIdempotentCommands(t *testing.T) {
 	})
 }
 
+// TestEventIDsRetryAfterLaterEvents: a command retried with its event ids
+// after other commands changed the aggregate gets its own first result
+// again (the state right after its events, at their version), whether it
+// was given just enough ids or spare ones, and whether its events were the
+// stream's first or came later.
+func TestEventIDsRetryAfterLaterEvents(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		for _, spare := range []int{0, 3} {
+			for _, cached := range []bool{false, true} {
+				id := fmt.Sprintf("later-%d-%v", spare, cached)
+				var opts []aggregate.Option
+				if cached {
+					opts = append(opts, aggregate.WithStateCache(16))
+				}
+				repo := newOrderRepo(b, opts...)
+				ids := func() aggregate.CommandOption {
+					out := make([]string, 1+spare)
+					for i := range out {
+						out[i] = chronicle.NewEventID()
+					}
+					return aggregate.EventIDs(out...)
+				}
+				create, add := ids(), ids()
+				cmds := []struct {
+					cmd order.Command
+					opt aggregate.CommandOption
+				}{
+					{order.Create{CustomerID: "c"}, create},
+					{order.AddItem{SKU: "A", Quantity: 1, UnitPrice: 5}, add},
+				}
+				var firsts []aggregate.Result[order.State]
+				for _, c := range cmds {
+					res, err := repo.Handle(ctx, id, c.cmd, c.opt)
+					if err != nil {
+						t.Fatalf("%s: %T: %v", id, c.cmd, err)
+					}
+					firsts = append(firsts, res)
+				}
+				// More later events than the command has ids, spare ones included.
+				const later = 5
+				for i := range later {
+					handle(t, repo, id, order.AddItem{SKU: fmt.Sprintf("B%d", i), Quantity: 2, UnitPrice: 7})
+				}
+				for i, c := range cmds {
+					again, err := repo.Handle(ctx, id, c.cmd, c.opt)
+					if err != nil {
+						t.Errorf("%s: retry of %T: %v", id, c.cmd, err)
+						continue
+					}
+					first := firsts[i]
+					if !again.Replayed || again.Version != first.Version || len(again.Events) != 1 || again.Events[0].ID != first.Events[0].ID {
+						t.Errorf("%s: retry of %T: replayed=%v version=%d events=%d, want replayed at version %d with its event",
+							id, c.cmd, again.Replayed, again.Version, len(again.Events), first.Version)
+					}
+					if diff := cmp.Diff(first.State, again.State); diff != "" {
+						t.Errorf("%s: retry of %T: state (-first +again):\n%s", id, c.cmd, diff)
+					}
+				}
+				if v, _ := b.StreamVersion(ctx, "order-"+id); v != int64(len(cmds)+later) {
+					t.Errorf("%s: version %d after the retries, want %d", id, v, len(cmds)+later)
+				}
+			}
+		}
+	})
+}
+
 func TestMetadata(t *testing.T) {
 	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
 		ctx := context.Background()

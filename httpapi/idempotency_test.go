@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"testing"
 )
@@ -85,6 +86,35 @@ func TestIdempotency(t *testing.T) {
 				isProblem(t, e2.do(r), http.StatusUnprocessableEntity)
 			}
 		})
+	})
+}
+
+// TestIdempotencyAfterLaterCommands: keyed commands retried after more later
+// commands to the same order than a keyed command has event ids still answer
+// their first responses (status, body, version) and append nothing.
+func TestIdempotencyAfterLaterCommands(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		e := newEnv(t, open())
+		key := func(k string) map[string]string { return map[string]string{"Idempotency-Key": k} }
+		create := req{method: "POST", path: "/orders", body: `{"order_id":"later","customer_id":"c1"}`, header: key("later-create")}
+		add := req{method: "POST", path: "/orders/later/items", body: `{"sku":"A","quantity":1,"unit_price":5}`, header: key("later-add")}
+		firstCreate := e.mustDo(create, http.StatusCreated)
+		firstAdd := e.mustDo(add, http.StatusOK)
+		for i := range 2 * commandEventIDs {
+			body := fmt.Sprintf(`{"sku":"B%d","quantity":1,"unit_price":7}`, i)
+			e.mustDo(req{method: "POST", path: "/orders/later/items", body: body, header: key(fmt.Sprintf("later-%d", i))}, http.StatusOK)
+		}
+		size := e.logSize()
+		for _, c := range []struct {
+			name  string
+			r     req
+			first resp
+		}{{"create", create, firstCreate}, {"add", add, firstAdd}} {
+			t.Run(c.name, func(t *testing.T) { sameResponse(t, c.first, e.do(c.r)) })
+		}
+		if n := e.logSize(); n != size {
+			t.Errorf("retries appended: %v events, was %v", n, size)
+		}
 	})
 }
 

@@ -53,11 +53,13 @@ func (r *Runner) Verify(ctx context.Context) ([]Difference, error) {
 }
 
 func (r *Runner) verify(ctx context.Context, w *worker) ([]Difference, error) {
-	// One snapshot for checkpoint and rows: PostgreSQL needs REPEATABLE
-	// READ for that; a SQLite read transaction is a snapshot already.
-	var opts *sql.TxOptions
+	// One snapshot for checkpoint and rows, read without stopping writers:
+	// PostgreSQL needs REPEATABLE READ for that; on SQLite a read-only
+	// transaction is a snapshot and, unlike SQLDB's others, takes no write
+	// lock.
+	opts := &sql.TxOptions{ReadOnly: true}
 	if r.d == Postgres {
-		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+		opts.Isolation = sql.LevelRepeatableRead
 	}
 	tx, err := r.db.BeginTx(ctx, opts)
 	if err != nil {

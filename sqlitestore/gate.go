@@ -99,6 +99,9 @@ func (gc *gatedConn) Begin() (driver.Tx, error) {
 }
 
 func (gc *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.ReadOnly {
+		return gc.beginRead(ctx)
+	}
 	held, err := gc.c.g.enter(ctx, gc.c.wait)
 	if err != nil {
 		return nil, err
@@ -116,6 +119,29 @@ func (gc *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver
 		return nil, err
 	}
 	return &gatedTx{Tx: tx, g: gc.c.g, held: held}, nil
+}
+
+// beginRead begins a read transaction: BEGIN DEFERRED whatever the pool's
+// _txlock says (the drivers would begin IMMEDIATE), and without the gate.
+// It takes no write lock, so no writer of this or another process waits
+// for it, and in WAL mode it reads one snapshot from its first read on.
+func (gc *gatedConn) beginRead(ctx context.Context) (driver.Tx, error) {
+	if _, err := gc.ExecContext(ctx, "BEGIN DEFERRED", nil); err != nil {
+		return nil, err
+	}
+	return readTx{gc}, nil
+}
+
+// readTx ends a transaction begun by beginRead. Ending a read transaction
+// does not wait for a lock, so it needs no context.
+type readTx struct{ gc *gatedConn }
+
+func (t readTx) Commit() error   { return t.end("COMMIT") }
+func (t readTx) Rollback() error { return t.end("ROLLBACK") }
+
+func (t readTx) end(stmt string) error {
+	_, err := t.gc.ExecContext(context.Background(), stmt, nil)
+	return err
 }
 
 func (gc *gatedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {

@@ -337,8 +337,9 @@ func (s *Store) Close() error {
 // transactions take the write lock when they begin (BEGIN IMMEDIATE), so a
 // projection's read-model update and checkpoint commit together without
 // ever failing on a stale snapshot; plain queries outside a transaction do
-// not lock. Its commits are synchronous=NORMAL at most: a power loss may
-// take back the last ones (never events), which projections re-apply. For ":memory:" it is the store's single connection: do not hold
+// not lock, nor do read-only transactions (sql.TxOptions.ReadOnly), which
+// read one snapshot and must not write. Its commits are synchronous=NORMAL
+// at most: a power loss may take back the last ones (never events), which projections re-apply. For ":memory:" it is the store's single connection: do not hold
 // a transaction on it while calling the store.
 func (s *Store) SQLDB() *sql.DB { return s.appDB }
 

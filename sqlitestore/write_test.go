@@ -2,11 +2,14 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/sqlitestore"
@@ -111,4 +114,77 @@ func TestReadModelTransactionsShareTheWriteLock(t *testing.T) {
 	if _, err := s.Append(ctx, "gate-1", chronicle.Exact(1), []chronicle.Event{{Type: "A", Data: json.RawMessage(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReadOnlyTransactionTakesNoLock: a read-only transaction on SQLDB
+// reads one snapshot and holds back no writer: neither this store's appends
+// and read-model transactions nor another process's appends.
+func TestReadOnlyTransactionTakesNoLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ro.db")
+	// A writer held back by the read transaction would wait longer than
+	// the deadline, so it fails on the deadline rather than succeeding late.
+	opts := sqlitestore.Options{BusyTimeout: 120_000}
+	s, other := openAtOpts(t, path, opts), openAtOpts(t, path, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db := s.SQLDB()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE rm (k TEXT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	ev := []chronicle.Event{{Type: "A", Data: json.RawMessage(`{}`)}}
+	if _, err := s.Append(ctx, "ro-0", chronicle.NoStream, ev); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) int {
+		t.Helper()
+		var n int
+		if err := q.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM rm)").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	before := count(tx) // the snapshot starts here
+	if _, err := s.Append(ctx, "ro-1", chronicle.NoStream, ev); err != nil {
+		t.Fatalf("append during a read-only transaction: %v", err)
+	}
+	if _, err := other.Append(ctx, "ro-2", chronicle.NoStream, ev); err != nil {
+		t.Fatalf("another process's append during a read-only transaction: %v", err)
+	}
+	wtx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatalf("read-model transaction during a read-only transaction: %v", err)
+	}
+	if _, err := wtx.ExecContext(ctx, "INSERT INTO rm VALUES ('a')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wtx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(tx); got != before {
+		t.Errorf("read-only transaction sees %d rows after others committed, %d before: not a snapshot", got, before)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := count(db), before+3; got != want {
+		t.Errorf("after the read-only transaction: %d rows, want %d", got, want)
+	}
+}
+
+func openAtOpts(t *testing.T, path string, opts sqlitestore.Options) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
