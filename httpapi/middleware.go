@@ -99,18 +99,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		// Labels come from bounded sets, never from what the client sent:
+		// a known method or "other", a route pattern or "unmatched", and
+		// a status code this server chose.
+		method := methodLabel(r.Method)
 		route := r.Pattern
 		if route == "" {
-			route = "unmatched" // bounded label: never the raw path
+			route = "unmatched"
 		}
 		elapsed := time.Since(start)
-		s.metrics.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
-		s.metrics.duration.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+		s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		// Never the Authorization header, nor the query (it may hold ids
 		// a log reader need not see twice): the route and path suffice.
 		s.log.LogAttrs(r.Context(), accessLevel(status), "request",
 			slog.String("request_id", id),
-			slog.String("method", r.Method),
+			slog.String("method", method),
 			slog.String("route", route),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
@@ -120,6 +124,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		)
 	}()
 	s.mux.ServeHTTP(rec, r)
+}
+
+// methodLabel is method when it is one of HTTP's own, else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // accessLevel is the level of a request's access-log line. Successes are

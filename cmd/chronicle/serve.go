@@ -22,6 +22,11 @@ import (
 // shutdownTimeout bounds how long serve waits for in-flight requests.
 const shutdownTimeout = 30 * time.Second
 
+// maxHeaderBytes bounds a request's line and headers (431 beyond). The API
+// needs a few hundred bytes; a large limit only lets a client make the
+// server read, log and count junk.
+const maxHeaderBytes = 64 << 10
+
 func (m *Main) serveCommand() *cobra.Command {
 	var (
 		addr       string
@@ -214,6 +219,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
