@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -123,7 +126,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("remote", r.RemoteAddr),
 		)
 	}()
+	if !s.auth.enabled() && !loopbackHost(r.Host) {
+		writeProblem(rec, r, newError(http.StatusMisdirectedRequest, typeMisdirected,
+			"without auth this server answers only requests for localhost, 127.0.0.1 or [::1]"))
+		return
+	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// loopbackHost reports whether a request's Host names the loopback
+// interface: localhost, 127.0.0.1 or [::1], with any port. Without auth
+// it is what keeps a web page from reaching the server through a domain
+// that resolves to 127.0.0.1 (DNS rebinding): the browser sends that
+// domain as the Host.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1"
+}
+
+// checkMediaType refuses a request body that is not JSON. A web page can
+// make a browser send text/plain, a form or a typeless body to any site
+// without asking first (no CORS preflight); it cannot do so for
+// application/json. Requests without a body pass.
+func checkMediaType(r *http.Request) *apiError {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mt == "application/json" {
+		cs, ok := params["charset"]
+		if len(params) == 0 || len(params) == 1 && ok && strings.EqualFold(cs, "utf-8") {
+			return nil
+		}
+	}
+	return newError(http.StatusUnsupportedMediaType, typeMediaType,
+		"the request body must be JSON, sent as Content-Type: application/json")
 }
 
 // methodLabel is method when it is one of HTTP's own, else "other".
@@ -159,6 +201,10 @@ func (s *Server) handle(pattern string, need Role, h func(http.ResponseWriter, *
 	s.routes = append(s.routes, route{pattern: pattern, role: need})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if e := s.auth.authorize(r, need); e != nil {
+			writeProblem(w, r, e)
+			return
+		}
+		if e := checkMediaType(r); e != nil {
 			writeProblem(w, r, e)
 			return
 		}

@@ -46,7 +46,9 @@ store is open and the projections run.
 
 Auth: tokens come from $CHRONICLE_TOKENS ("secret1:admin,secret2:read") or
 --tokens-file (one secret:role a line; roles read, write, admin). Without any
-token, auth is off and serve refuses to listen on anything but loopback.
+token, auth is off: serve refuses to listen on anything but loopback and
+answers only requests for localhost, 127.0.0.1 or [::1] (421 otherwise).
+Request bodies must be Content-Type: application/json (415 otherwise).
 
 Logs go to stderr. The access log has a line per request: failed requests
 at info (4xx) or warn (5xx), successful ones at debug (--log-level debug
