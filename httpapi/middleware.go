@@ -46,16 +46,19 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// recorder remembers the status and size of a response for logs and metrics.
+// recorder remembers the status and size of a response for logs and
+// metrics, and starts the write deadline when the response starts.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status       int
+	bytes        int64
+	writeTimeout time.Duration
 }
 
 func (rec *recorder) WriteHeader(code int) {
 	if rec.status == 0 {
 		rec.status = code
+		rec.startWrite()
 	}
 	rec.ResponseWriter.WriteHeader(code)
 }
@@ -63,6 +66,7 @@ func (rec *recorder) WriteHeader(code int) {
 func (rec *recorder) Write(b []byte) (int, error) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
+		rec.startWrite()
 	}
 	n, err := rec.ResponseWriter.Write(b)
 	rec.bytes += int64(n)
@@ -71,6 +75,12 @@ func (rec *recorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// startWrite gives the response writeTimeout from now: whatever the
+// handler waited for before answering does not count against it.
+func (rec *recorder) startWrite() {
+	_ = http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(time.Now().Add(rec.writeTimeout))
+}
 
 // ServeHTTP runs every request through the outer layers: request id,
 // panic recovery, access log and metrics, then the mux. Auth and body
@@ -83,7 +93,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 	s.metrics.inflight.Inc()
 	defer func() {
 		s.metrics.inflight.Dec()

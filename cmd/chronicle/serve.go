@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
@@ -34,6 +35,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		logFormat  string
 		logLevel   string
 		gather     time.Duration
+		limits     serveLimits
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -53,6 +55,13 @@ Request bodies must be Content-Type: application/json (415 otherwise).
 Logs go to stderr. The access log has a line per request: failed requests
 at info (4xx) or warn (5xx), successful ones at debug (--log-level debug
 shows them; /metrics counts every request by route, status and duration).
+
+Slow or idle clients are cut: a request's headers must arrive within
+--read-header-timeout and the whole request within --read-timeout, a
+response must be written within --write-timeout of its start (waits before
+it, such as ?min_version=, do not count), and a connection idle between
+requests closes after --idle-timeout. At most --max-conns connections are
+open at once; further clients wait until one closes.
 
 SIGINT or SIGTERM shut it down gracefully: new connections are refused,
 requests in flight finish (up to 30 s), and the projections stop after their
@@ -76,7 +85,10 @@ last committed batch.`,
 			if gather < 0 {
 				return usagef("--projection-gather %s: want a duration of 0 or more", gather)
 			}
-			return m.serve(c, addr, tokens, log, gather)
+			if err := limits.check(); err != nil {
+				return err
+			}
+			return m.serve(c, addr, tokens, log, gather, limits)
 		},
 	}
 	f := c.Flags()
@@ -86,7 +98,34 @@ last committed batch.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&gather, "projection-gather", 20*time.Millisecond,
 		"under a stream of commands, the least time between two read-model transactions (more: fewer, larger transactions and less CPU per event, but more read-model lag)")
+	f.DurationVar(&limits.readHeader, "read-header-timeout", 10*time.Second, "time a client has to send a request's line and headers")
+	f.DurationVar(&limits.read, "read-timeout", 30*time.Second, "time a client has to send a whole request, body included")
+	f.DurationVar(&limits.write, "write-timeout", httpapi.DefaultWriteTimeout, "time a client has to read a response, from its first byte")
+	f.DurationVar(&limits.idle, "idle-timeout", 2*time.Minute, "how long a connection may stay open between requests")
+	f.IntVar(&limits.maxConns, "max-conns", 1024, "most client connections open at once; more wait for one to close")
 	return c
+}
+
+// serveLimits bound what one client can hold of the server: time to send
+// a request and to read the answer, and connections.
+type serveLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxConns                      int
+}
+
+func (l serveLimits) check() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--read-header-timeout", l.readHeader}, {"--read-timeout", l.read}, {"--write-timeout", l.write}, {"--idle-timeout", l.idle}} {
+		if d.v <= 0 {
+			return usagef("%s %s: want a duration above 0", d.flag, d.v)
+		}
+	}
+	if l.maxConns < 1 {
+		return usagef("--max-conns %d: want 1 or more", l.maxConns)
+	}
+	return nil
 }
 
 func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
@@ -169,7 +208,7 @@ func (m *Main) loadTokens(file string) ([]apiToken, error) {
 	return nil, nil
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration) error {
+func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration, limits serveLimits) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -208,7 +247,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		log.Info("projections stopped")
 	}
 
-	h, closeHandler, err := newHandler(store, reg, runner, tokens, log)
+	h, closeHandler, err := newHandler(store, reg, runner, tokens, log, limits.write)
 	if err != nil {
 		stopProjections()
 		return err
@@ -218,15 +257,20 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		stopProjections()
 		return err
 	}
+	// ReadTimeout bounds the body too, yet does not cut a request that
+	// waits once its body is read: the server lifts the read deadline
+	// then. The handler starts WriteTimeout afresh when its answer starts.
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
 		MaxHeaderBytes:    maxHeaderBytes,
-		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(httpapi.LimitListener(ln, limits.maxConns)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
