@@ -83,8 +83,9 @@ func (rec *recorder) startWrite() {
 }
 
 // ServeHTTP runs every request through the outer layers: request id,
-// panic recovery, access log and metrics, then the mux. Auth and body
-// limits are per route (see handle).
+// panic recovery, access log and metrics, the Host check when auth is
+// off, then the mux. Auth, media type and body limits are per route (see
+// handle).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
