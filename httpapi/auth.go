@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -117,9 +118,11 @@ func parseToken(s string) (Token, error) {
 			return Token{}, fmt.Errorf("secret contains a space or control character")
 		}
 	}
+	// Which part of a malformed entry is the secret is unknown (a swapped
+	// "admin:secret" puts it where the role goes): quote no part of it.
 	role, err := ParseRole(roleName)
 	if err != nil {
-		return Token{}, err
+		return Token{}, errors.New("unknown role (want read, write or admin after the last colon)")
 	}
 	return Token{Secret: secret, Role: role}, nil
 }

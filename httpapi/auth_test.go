@@ -132,3 +132,25 @@ func sampleRequest(pattern string) req {
 	}
 	return r
 }
+
+// TestTokenErrorsQuoteNoSecret: a malformed entry is named by its place
+// (entry index, line number), never by any part of its text, since which
+// part is the secret is unknown.
+func TestTokenErrorsQuoteNoSecret(t *testing.T) {
+	const secret = "Zq9Xw7Vk4Jh2Tb"
+	for _, entry := range []string{"admin:" + secret, secret + ":" + secret, secret + " x:read", secret + "\x01:read", secret, secret + ":"} {
+		_, err := ParseTokens("ok:read," + entry)
+		if err == nil || !strings.Contains(err.Error(), "entry 2") {
+			t.Errorf("ParseTokens(%q): %v, want an error naming entry 2", entry, err)
+		}
+		_, ferr := ReadTokens(strings.NewReader("ok:read\n" + entry + "\n"))
+		if ferr == nil || !strings.Contains(ferr.Error(), "line 2") {
+			t.Errorf("ReadTokens(%q): %v, want an error naming line 2", entry, ferr)
+		}
+		for _, e := range []error{err, ferr} {
+			if e != nil && strings.Contains(e.Error(), secret[:4]) {
+				t.Errorf("entry %q: the error quotes the secret: %v", entry, e)
+			}
+		}
+	}
+}

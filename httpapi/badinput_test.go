@@ -75,6 +75,7 @@ func TestBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			hr.Header.Set("Content-Type", "application/json")
 			res, err := http.DefaultClient.Do(hr)
 			if err != nil {
 				t.Fatal(err)

@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,16 +46,19 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// recorder remembers the status and size of a response for logs and metrics.
+// recorder remembers the status and size of a response for logs and
+// metrics, and starts the write deadline when the response starts.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status       int
+	bytes        int64
+	writeTimeout time.Duration
 }
 
 func (rec *recorder) WriteHeader(code int) {
 	if rec.status == 0 {
 		rec.status = code
+		rec.startWrite()
 	}
 	rec.ResponseWriter.WriteHeader(code)
 }
@@ -60,6 +66,7 @@ func (rec *recorder) WriteHeader(code int) {
 func (rec *recorder) Write(b []byte) (int, error) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
+		rec.startWrite()
 	}
 	n, err := rec.ResponseWriter.Write(b)
 	rec.bytes += int64(n)
@@ -69,9 +76,16 @@ func (rec *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// startWrite gives the response writeTimeout from now: whatever the
+// handler waited for before answering does not count against it.
+func (rec *recorder) startWrite() {
+	_ = http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(time.Now().Add(rec.writeTimeout))
+}
+
 // ServeHTTP runs every request through the outer layers: request id,
-// panic recovery, access log and metrics, then the mux. Auth and body
-// limits are per route (see handle).
+// panic recovery, access log and metrics, the Host check when auth is
+// off, then the mux. Auth, media type and body limits are per route (see
+// handle).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -80,7 +94,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 	s.metrics.inflight.Inc()
 	defer func() {
 		s.metrics.inflight.Dec()
@@ -99,18 +113,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		// Labels come from bounded sets, never from what the client sent:
+		// a known method or "other", a route pattern or "unmatched", and
+		// a status code this server chose.
+		method := methodLabel(r.Method)
 		route := r.Pattern
 		if route == "" {
-			route = "unmatched" // bounded label: never the raw path
+			route = "unmatched"
 		}
 		elapsed := time.Since(start)
-		s.metrics.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
-		s.metrics.duration.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+		s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		// Never the Authorization header, nor the query (it may hold ids
 		// a log reader need not see twice): the route and path suffice.
 		s.log.LogAttrs(r.Context(), accessLevel(status), "request",
 			slog.String("request_id", id),
-			slog.String("method", r.Method),
+			slog.String("method", method),
 			slog.String("route", route),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
@@ -119,7 +137,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("remote", r.RemoteAddr),
 		)
 	}()
+	if !s.auth.enabled() && !loopbackHost(r.Host) {
+		writeProblem(rec, r, newError(http.StatusMisdirectedRequest, typeMisdirected,
+			"without auth this server answers only requests for localhost, 127.0.0.1 or [::1]"))
+		return
+	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// loopbackHost reports whether a request's Host names the loopback
+// interface: localhost, 127.0.0.1 or [::1], with any port. Without auth
+// it is what keeps a web page from reaching the server through a domain
+// that resolves to 127.0.0.1 (DNS rebinding): the browser sends that
+// domain as the Host.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1"
+}
+
+// checkMediaType refuses a request body that is not JSON. A web page can
+// make a browser send text/plain, a form or a typeless body to any site
+// without asking first (no CORS preflight); it cannot do so for
+// application/json. Requests without a body pass.
+func checkMediaType(r *http.Request) *apiError {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mt == "application/json" {
+		cs, ok := params["charset"]
+		if len(params) == 0 || len(params) == 1 && ok && strings.EqualFold(cs, "utf-8") {
+			return nil
+		}
+	}
+	return newError(http.StatusUnsupportedMediaType, typeMediaType,
+		"the request body must be JSON, sent as Content-Type: application/json")
+}
+
+// methodLabel is method when it is one of HTTP's own, else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // accessLevel is the level of a request's access-log line. Successes are
@@ -145,6 +212,10 @@ func (s *Server) handle(pattern string, need Role, h func(http.ResponseWriter, *
 	s.routes = append(s.routes, route{pattern: pattern, role: need})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if e := s.auth.authorize(r, need); e != nil {
+			writeProblem(w, r, e)
+			return
+		}
+		if e := checkMediaType(r); e != nil {
 			writeProblem(w, r, e)
 			return
 		}

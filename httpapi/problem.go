@@ -41,6 +41,8 @@ const (
 	typeConflict       = "urn:chronicle:problem:conflict"
 	typePrecondition   = "urn:chronicle:problem:precondition-failed"
 	typeTooLarge       = "urn:chronicle:problem:payload-too-large"
+	typeMediaType      = "urn:chronicle:problem:unsupported-media-type"
+	typeMisdirected    = "urn:chronicle:problem:misdirected-request"
 	typeIdempotencyKey = "urn:chronicle:problem:idempotency-key-reused"
 	typeTimeout        = "urn:chronicle:problem:timeout"
 	typeUnavailable    = "urn:chronicle:problem:unavailable"

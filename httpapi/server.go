@@ -50,10 +50,24 @@ type Options struct {
 	MinVersionWait time.Duration
 	// ReadyTimeout bounds each readiness check. Default 2 s.
 	ReadyTimeout time.Duration
+	// WriteTimeout bounds writing a response, from its first byte; a
+	// client that reads more slowly is cut. Time spent before the answer
+	// (?min_version= or a rebuild's ?wait=true) does not count, unlike
+	// with http.Server.WriteTimeout alone. A handler that streams would
+	// push the deadline on with http.ResponseController.SetWriteDeadline
+	// at each write. Default 30 s. Set http.Server.WriteTimeout to the
+	// same, so that the connection has a write deadline outside handlers
+	// too, and bound request bodies with http.Server.ReadTimeout (Go lifts
+	// that deadline once the body is read, so it does not cut waits).
+	WriteTimeout time.Duration
 	// Console serves the web console: GET / and GET /console/... When nil,
 	// GET / answers a short text pointing at the API.
 	Console http.Handler
 }
+
+// DefaultWriteTimeout is Options.WriteTimeout when left 0: time for a
+// large list page at 35 KiB/s.
+const DefaultWriteTimeout = 30 * time.Second
 
 // Projections is what the server needs of the projection runner.
 // *projection.Runner implements it.
@@ -110,6 +124,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 2 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	m, err := newMetrics(opts.Registry)
 	if err != nil {

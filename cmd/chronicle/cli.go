@@ -61,17 +61,67 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if m.Stderr == nil {
 		m.Stderr = io.Discard
 	}
+	stdout, stderr := m.Stdout, m.Stderr
+	defer func() { m.Stdout, m.Stderr = stdout, stderr }()
+	var secrets []string
 	root := m.rootCommand()
+	// Once the flags are parsed, the store URL's passwords are masked in
+	// all the command prints, whoever formats it (a driver's error may
+	// quote its connection string).
+	root.PersistentPreRun = func(c *cobra.Command, args []string) {
+		secrets = storeurl.Secrets(m.storeURL(c))
+		if len(secrets) > 0 {
+			m.Stdout = &maskingWriter{w: m.Stdout, secrets: secrets}
+			m.Stderr = &maskingWriter{w: m.Stderr, secrets: secrets}
+		}
+	}
 	root.SetArgs(args)
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
 	root.SetIn(m.Stdin)
 	_, err := root.ExecuteContextC(ctx)
 	if err != nil && isCobraUsage(err) {
-		return &usageError{err}
+		err = &usageError{err}
+	}
+	if err != nil && len(secrets) > 0 {
+		err = &maskedError{err: err, secrets: secrets}
 	}
 	return err
 }
+
+// maskingWriter masks secrets in what it writes. Each log record and
+// message is one Write, so a secret is never split between two.
+type maskingWriter struct {
+	w       io.Writer
+	secrets []string
+}
+
+func (mw *maskingWriter) Write(p []byte) (int, error) {
+	s := string(p)
+	for _, secret := range mw.secrets {
+		s = strings.ReplaceAll(s, secret, "xxxxx")
+	}
+	if _, err := io.WriteString(mw.w, s); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// maskedError is err with secrets masked in its message.
+type maskedError struct {
+	err     error
+	secrets []string
+}
+
+func (e *maskedError) Error() string {
+	s := e.err.Error()
+	for _, secret := range e.secrets {
+		s = strings.ReplaceAll(s, secret, "xxxxx")
+	}
+	return s
+}
+
+func (e *maskedError) Unwrap() error { return e.err }
 
 // isCobraUsage recognises the argument errors cobra makes itself (flags are
 // mapped by SetFlagErrorFunc, positional arguments by usageArgs).

@@ -18,8 +18,9 @@ const chromium = "/usr/bin/chromium"
 
 // startInProcess runs "chronicle serve" in this process on a free loopback
 // port, on the store of env's CHRONICLE_STORE or else a temp SQLite file,
-// and returns its base URL. The server stops when t ends.
-func startInProcess(t *testing.T, env map[string]string) string {
+// with more flags if given, and returns its base URL. The server stops
+// when t ends.
+func startInProcess(t *testing.T, env map[string]string, flags ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
@@ -31,6 +32,7 @@ func startInProcess(t *testing.T, env map[string]string) string {
 	if env["CHRONICLE_STORE"] == "" {
 		args = append(args, "--store", tempStore(t))
 	}
+	args = append(args, flags...)
 	go func() { done <- m.Run(ctx, args) }()
 	t.Cleanup(func() {
 		cancel()

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,7 +34,7 @@ const stateCacheSize = 10_000
 // runner for /projections and ?min_version=, and the web console at /. The
 // returned func releases what the handler started (background rebuilds);
 // call it after the HTTP server has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, log *slog.Logger) (http.Handler, func() error, error) {
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, log *slog.Logger, writeTimeout time.Duration) (http.Handler, func() error, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	appends, err := httpapi.NewAppendMetrics(metrics)
@@ -45,13 +46,14 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		Upcaster: reg,
 		// The state cache spares a command its load (two reads) when it
 		// creates an order or follows a recent one: ~1 KiB an order.
-		Orders:      aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
-		Views:       orderview.NewReader(store),
-		Projections: runner,
-		Logger:      log,
-		Registry:    metrics,
-		Tokens:      tokens,
-		Console:     console.Handler(),
+		Orders:       aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
+		Views:        orderview.NewReader(store),
+		Projections:  runner,
+		Logger:       log,
+		Registry:     metrics,
+		Tokens:       tokens,
+		Console:      console.Handler(),
+		WriteTimeout: writeTimeout,
 	})
 	if err != nil {
 		return nil, nil, err

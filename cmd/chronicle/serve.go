@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
@@ -22,6 +23,11 @@ import (
 // shutdownTimeout bounds how long serve waits for in-flight requests.
 const shutdownTimeout = 30 * time.Second
 
+// maxHeaderBytes bounds a request's line and headers (431 beyond). The API
+// needs a few hundred bytes; a large limit only lets a client make the
+// server read, log and count junk.
+const maxHeaderBytes = 64 << 10
+
 func (m *Main) serveCommand() *cobra.Command {
 	var (
 		addr       string
@@ -29,6 +35,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		logFormat  string
 		logLevel   string
 		gather     time.Duration
+		limits     serveLimits
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -41,11 +48,20 @@ store is open and the projections run.
 
 Auth: tokens come from $CHRONICLE_TOKENS ("secret1:admin,secret2:read") or
 --tokens-file (one secret:role a line; roles read, write, admin). Without any
-token, auth is off and serve refuses to listen on anything but loopback.
+token, auth is off: serve refuses to listen on anything but loopback and
+answers only requests for localhost, 127.0.0.1 or [::1] (421 otherwise).
+Request bodies must be Content-Type: application/json (415 otherwise).
 
 Logs go to stderr. The access log has a line per request: failed requests
 at info (4xx) or warn (5xx), successful ones at debug (--log-level debug
 shows them; /metrics counts every request by route, status and duration).
+
+Slow or idle clients are cut: a request's headers must arrive within
+--read-header-timeout and the whole request within --read-timeout, a
+response must be written within --write-timeout of its start (waits before
+it, such as ?min_version=, do not count), and a connection idle between
+requests closes after --idle-timeout. At most --max-conns connections are
+open at once; further clients wait until one closes.
 
 SIGINT or SIGTERM shut it down gracefully: new connections are refused,
 requests in flight finish (up to 30 s), and the projections stop after their
@@ -69,7 +85,10 @@ last committed batch.`,
 			if gather < 0 {
 				return usagef("--projection-gather %s: want a duration of 0 or more", gather)
 			}
-			return m.serve(c, addr, tokens, log, gather)
+			if err := limits.check(); err != nil {
+				return err
+			}
+			return m.serve(c, addr, tokens, log, gather, limits)
 		},
 	}
 	f := c.Flags()
@@ -79,7 +98,34 @@ last committed batch.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&gather, "projection-gather", 20*time.Millisecond,
 		"under a stream of commands, the least time between two read-model transactions (more: fewer, larger transactions and less CPU per event, but more read-model lag)")
+	f.DurationVar(&limits.readHeader, "read-header-timeout", 10*time.Second, "time a client has to send a request's line and headers")
+	f.DurationVar(&limits.read, "read-timeout", 30*time.Second, "time a client has to send a whole request, body included")
+	f.DurationVar(&limits.write, "write-timeout", httpapi.DefaultWriteTimeout, "time a client has to read a response, from its first byte")
+	f.DurationVar(&limits.idle, "idle-timeout", 2*time.Minute, "how long a connection may stay open between requests")
+	f.IntVar(&limits.maxConns, "max-conns", 1024, "most client connections open at once; more wait for one to close")
 	return c
+}
+
+// serveLimits bound what one client can hold of the server: time to send
+// a request and to read the answer, and connections.
+type serveLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxConns                      int
+}
+
+func (l serveLimits) check() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--read-header-timeout", l.readHeader}, {"--read-timeout", l.read}, {"--write-timeout", l.write}, {"--idle-timeout", l.idle}} {
+		if d.v <= 0 {
+			return usagef("%s %s: want a duration above 0", d.flag, d.v)
+		}
+	}
+	if l.maxConns < 1 {
+		return usagef("--max-conns %d: want 1 or more", l.maxConns)
+	}
+	return nil
 }
 
 func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
@@ -162,7 +208,7 @@ func (m *Main) loadTokens(file string) ([]apiToken, error) {
 	return nil, nil
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration) error {
+func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration, limits serveLimits) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -201,7 +247,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		log.Info("projections stopped")
 	}
 
-	h, closeHandler, err := newHandler(store, reg, runner, tokens, log)
+	h, closeHandler, err := newHandler(store, reg, runner, tokens, log, limits.write)
 	if err != nil {
 		stopProjections()
 		return err
@@ -211,14 +257,20 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		stopProjections()
 		return err
 	}
+	// ReadTimeout bounds the body too, yet does not cut a request that
+	// waits once its body is read: the server lifts the read deadline
+	// then. The handler starts WriteTimeout afresh when its answer starts.
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(httpapi.LimitListener(ln, limits.maxConns)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())

@@ -68,7 +68,7 @@ func newTarget(opts Options) (*target, error) {
 // Describe says where the run's places are, for the report header.
 func (t *target) describe() string {
 	if t.kind == storeurl.Postgres {
-		return fmt.Sprintf("postgres %s, schemas bench_%s_*", redact(t.pgURL), t.run)
+		return fmt.Sprintf("postgres %s, schemas bench_%s_*", storeurl.Redact(t.pgURL), t.run)
 	}
 	return fmt.Sprintf("sqlite in %s, synchronous=%s", t.dir, syncLevel(t.sync))
 }
@@ -78,14 +78,6 @@ func syncLevel(s string) string {
 		return "FULL"
 	}
 	return strings.ToUpper(s)
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }
 
 func (t *target) close() {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/chronicle-es/chronicle"
@@ -66,7 +68,7 @@ type Location struct {
 // Errors: ErrBadURL, wrapped with the reason.
 func Parse(raw string) (Location, error) {
 	bad := func(format string, a ...any) (Location, error) {
-		return Location{}, fmt.Errorf("%w %q: %s", ErrBadURL, redact(raw), fmt.Sprintf(format, a...))
+		return Location{}, fmt.Errorf("%w %q: %s", ErrBadURL, Redact(raw), fmt.Sprintf(format, a...))
 	}
 	switch {
 	case raw == "":
@@ -74,7 +76,8 @@ func Parse(raw string) (Location, error) {
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		u, err := url.Parse(raw)
 		if err != nil {
-			return bad("%v", err)
+			// Not err itself: it quotes the URL, and maybe the password.
+			return bad("not a valid URL (want postgres://user:pass@host:5432/db?sslmode=...; %s)", unparsable)
 		}
 		q := u.Query()
 		schema := q.Get("schema")
@@ -112,7 +115,7 @@ func Parse(raw string) (Location, error) {
 // String returns the location for logs, without any password.
 func (l Location) String() string {
 	if l.Kind == Postgres {
-		s := redact(l.URL)
+		s := Redact(l.URL)
 		if l.Schema != "" {
 			s += " (schema " + l.Schema + ")"
 		}
@@ -121,15 +124,111 @@ func (l Location) String() string {
 	if l.Path == ":memory:" {
 		return "sqlite::memory:"
 	}
-	return "sqlite:" + l.Path
+	// A keyword/value connection string given as a URL lands here.
+	return "sqlite:" + maskSecrets(l.Path)
 }
 
-func redact(raw string) string {
+// unparsable says what may be wrong with a URL that does not parse.
+const unparsable = "characters such as / ? # @ : % in the password must be percent-encoded"
+
+// Redact returns raw with its passwords masked: the userinfo's, and the
+// values of password= and sslpassword= parameters. Anything else (a URL
+// that does not parse, a keyword/value string) is masked by Secrets, more
+// broadly.
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	if err != nil || u.Scheme == "" {
+		return maskSecrets(raw)
 	}
-	return u.Redacted()
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), mask)
+	}
+	if q := u.Query(); len(q) > 0 {
+		masked := false
+		for k := range q {
+			if isPasswordParam(k) {
+				q[k] = []string{mask}
+				masked = true
+			}
+		}
+		if masked {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
+const mask = "xxxxx"
+
+func maskSecrets(s string) string {
+	for _, secret := range Secrets(s) {
+		s = strings.ReplaceAll(s, secret, mask)
+	}
+	return s
+}
+
+func isPasswordParam(k string) bool {
+	return strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword")
+}
+
+// passwordParam finds password= and sslpassword= values, also in a
+// keyword/value string or a URL that does not parse.
+var passwordParam = regexp.MustCompile(`(?i)(?:^|[?&\s])(?:ssl)?password=([^&#\s]*)`)
+
+// Secrets returns the passwords raw holds, as written and decoded, so that
+// a caller can mask them in anything that may echo the URL (driver errors
+// included).
+func Secrets(raw string) []string {
+	var out []string
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		out = append(out, s)
+		if d, err := url.QueryUnescape(s); err == nil && d != s && d != "" {
+			out = append(out, d)
+		}
+	}
+	u, err := url.Parse(raw)
+	if err == nil {
+		if pw, ok := u.User.Password(); ok {
+			add(pw)
+		}
+		for k, vs := range u.Query() {
+			if isPasswordParam(k) {
+				for _, v := range vs {
+					add(v)
+				}
+			}
+		}
+	}
+	// The userinfo's password as written: in a URL that parses, the
+	// authority ends at the path or query; in one that does not, the
+	// password may be what broke it (an unescaped / or ?), so it runs to
+	// the last '@'.
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if err == nil {
+			if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+				rest = rest[:i]
+			}
+		}
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+				add(pw)
+			}
+		}
+	}
+	for _, m := range passwordParam.FindAllStringSubmatch(raw, -1) {
+		add(m[1])
+	}
+	// Longest first, so that masking one never leaves part of another.
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(out)
 }
 
 // Options configure Open.

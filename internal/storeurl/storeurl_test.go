@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +66,65 @@ func TestOpenCreatesDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("store file not created: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for _, tt := range []struct{ raw, want string }{
+		{"postgres://u:secret@h:5432/db?sslmode=disable", "postgres://u:xxxxx@h:5432/db?sslmode=disable"},
+		{"postgres://u@h/db?password=secret&sslmode=disable", "postgres://u@h/db?password=xxxxx&sslmode=disable"},
+		{"postgres://u@h/db?sslpassword=secret", "postgres://u@h/db?sslpassword=xxxxx"},
+		{"postgres://u@h/db?sslmode=disable", "postgres://u@h/db?sslmode=disable"},
+		{"postgres://u:secret@h:badport/db", "postgres://u:xxxxx@h:badport/db"},
+		{"postgres://u:pw/secret@h/db", "postgres://u:xxxxx@h/db"},
+		{"postgres://u:secret%zz@h/db", "postgres://u:xxxxx@h/db"},
+		{"host=h password=secret dbname=db", "host=h password=xxxxx dbname=db"},
+	} {
+		if got := Redact(tt.raw); got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrorsHideThePassword(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://u:secret@h:badport/db",
+		"postgres://u:secret%zz@h/db",
+		"postgres://u:secret@[::1/db",
+		"postgres://u:pw/secret@h:x/db",
+	} {
+		_, err := Parse(raw)
+		if err == nil {
+			t.Errorf("Parse(%q): no error", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("Parse(%q): %v", raw, err)
+		}
+	}
+	loc, err := Parse("postgres://u@h/db?password=secret&schema=s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := loc.String(); strings.Contains(s, "secret") {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	for _, tt := range []struct {
+		raw  string
+		want []string
+	}{
+		{"postgres://u:p%40ss@h/db?options=a:b@c", []string{"p%40ss", "p@ss"}},
+		{"postgres://u@h/db?password=x%26y&sslmode=disable", []string{"x%26y", "x&y"}},
+		{"postgres://u:pw/secret@h/db", []string{"pw/secret"}},
+		{"postgres://u@h/db", nil},
+		{"sqlite:///tmp/x.db", nil},
+	} {
+		got := Secrets(tt.raw)
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("Secrets(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
 	}
 }
