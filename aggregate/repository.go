@@ -196,6 +196,11 @@ func (r *Repository[S, C, E]) LoadAsOf(ctx context.Context, id string, t time.Ti
 	if err != nil {
 		return Loaded[S]{}, err
 	}
+	if t.IsZero() {
+		// The zero time is no bound to the store (ReadStreamOptions), and
+		// no event was recorded that early.
+		return Loaded[S]{}, &NotFoundError{Stream: stream, AsOf: t}
+	}
 	events, err := r.read(ctx, stream, chronicle.ReadStreamOptions{Until: t})
 	if err != nil {
 		return Loaded[S]{}, err

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -118,4 +120,28 @@ func formatBytes(n int64) string {
 		return itoa(n>>10) + " KiB"
 	}
 	return itoa(n) + " bytes"
+}
+
+// The range of times the API and the CLI accept, in UTC: every time RFC 3339
+// can write in UTC. The answers are exact over all of it: the stores hold
+// recorded times in a narrower range (unix nanoseconds in the read models,
+// 1678 to 2262), and every time outside that is before or after every event.
+var (
+	MinTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
+
+// ParseTime parses an RFC 3339 time (any offset, sub-second precision
+// allowed) and returns it in UTC. Errors: not RFC 3339, or outside
+// MinTime..MaxTime once in UTC.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want an RFC 3339 time such as 2026-11-25T15:00:00Z, got %q", s)
+	}
+	t = t.UTC()
+	if t.Before(MinTime) || t.After(MaxTime) {
+		return time.Time{}, fmt.Errorf("%q is outside the range %s to %s (UTC)", s, MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339Nano))
+	}
+	return t, nil
 }

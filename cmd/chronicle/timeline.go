@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/timeline"
 )
@@ -51,8 +52,8 @@ open, SQLite included: that is how to debug a live system.`,
 			}
 			var asOf time.Time
 			if at != "" {
-				if asOf, err = time.Parse(time.RFC3339Nano, at); err != nil {
-					return usagef("timeline: --at %q: want an RFC 3339 time such as 2026-11-25T15:00:00Z", at)
+				if asOf, err = httpapi.ParseTime(at); err != nil {
+					return usagef("timeline: --at: %v", err)
 				}
 			}
 			if version < 0 {
@@ -88,7 +89,13 @@ open, SQLite included: that is how to debug a live system.`,
 				}
 				state, label = &s, fmt.Sprintf("state at v%d", version)
 			case at != "":
-				s, err := stateAt(ctx, store, up, stream, chronicle.ReadStreamOptions{Until: asOf})
+				// The zero time would be no bound to the store, and no event
+				// is that old.
+				err := chronicle.ErrStreamNotFound
+				var s order.State
+				if !asOf.IsZero() {
+					s, err = stateAt(ctx, store, up, stream, chronicle.ReadStreamOptions{Until: asOf})
+				}
 				if errors.Is(err, chronicle.ErrStreamNotFound) {
 					return fmt.Errorf("order %s did not exist yet at %s", orderID, asOf.UTC().Format(time.RFC3339Nano))
 				}

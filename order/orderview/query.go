@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -154,12 +155,26 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
+// unixNano is t in unix nanoseconds, as the read models store times,
+// clamped to int64 (years 1678 to 2262; UnixNano wraps outside): every
+// event is recorded within that range, so a time before or after it counts
+// as before or after every event.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // StatusCounts returns how many orders were in each status at time at
 // (every status present, zero included), from order_status_history in one
 // indexed query: the intervals with valid_from <= at < valid_to.
 func (r *Reader) StatusCounts(ctx context.Context, at time.Time) (map[order.Status]int64, error) {
 	rows, err := r.db.QueryContext(ctx, r.d.Rebind(`SELECT status, count(*) FROM `+HistoryName+`
-	WHERE valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) GROUP BY status`), at.UnixNano())
+	WHERE valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) GROUP BY status`), unixNano(at))
 	if err != nil {
 		return nil, fmt.Errorf("orderview: status counts: %w", err)
 	}
