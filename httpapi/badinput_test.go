@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chronicle-es/chronicle/order"
 )
 
 // TestBadInput: malformed or invalid requests get the documented code as
@@ -14,6 +16,7 @@ func TestBadInput(t *testing.T) {
 		e := newEnv(t, open())
 		e.create("bad")
 		huge := `{"customer_id":"c","currency":"` + strings.Repeat("A", 2<<20) + `"}`
+		tooMany := `{"customer_id":"c","items":[` + itemsJSON(order.MaxItems+1) + `]}`
 		for _, c := range []struct {
 			name string
 			r    req
@@ -54,6 +57,7 @@ func TestBadInput(t *testing.T) {
 			{"DELETE with body", req{method: "DELETE", path: "/orders/bad/items/SKU-1", body: `{"sku":"SKU-1"}`}, 400},
 			{"key too long", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400},
 			{"If-Match not a version", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"If-Match": `"abc"`}}, 400},
+			{"1,001 items", req{method: "POST", path: "/orders", body: tooMany}, 400},
 			{"2 MiB body", req{method: "POST", path: "/orders", body: huge}, 413},
 		} {
 			t.Run(c.name, func(t *testing.T) {

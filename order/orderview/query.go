@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -63,12 +64,18 @@ type Filter struct {
 	Limit int
 	// Cursor continues a listing where a previous Page ended.
 	Cursor string
+	// MaxBytes bounds a page by the size of its orders' JSON encoding:
+	// default DefaultPageBytes. A page ends before the order that would
+	// exceed it (with a NextCursor), but holds at least one order.
+	MaxBytes int
 }
 
 // Page sizes of List.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 500
+	// DefaultPageBytes bounds a page by the size of its orders' JSON.
+	DefaultPageBytes = 1 << 20
 )
 
 // Page is one page of a listing, newest first.
@@ -116,20 +123,35 @@ func (r *Reader) List(ctx context.Context, f Filter) (Page, error) {
 		return Page{}, fmt.Errorf("orderview: list: %w", err)
 	}
 	defer rows.Close()
+	maxBytes := f.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultPageBytes
+	}
 	p := Page{Items: []order.State{}}
+	more, size := false, 0
 	for rows.Next() {
 		s, err := scanSummary(rows)
 		if err != nil {
 			return Page{}, fmt.Errorf("orderview: list: %w", err)
 		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return Page{}, fmt.Errorf("orderview: list: %w", err)
+		}
+		// Stop reading rows at the budget: a page of large orders must not
+		// cost its count limit in memory.
+		if len(p.Items) == limit || len(p.Items) > 0 && size+len(b)+1 > maxBytes {
+			more = true
+			break
+		}
 		p.Items = append(p.Items, s)
+		size += len(b) + 1 // and a comma
 	}
 	if err := rows.Err(); err != nil {
 		return Page{}, fmt.Errorf("orderview: list: %w", err)
 	}
-	if len(p.Items) > limit {
-		p.Items = p.Items[:limit]
-		last := p.Items[limit-1]
+	if more {
+		last := p.Items[len(p.Items)-1]
 		p.NextCursor = encodeCursor(last.CreatedAt.UnixNano(), last.OrderID)
 	}
 	return p, nil
