@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/chronicle-es/chronicle/internal/freetext"
 )
 
 // DefaultCurrency is the currency of an order created without one.
@@ -259,9 +261,10 @@ func validCurrency(s string) bool {
 	return true
 }
 
-// validText checks free text: valid UTF-8, no control characters (NUL
-// included: PostgreSQL cannot store it), at most MaxTextLength bytes, and
-// not blank when required.
+// validText checks free text: valid UTF-8, none of the characters
+// freetext.Forbidden names (controls, NUL included: PostgreSQL cannot store
+// it; bidi overrides; line separators), at most MaxTextLength bytes, and not
+// blank when required.
 func validText(field, s string, required bool) error {
 	switch {
 	case required && strings.TrimSpace(s) == "":
@@ -272,8 +275,8 @@ func validText(field, s string, required bool) error {
 		return &InvalidError{Field: field, Reason: "not valid UTF-8"}
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return &InvalidError{Field: field, Reason: "contains a control character or invalid code point"}
+		if freetext.Forbidden(r) || r == utf8.RuneError {
+			return &InvalidError{Field: field, Reason: fmt.Sprintf("contains %U: no control characters, bidirectional overrides or line separators", r)}
 		}
 	}
 	return nil

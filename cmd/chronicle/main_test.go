@@ -383,3 +383,26 @@ func TestTimelineAtEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestTimelineEscapesUnsafe: an old event holding bidi overrides, separators
+// and controls prints escaped, in the timeline and in the state after it.
+func TestTimelineEscapesUnsafe(t *testing.T) {
+	store := tempStore(t)
+	c := newCLI(t, map[string]string{storeurl.Env: store})
+	appendRaw(t, store, "ord_bidi",
+		ev("OrderCreated", 3, `{"customer_id":"c","currency":"USD","items":[],"total":100}`),
+		ev("OrderCancelled", 1, "{\"reason\":\"\u202egnp.exe\u2028next\u0085line\u2066\u007f\"}"),
+	)
+	out, stderr, code := c.run("timeline", "ord_bidi", "--version", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, r := range []rune{0x202e, 0x2028, 0x85, 0x2066, 0x7f} {
+		if strings.ContainsRune(out, r) {
+			t.Errorf("output holds %U raw:\n%q", r, out)
+		}
+	}
+	if !strings.Contains(out, `v2 OrderCancelled {reason: "\u202egnp.exe`) || !strings.Contains(out, `"cancel_reason": "\u202egnp.exe\u2028next\u0085line\u2066\u007f"`) {
+		t.Errorf("want the reason escaped in the timeline and in the state:\n%s", out)
+	}
+}

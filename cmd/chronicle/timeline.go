@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/httpapi"
+	"github.com/chronicle-es/chronicle/internal/freetext"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/timeline"
 )
@@ -115,7 +117,13 @@ open, SQLite included: that is how to debug a live system.`,
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(m.Stdout, "\n%s:\n%s\n", label, b)
+				// Escaped like the timeline: JSON's escapes leave DEL, C1
+				// controls and bidi overrides raw.
+				lines := strings.Split(string(b), "\n")
+				for i, l := range lines {
+					lines[i] = freetext.Escape(l)
+				}
+				_, err = fmt.Fprintf(m.Stdout, "\n%s:\n%s\n", label, strings.Join(lines, "\n"))
 				return err
 			}
 			return nil
