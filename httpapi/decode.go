@@ -87,7 +87,7 @@ func decodeError(err error) error {
 		if errors.Is(se.Err, json.ErrUnknownName) {
 			return badField(field, "unknown field (field names are case-sensitive)")
 		}
-		got := "a JSON " + se.JSONKind.String()
+		got := jsonValueKind(se.JSONKind)
 		if len(se.JSONValue) > 0 {
 			got += " " + string(se.JSONValue)
 		}
@@ -118,6 +118,25 @@ func fieldName(p jsontext.Pointer) string {
 		b.WriteString(tok)
 	}
 	return b.String()
+}
+
+// jsonValueKind names the kind of a JSON value.
+func jsonValueKind(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "another value"
 }
 
 // jsonKind names a Go kind the way a JSON client thinks of it.
