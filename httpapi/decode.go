@@ -184,21 +184,21 @@ func formatBytes(n int64) string {
 // recorded times in a narrower range (unix nanoseconds in the read models,
 // 1678 to 2262), and every time outside that is before or after every event.
 var (
-	MinTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
-	MaxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC)
+	minTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC)
 )
 
 // ParseTime parses an RFC 3339 time (any offset, sub-second precision
 // allowed) and returns it in UTC. Errors: not RFC 3339, or outside
-// MinTime..MaxTime once in UTC.
+// minTime..maxTime once in UTC.
 func ParseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("want an RFC 3339 time such as 2026-11-25T15:00:00Z, got %q", s)
 	}
 	t = t.UTC()
-	if t.Before(MinTime) || t.After(MaxTime) {
-		return time.Time{}, fmt.Errorf("%q is outside the range %s to %s (UTC)", s, MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339Nano))
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, fmt.Errorf("%q is outside the range %s to %s (UTC)", s, minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339Nano))
 	}
 	return t, nil
 }
