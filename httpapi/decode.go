@@ -179,18 +179,19 @@ func formatBytes(n int64) string {
 	return itoa(n) + " bytes"
 }
 
-// The range of times the API and the CLI accept, in UTC: every time RFC 3339
-// can write in UTC. The answers are exact over all of it: the stores hold
-// recorded times in a narrower range (unix nanoseconds in the read models,
-// 1678 to 2262), and every time outside that is before or after every event.
+// The range of times the API and the CLI accept, in UTC: years 0001 to 9999,
+// what a four-digit RFC 3339 year can write (but year 0000). The answers are
+// exact over all of it: the stores hold recorded times in a narrower range
+// (unix nanoseconds in the read models, 1678 to 2262), and every time
+// outside that is before or after every event.
 var (
 	minTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC)
 )
 
 // ParseTime parses an RFC 3339 time (any offset, sub-second precision
-// allowed) and returns it in UTC. Errors: not RFC 3339, or outside
-// minTime..maxTime once in UTC.
+// allowed) and returns it in UTC. Errors: not RFC 3339, or outside years
+// 0001 to 9999 once in UTC.
 func ParseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
