@@ -3,6 +3,9 @@ package aggregate_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/chronicle-es/chronicle"
@@ -76,6 +79,48 @@ func TestStateCacheEvicts(t *testing.T) {
 			if diff := cmp.Diff(replay(t, b, reg, id, res.Version), res.State); diff != "" {
 				t.Fatalf("%s: (-replay +result):\n%s", id, diff)
 			}
+		}
+	})
+}
+
+// TestStateCacheByteBudget: large states are kept only as far as the byte
+// budget allows, however many the count bound would take; small ones still
+// fill the cache; every result stays right.
+func TestStateCacheByteBudget(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		const budget = 300_000
+		r := newOrderRepo(b, aggregate.WithStateCache(1000), aggregate.WithStateCacheBytes(budget))
+		big := make([]order.Item, order.MaxItems-1)
+		for i := range big {
+			big[i] = order.Item{SKU: fmt.Sprintf("SKU-%05d-%s", i, strings.Repeat("x", 40)), Quantity: 1, UnitPrice: 1}
+		}
+		smallest := math.MaxInt
+		for i := range 20 {
+			res := handle(t, r, fmt.Sprintf("big%d", i), order.Create{CustomerID: "c", Items: big})
+			smallest = min(smallest, res.State.Size())
+			st := r.Stats()
+			if st.CachedBytes > budget || st.CachedStates*smallest > budget {
+				t.Fatalf("after %d large orders the cache keeps %d states (%d bytes each at least), %d bytes by its count; budget %d",
+					i+1, st.CachedStates, smallest, st.CachedBytes, budget)
+			}
+			if st.CachedStates == 0 {
+				t.Fatalf("after %d large orders the cache keeps none: it should keep what fits", i+1)
+			}
+		}
+		if smallest*4 < budget/2 {
+			t.Fatalf("states of %d bytes are not large for a budget of %d: the test proves nothing", smallest, budget)
+		}
+		small := newOrderRepo(b, aggregate.WithStateCache(1000), aggregate.WithStateCacheBytes(budget))
+		for i := range 200 {
+			handle(t, small, fmt.Sprintf("small%d", i), order.Create{CustomerID: "c"})
+		}
+		if st := small.Stats(); st.CachedStates != 200 || st.CachedBytes > budget {
+			t.Errorf("after 200 small orders: %d states, %d bytes; want all 200 within %d", st.CachedStates, st.CachedBytes, budget)
+		}
+		// A kept large state still decides right.
+		res := handle(t, r, "big19", order.AddItem{SKU: "NEW", Quantity: 1, UnitPrice: 1})
+		if diff := cmp.Diff(replay(t, b, order.NewRegistry(), "big19", res.Version), res.State); diff != "" {
+			t.Fatalf("(-replay +result):\n%s", diff)
 		}
 	})
 }

@@ -27,6 +27,10 @@ type Definition[S, C any, E Event] struct {
 	// Bump it when S changes shape: older snapshots are then ignored.
 	// 0 means 1.
 	SnapshotSchema int
+	// Size approximates the bytes a state holds in memory, for the state
+	// cache's byte budget (WithStateCacheBytes). nil: the length of the
+	// state's JSON encoding, which costs an encoding per command.
+	Size func(state S) int
 }
 
 func (d Definition[S, C, E]) snapshotSchema() int {

@@ -66,6 +66,7 @@ type config struct {
 	backoffBase   time.Duration
 	backoffMax    time.Duration
 	cacheSize     int
+	cacheBytes    int64
 }
 
 // WithLogger sets where failed snapshot reads and writes are logged.
@@ -96,7 +97,8 @@ func New[S, C any, E Event](events EventStore, snapshots chronicle.SnapshotStore
 	if events == nil || reg == nil || def.StreamID == nil || def.Decide == nil || def.Evolve == nil {
 		panic("aggregate: New needs an event store, an upcast registry, and StreamID, Decide and Evolve")
 	}
-	c := config{snapshotEvery: DefaultSnapshotEvery, maxAttempts: DefaultMaxAttempts, backoffBase: time.Millisecond, backoffMax: 50 * time.Millisecond}
+	c := config{snapshotEvery: DefaultSnapshotEvery, maxAttempts: DefaultMaxAttempts, backoffBase: time.Millisecond, backoffMax: 50 * time.Millisecond,
+		cacheBytes: DefaultStateCacheBytes}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -110,7 +112,7 @@ func New[S, C any, E Event](events EventStore, snapshots chronicle.SnapshotStore
 		events: events, snapshots: snapshots, reg: reg, def: def, log: c.log,
 		snapshotEvery: c.snapshotEvery, maxAttempts: max(c.maxAttempts, 1),
 		backoffBase: max(c.backoffBase, 0), backoffMax: max(c.backoffMax, c.backoffBase),
-		cache: newStateCache[S](c.cacheSize),
+		cache: newStateCache(c.cacheSize, c.cacheBytes, def.Size),
 	}
 }
 
@@ -195,6 +197,11 @@ func (r *Repository[S, C, E]) LoadAsOf(ctx context.Context, id string, t time.Ti
 	stream, err := r.def.StreamID(id)
 	if err != nil {
 		return Loaded[S]{}, err
+	}
+	if t.IsZero() {
+		// The zero time is no bound to the store (ReadStreamOptions), and
+		// no event was recorded that early.
+		return Loaded[S]{}, &NotFoundError{Stream: stream, AsOf: t}
 	}
 	events, err := r.read(ctx, stream, chronicle.ReadStreamOptions{Until: t})
 	if err != nil {
@@ -287,6 +294,8 @@ type Stats struct {
 	SnapshotFailures  int64 // snapshot reads or writes that failed (logged)
 	EventsReplayed    int64 // events folded by loads
 	IdempotentReplays int64 // commands recognised as retries of earlier ones
+	CachedStates      int   // states the state cache keeps now (WithStateCache)
+	CachedBytes       int64 // their approximate size (Definition.Size)
 }
 
 type counters struct {
@@ -296,10 +305,12 @@ type counters struct {
 // Stats returns the repository's counters.
 func (r *Repository[S, C, E]) Stats() Stats {
 	c := &r.stats
+	n, bytes := r.cache.stats()
 	return Stats{
 		Commands: c.commands.Load(), Conflicts: c.conflicts.Load(),
 		SnapshotsWritten: c.written.Load(), SnapshotsIgnored: c.ignored.Load(), SnapshotFailures: c.failures.Load(),
 		EventsReplayed: c.replayed.Load(), IdempotentReplays: c.idempotent.Load(),
+		CachedStates: n, CachedBytes: bytes,
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chronicle-es/chronicle/order"
 )
 
 // TestBadInput: malformed or invalid requests get the documented code as
@@ -14,6 +16,7 @@ func TestBadInput(t *testing.T) {
 		e := newEnv(t, open())
 		e.create("bad")
 		huge := `{"customer_id":"c","currency":"` + strings.Repeat("A", 2<<20) + `"}`
+		tooMany := `{"customer_id":"c","items":[` + itemsJSON(order.MaxItems+1) + `]}`
 		for _, c := range []struct {
 			name string
 			r    req
@@ -54,6 +57,23 @@ func TestBadInput(t *testing.T) {
 			{"DELETE with body", req{method: "DELETE", path: "/orders/bad/items/SKU-1", body: `{"sku":"SKU-1"}`}, 400},
 			{"key too long", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400},
 			{"If-Match not a version", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"If-Match": `"abc"`}}, 400},
+			{"duplicate key", req{method: "POST", path: "/orders", body: `{"customer_id":"c","customer_id":"d"}`}, 400},
+			{"duplicate key, last valid", req{method: "POST", path: "/orders/bad/payments", body: `{"method":"card","amount":1,"amount":2000}`}, 400},
+			{"duplicate nested key", req{method: "POST", path: "/orders", body: `{"customer_id":"c","items":[{"sku":"A","sku":"B","quantity":1,"unit_price":1}]}`}, 400},
+			{"duplicate key by escape", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"a","re\u0061son":"b"}`}, 400},
+			{"key in another case", req{method: "POST", path: "/orders/bad/cancellation", body: `{"REASON":"x"}`}, 400},
+			{"key in another case beside the field", req{method: "POST", path: "/orders", body: `{"customer_id":"c","Customer_ID":"d"}`}, 400},
+			{"nested key in another case", req{method: "POST", path: "/orders/bad/items", body: `{"SKU":"A","quantity":1,"unit_price":1}`}, 400},
+			{"C1 control in text", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"a\u0085b"}`}, 400},
+			{"raw C1 control in text", req{method: "POST", path: "/orders/bad/cancellation", body: "{\"reason\":\"a\u009bb\"}"}, 400},
+			{"DEL in text", req{method: "PUT", path: "/orders/bad/shipping-address", body: `{"name":"a\u007f","line1":"l","city":"c","postal_code":"p","country":"US"}`}, 400},
+			{"bidi override in text", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"\u202egnp.exe"}`}, 400},
+			{"raw bidi override in text", req{method: "POST", path: "/orders/bad/shipments", body: "{\"carrier\":\"ups\",\"tracking\":\"1Z\u202a\"}"}, 400},
+			{"bidi isolate in text", req{method: "POST", path: "/orders/bad/payments", body: `{"method":"card\u2066","amount":2000}`}, 400},
+			{"line separator in text", req{method: "POST", path: "/orders/bad/shipments", body: `{"carrier":"ups\u2028x","tracking":"1Z"}`}, 400},
+			{"paragraph separator in text", req{method: "POST", path: "/orders/bad/delivery", body: `{"signed_by":"J\u2029"}`}, 400},
+			{"tab in text", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"a\tb"}`}, 400},
+			{"1,001 items", req{method: "POST", path: "/orders", body: tooMany}, 400},
 			{"2 MiB body", req{method: "POST", path: "/orders", body: huge}, 413},
 		} {
 			t.Run(c.name, func(t *testing.T) {

@@ -2,11 +2,16 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -35,11 +40,23 @@ func tooLarge(limit int64) *apiError {
 		"the request body is larger than the limit of "+formatBytes(limit))
 }
 
-// decodeStrict decodes body, one JSON object, into v. It refuses what
-// encoding/json would let through but the contract forbids: unknown fields,
-// trailing data, invalid UTF-8, and strings holding NUL or lone surrogates
-// (checked on the raw bytes, since decoding replaces them silently). Every
-// refusal is a 400 naming the problem.
+// strictJSON is how request bodies decode: unknown members refused, names
+// matched case-sensitively, and duplicate names refused (also the defaults
+// of json v2, stated because the contract depends on them). encoding/json
+// takes the last of duplicate names and matches names ignoring case, so a
+// proxy and this server could read one request two ways.
+var strictJSON = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.MatchCaseInsensitiveNames(false),
+	jsontext.AllowDuplicateNames(false),
+)
+
+// decodeStrict decodes body, one JSON object, into v. It refuses what a
+// lenient decoder would let through but the contract forbids: unknown
+// fields, keys in another case, duplicate keys, trailing data, invalid
+// UTF-8, and strings holding NUL or lone surrogates (checked on the raw
+// bytes, since decoding replaces them silently). Every refusal is a 400
+// naming the problem.
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("the request body is empty; a JSON object is required")
@@ -50,34 +67,76 @@ func decodeStrict(body []byte, v any) error {
 	if c := firstByte(body); c != '{' {
 		return badRequest("the request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v, strictJSON); err != nil {
 		return decodeError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("the request body has data after the JSON object")
 	}
 	return nil
 }
 
 func decodeError(err error) error {
-	var ute *json.UnmarshalTypeError
-	var se *json.SyntaxError
+	var se *json.SemanticError
+	var syn *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &ute):
-		field := ute.Field
-		if field == "" {
-			return badRequest("the request body has a %s where a %s is expected", ute.Value, ute.Type)
+	case errors.As(err, &syn):
+		if errors.Is(syn.Err, jsontext.ErrDuplicateName) {
+			return badField(fieldName(syn.JSONPointer), "duplicate key: a JSON object may name each field once")
 		}
-		return badField(field, "expected %s, got %s", jsonKind(ute.Type.Kind().String()), ute.Value)
+		return badRequest("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)
 	case errors.As(err, &se):
-		return badRequest("malformed JSON at byte %d: %v", se.Offset, se)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badField(name, "unknown field")
+		field := fieldName(se.JSONPointer)
+		if errors.Is(se.Err, json.ErrUnknownName) {
+			return badField(field, "unknown field (field names are case-sensitive)")
+		}
+		got := jsonValueKind(se.JSONKind)
+		if len(se.JSONValue) > 0 {
+			got += " " + string(se.JSONValue)
+		}
+		want := "another type"
+		if se.GoType != nil {
+			want = jsonKind(se.GoType.Kind().String())
+		}
+		if field == "" {
+			return badRequest("the request body has %s where %s is expected", got, want)
+		}
+		return badField(field, "expected %s, got %s", want, got)
 	}
 	return badRequest("malformed JSON: %v", err)
+}
+
+// fieldName turns a JSON pointer into the field names problems use:
+// "/items/0/sku" is "items[0].sku".
+func fieldName(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.ParseUint(tok, 10, 32); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// jsonValueKind names the kind of a JSON value.
+func jsonValueKind(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "another value"
 }
 
 // jsonKind names a Go kind the way a JSON client thinks of it.
@@ -118,4 +177,29 @@ func formatBytes(n int64) string {
 		return itoa(n>>10) + " KiB"
 	}
 	return itoa(n) + " bytes"
+}
+
+// The range of times the API and the CLI accept, in UTC: years 0001 to 9999,
+// what a four-digit RFC 3339 year can write (but year 0000). The answers are
+// exact over all of it: the stores hold recorded times in a narrower range
+// (unix nanoseconds in the read models, 1678 to 2262), and every time
+// outside that is before or after every event.
+var (
+	minTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
+
+// ParseTime parses an RFC 3339 time (any offset, sub-second precision
+// allowed) and returns it in UTC. Errors: not RFC 3339, or outside years
+// 0001 to 9999 once in UTC.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want an RFC 3339 time such as 2026-11-25T15:00:00Z, got %q", s)
+	}
+	t = t.UTC()
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, fmt.Errorf("%q is outside the range %s to %s (UTC)", s, minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339Nano))
+	}
+	return t, nil
 }

@@ -234,9 +234,9 @@ func intParam(r *http.Request, name string, min int64) (int64, error) {
 func timeParam(r *http.Request, name string) (time.Time, error) {
 	// An unencoded "+01:00" offset arrives as " 01:00": take it as meant.
 	v := strings.ReplaceAll(r.URL.Query().Get(name), " ", "+")
-	t, err := time.Parse(time.RFC3339Nano, v)
+	t, err := ParseTime(v)
 	if err != nil {
-		return time.Time{}, badField(name, "want an RFC 3339 time such as 2026-11-25T15:00:00Z, got %q", v)
+		return time.Time{}, badField(name, "%v", err)
 	}
-	return t.UTC(), nil
+	return t, nil
 }

@@ -3,8 +3,11 @@ package order
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/chronicle-es/chronicle/internal/freetext"
 )
 
 // DefaultCurrency is the currency of an order created without one.
@@ -13,6 +16,10 @@ const DefaultCurrency = "USD"
 // MaxMoney bounds every amount: 2^53-1 minor units, the largest integer a
 // JSON client using doubles (JavaScript) reads exactly.
 const MaxMoney = 1<<53 - 1
+
+// MaxItems bounds an order's lines: a create with more is invalid, and
+// adding a new line to a full order breaks a rule.
+const MaxItems = 1000
 
 // MaxTextLength bounds free-text fields, in bytes.
 const MaxTextLength = 256
@@ -54,16 +61,20 @@ func decideCreate(s State, c Create) ([]Event, error) {
 	} else if !validCurrency(currency) {
 		return nil, &InvalidError{Field: "currency", Reason: "must be 3 upper-case letters (ISO 4217), e.g. USD"}
 	}
+	if len(c.Items) > MaxItems {
+		return nil, &InvalidError{Field: "items", Reason: fmt.Sprintf("%d items, more than the %d an order may hold", len(c.Items), MaxItems)}
+	}
 	items := make([]Item, 0, len(c.Items))
+	seen := make(map[string]struct{}, len(c.Items))
 	var sum int64
 	for i, it := range c.Items {
-		field := fmt.Sprintf("items[%d]", i)
-		if err := validItem(field+".", it.SKU, it.Quantity, it.UnitPrice); err != nil {
+		if err := validItem("items["+strconv.Itoa(i)+"].", it.SKU, it.Quantity, it.UnitPrice); err != nil {
 			return nil, err
 		}
-		if slices.ContainsFunc(items, func(o Item) bool { return o.SKU == it.SKU }) {
-			return nil, &InvalidError{Field: field + ".sku", Reason: fmt.Sprintf("SKU %q listed twice", it.SKU)}
+		if _, dup := seen[it.SKU]; dup {
+			return nil, &InvalidError{Field: "items[" + strconv.Itoa(i) + "].sku", Reason: fmt.Sprintf("SKU %q listed twice", it.SKU)}
 		}
+		seen[it.SKU] = struct{}{}
 		sum += it.Quantity * it.UnitPrice // each line <= MaxMoney, so no overflow here
 		if sum > MaxMoney {
 			return nil, &InvalidError{Field: "items", Reason: fmt.Sprintf("total exceeds %d", int64(MaxMoney))}
@@ -98,8 +109,12 @@ func decideAddItem(s State, c AddItem) ([]Event, error) {
 	if s.Status != StatusCreated {
 		return nil, refuse(c, s, "items can only change before payment")
 	}
-	if i := s.item(c.SKU); i >= 0 && s.Items[i].UnitPrice != c.UnitPrice {
+	i := s.item(c.SKU)
+	if i >= 0 && s.Items[i].UnitPrice != c.UnitPrice {
 		return nil, refuse(c, s, fmt.Sprintf("SKU %q is already in the order at unit price %d", c.SKU, s.Items[i].UnitPrice))
+	}
+	if i < 0 && len(s.Items) >= MaxItems {
+		return nil, refuse(c, s, fmt.Sprintf("the order already holds the most items (%d)", MaxItems))
 	}
 	if s.Total > MaxMoney-c.Quantity*c.UnitPrice {
 		return nil, refuse(c, s, fmt.Sprintf("the total would exceed %d", int64(MaxMoney)))
@@ -246,9 +261,10 @@ func validCurrency(s string) bool {
 	return true
 }
 
-// validText checks free text: valid UTF-8, no control characters (NUL
-// included: PostgreSQL cannot store it), at most MaxTextLength bytes, and
-// not blank when required.
+// validText checks free text: valid UTF-8, none of the characters
+// freetext.Forbidden names (controls, NUL included: PostgreSQL cannot store
+// it; bidi overrides; line separators), at most MaxTextLength bytes, and not
+// blank when required.
 func validText(field, s string, required bool) error {
 	switch {
 	case required && strings.TrimSpace(s) == "":
@@ -259,8 +275,8 @@ func validText(field, s string, required bool) error {
 		return &InvalidError{Field: field, Reason: "not valid UTF-8"}
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return &InvalidError{Field: field, Reason: "contains a control character or invalid code point"}
+		if freetext.Forbidden(r) || r == utf8.RuneError {
+			return &InvalidError{Field: field, Reason: fmt.Sprintf("contains %U: no control characters, bidirectional overrides or line separators", r)}
 		}
 	}
 	return nil

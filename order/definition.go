@@ -10,5 +10,6 @@ func Definition() aggregate.Definition[State, Command, Event] {
 		Decide:         Decide,
 		Evolve:         Evolve,
 		SnapshotSchema: SnapshotSchema,
+		Size:           State.Size,
 	}
 }

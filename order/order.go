@@ -3,6 +3,7 @@ package order
 import (
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Status is where an order is in its life.
@@ -58,6 +59,21 @@ type State struct {
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	Version         int64     `json:"version"` // the stream version the state reflects
+}
+
+// Size approximates the bytes s holds in memory, shared parts included:
+// what a cache of states bounded by size counts.
+func (s State) Size() int {
+	n := int(unsafe.Sizeof(s)) + len(s.OrderID) + len(s.CustomerID) + len(s.Status) + len(s.Currency) +
+		len(s.PaymentMethod) + len(s.Carrier) + len(s.Tracking) + len(s.CancelReason) + len(s.SignedBy)
+	n += cap(s.Items) * int(unsafe.Sizeof(Item{}))
+	for _, it := range s.Items {
+		n += len(it.SKU)
+	}
+	if a := s.ShippingAddress; a != nil {
+		n += int(unsafe.Sizeof(*a)) + len(a.Name) + len(a.Line1) + len(a.City) + len(a.PostalCode) + len(a.Country)
+	}
+	return n
 }
 
 // Exists reports whether the order has been created.

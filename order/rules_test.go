@@ -179,6 +179,15 @@ func TestInputRules(t *testing.T) {
 		{"tracking", order.Ship{Carrier: "c"}},
 		{"signed_by", order.Deliver{SignedBy: "line\nbreak"}},
 		{"reason", order.Cancel{Reason: long}},
+		{"reason", order.Cancel{Reason: "next\u0085line"}},
+		{"reason", order.Cancel{Reason: "\u009b31m"}},
+		{"name", addr(func(a *order.Address) { a.Name = "\u202eevil" })},
+		{"line1", addr(func(a *order.Address) { a.Line1 = "1 Main St\u202c" })},
+		{"city", addr(func(a *order.Address) { a.City = "\u2066x\u2069" })},
+		{"method", order.Pay{Method: "card\u2067", Amount: 1}},
+		{"carrier", order.Ship{Carrier: "ups\u2028", Tracking: "t"}},
+		{"tracking", order.Ship{Carrier: "ups", Tracking: "1Z\u2029"}},
+		{"signed_by", order.Deliver{SignedBy: "\u202dJ"}},
 	}
 	var cases []orderCase
 	for i, tc := range tests {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/chronicle-es/chronicle/internal/freetext"
 )
 
 // kind says how a salient field is shown.
@@ -112,7 +114,7 @@ func needsQuotes(s string) bool {
 		return true
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || strings.ContainsRune(",{}\"", r) {
+		if freetext.Forbidden(r) || strings.ContainsRune(",{}\"", r) {
 			return true
 		}
 	}

@@ -1,15 +1,16 @@
 package timeline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/freetext"
 	"github.com/chronicle-es/chronicle/upcast"
 )
 
@@ -136,18 +137,21 @@ func (t *Timeline) WriteText(w io.Writer) error {
 
 // Text returns the timeline in the CLI's text format (see WriteText).
 func (t *Timeline) Text() string {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s:\n", t.OrderID)
+	var b strings.Builder
+	// Each line escaped as a whole: old events may hold controls, bidi
+	// overrides or line separators anywhere (values, keys, types), which
+	// would break the line or display as something else.
+	b.WriteString(freetext.Escape(t.OrderID) + ":\n")
 	currency := "USD"
 	for _, e := range t.Events {
 		if c := stringField(e.Data, "currency"); e.Type == "OrderCreated" && c != "" {
 			currency = c
 		}
-		fmt.Fprintf(&b, "  v%d %s %s", e.Version, e.Type, Summary(e.Type, e.Data, currency))
+		line := fmt.Sprintf("  v%d %s %s", e.Version, e.Type, Summary(e.Type, e.Data, currency))
 		if e.UpcastError != "" {
-			fmt.Fprintf(&b, " (as stored at schema v%d, not upcast: %s)", e.SchemaVersion, e.UpcastError)
+			line += fmt.Sprintf(" (as stored at schema v%d, not upcast: %s)", e.SchemaVersion, e.UpcastError)
 		}
-		b.WriteByte('\n')
+		b.WriteString(freetext.Escape(line) + "\n")
 	}
 	return b.String()
 }

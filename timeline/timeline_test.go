@@ -215,3 +215,49 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs (-want +got):\n%s", path, cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(got), "\n")))
 	}
 }
+
+// unsafeRunes are the characters free text may not hold (API.md): C0, DEL,
+// C1, bidirectional overrides and isolates, line and paragraph separators.
+func unsafeRune(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) ||
+		(r >= 0x2066 && r <= 0x2069) || r == 0x2028 || r == 0x2029
+}
+
+// TestTextEscapesUnsafe: events stored before free text was checked (here
+// appended past the domain) print with every control, bidi and separator
+// character escaped, in values, keys, nested JSON and type names, so one
+// event stays one line and reads as what it holds.
+func TestTextEscapesUnsafe(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, store testbackends.Backend) {
+		ctx := context.Background()
+		events := []raw{
+			{"OrderCreated", 3, `{"customer_id":"cust_1","currency":"USD","items":[],"total":100}`},
+			{"ShippingAddressChanged", 1, `{"name":"\u202eevil\u202c","line1":"l","city":"Line\u2028Two","postal_code":"p","country":"U\u0085S"}`},
+			{"PaymentReceived", 1, "{\"method\":\"card\u2066x\u2069\",\"amount\":100}"},
+			{"OrderCancelled", 1, `{"reason":"a\nb\u001b[31mred\u009b"}`},
+			{"Note\u202e", 1, "{\"k\u2029ey\":{\"nested\":\"x\u202ay\u007f\"},\"list\":[\"\u2028\"]}"},
+		}
+		for _, e := range events {
+			ev := chronicle.Event{Type: e.typ, SchemaVersion: e.schema, Data: json.RawMessage(e.data)}
+			if _, err := store.Append(ctx, "order-ord_bidi", chronicle.Any, []chronicle.Event{ev}); err != nil {
+				t.Fatalf("append %s: %v", e.typ, err)
+			}
+		}
+		tl, err := timeline.Load(ctx, store, order.NewRegistry(), "ord_bidi", "order-ord_bidi", chronicle.ReadStreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := tl.Text()
+		if i := strings.IndexFunc(strings.ReplaceAll(text, "\n", ""), unsafeRune); i >= 0 {
+			t.Errorf("text holds an unescaped %U:\n%q", []rune(strings.ReplaceAll(text, "\n", "")[i:])[0], text)
+		}
+		if n := strings.Count(text, "\n"); n != len(events)+1 {
+			t.Errorf("%d lines for %d events:\n%s", n, len(events), text)
+		}
+		for _, want := range []string{`\u202e`, `\u2028`, `\u0085`, `\u2066`, `\n`, `\x1b`, `\u009b`, `\u2029`, `\u202a`, `\u007f`} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text lacks the escape %s:\n%s", want, text)
+			}
+		}
+	})
+}

@@ -45,7 +45,8 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		Store:    store,
 		Upcaster: reg,
 		// The state cache spares a command its load (two reads) when it
-		// creates an order or follows a recent one: ~1 KiB an order.
+		// creates an order or follows a recent one: ~1 KiB an order, within
+		// aggregate.DefaultStateCacheBytes however large the orders.
 		Orders:       aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
 		Views:        orderview.NewReader(store),
 		Projections:  runner,

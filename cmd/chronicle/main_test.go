@@ -355,3 +355,54 @@ func TestProgressBar(t *testing.T) {
 		t.Errorf("plain progress: %q", s)
 	}
 }
+
+// TestTimelineAtEdges: --at accepts the API's range of times (years 0001 to
+// 9999 in UTC) and answers exactly within it; outside it is a usage error.
+func TestTimelineAtEdges(t *testing.T) {
+	store := tempStore(t)
+	c := newCLI(t, map[string]string{storeurl.Env: store})
+	appendRaw(t, store, "ord_edge",
+		ev("OrderCreated", 3, `{"customer_id":"c","currency":"USD","items":[],"total":100}`),
+		ev("PaymentReceived", 1, `{"method":"card","amount":100}`),
+	)
+	for _, tc := range []struct {
+		at   string
+		code int
+		want string // in the output (0) or on stderr
+	}{
+		{"0000-01-01T00:00:00+23:59", 2, "outside the range"},
+		{"9999-12-31T23:59:59-00:01", 2, "outside the range"},
+		{"0001-01-01T00:00:00Z", 1, "did not exist yet"},
+		{"1500-01-01T00:00:00Z", 1, "did not exist yet"},
+		{"2300-01-01T00:00:00Z", 0, `"status": "paid"`},
+		{"9999-12-31T23:59:59.999999999Z", 0, `"status": "paid"`},
+	} {
+		out, stderr, code := c.run("timeline", "ord_edge", "--at", tc.at)
+		if code != tc.code || !strings.Contains(out+stderr, tc.want) {
+			t.Errorf("timeline --at %s: exit %d, want %d with %q\n%s%s", tc.at, code, tc.code, tc.want, out, stderr)
+		}
+	}
+}
+
+// TestTimelineEscapesUnsafe: an old event holding bidi overrides, separators
+// and controls prints escaped, in the timeline and in the state after it.
+func TestTimelineEscapesUnsafe(t *testing.T) {
+	store := tempStore(t)
+	c := newCLI(t, map[string]string{storeurl.Env: store})
+	appendRaw(t, store, "ord_bidi",
+		ev("OrderCreated", 3, `{"customer_id":"c","currency":"USD","items":[],"total":100}`),
+		ev("OrderCancelled", 1, "{\"reason\":\"\u202egnp.exe\u2028next\u0085line\u2066\u007f\"}"),
+	)
+	out, stderr, code := c.run("timeline", "ord_bidi", "--version", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, r := range []rune{0x202e, 0x2028, 0x85, 0x2066, 0x7f} {
+		if strings.ContainsRune(out, r) {
+			t.Errorf("output holds %U raw:\n%q", r, out)
+		}
+	}
+	if !strings.Contains(out, `v2 OrderCancelled {reason: "\u202egnp.exe`) || !strings.Contains(out, `"cancel_reason": "\u202egnp.exe\u2028next\u0085line\u2066\u007f"`) {
+		t.Errorf("want the reason escaped in the timeline and in the state:\n%s", out)
+	}
+}

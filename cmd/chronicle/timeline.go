@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/httpapi"
+	"github.com/chronicle-es/chronicle/internal/freetext"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/timeline"
 )
@@ -51,8 +54,8 @@ open, SQLite included: that is how to debug a live system.`,
 			}
 			var asOf time.Time
 			if at != "" {
-				if asOf, err = time.Parse(time.RFC3339Nano, at); err != nil {
-					return usagef("timeline: --at %q: want an RFC 3339 time such as 2026-11-25T15:00:00Z", at)
+				if asOf, err = httpapi.ParseTime(at); err != nil {
+					return usagef("timeline: --at: %v", err)
 				}
 			}
 			if version < 0 {
@@ -88,7 +91,13 @@ open, SQLite included: that is how to debug a live system.`,
 				}
 				state, label = &s, fmt.Sprintf("state at v%d", version)
 			case at != "":
-				s, err := stateAt(ctx, store, up, stream, chronicle.ReadStreamOptions{Until: asOf})
+				// The zero time would be no bound to the store, and no event
+				// is that old.
+				err := chronicle.ErrStreamNotFound
+				var s order.State
+				if !asOf.IsZero() {
+					s, err = stateAt(ctx, store, up, stream, chronicle.ReadStreamOptions{Until: asOf})
+				}
 				if errors.Is(err, chronicle.ErrStreamNotFound) {
 					return fmt.Errorf("order %s did not exist yet at %s", orderID, asOf.UTC().Format(time.RFC3339Nano))
 				}
@@ -108,7 +117,13 @@ open, SQLite included: that is how to debug a live system.`,
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(m.Stdout, "\n%s:\n%s\n", label, b)
+				// Escaped like the timeline: JSON's escapes leave DEL, C1
+				// controls and bidi overrides raw.
+				lines := strings.Split(string(b), "\n")
+				for i, l := range lines {
+					lines[i] = freetext.Escape(l)
+				}
+				_, err = fmt.Fprintf(m.Stdout, "\n%s:\n%s\n", label, strings.Join(lines, "\n"))
 				return err
 			}
 			return nil

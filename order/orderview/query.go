@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -62,12 +64,18 @@ type Filter struct {
 	Limit int
 	// Cursor continues a listing where a previous Page ended.
 	Cursor string
+	// MaxBytes bounds a page by the size of its orders' JSON encoding:
+	// default DefaultPageBytes. A page ends before the order that would
+	// exceed it (with a NextCursor), but holds at least one order.
+	MaxBytes int
 }
 
 // Page sizes of List.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 500
+	// DefaultPageBytes bounds a page by the size of its orders' JSON.
+	DefaultPageBytes = 1 << 20
 )
 
 // Page is one page of a listing, newest first.
@@ -115,20 +123,35 @@ func (r *Reader) List(ctx context.Context, f Filter) (Page, error) {
 		return Page{}, fmt.Errorf("orderview: list: %w", err)
 	}
 	defer rows.Close()
+	maxBytes := f.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultPageBytes
+	}
 	p := Page{Items: []order.State{}}
+	more, size := false, 0
 	for rows.Next() {
 		s, err := scanSummary(rows)
 		if err != nil {
 			return Page{}, fmt.Errorf("orderview: list: %w", err)
 		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return Page{}, fmt.Errorf("orderview: list: %w", err)
+		}
+		// Stop reading rows at the budget: a page of large orders must not
+		// cost its count limit in memory.
+		if len(p.Items) == limit || len(p.Items) > 0 && size+len(b)+1 > maxBytes {
+			more = true
+			break
+		}
 		p.Items = append(p.Items, s)
+		size += len(b) + 1 // and a comma
 	}
 	if err := rows.Err(); err != nil {
 		return Page{}, fmt.Errorf("orderview: list: %w", err)
 	}
-	if len(p.Items) > limit {
-		p.Items = p.Items[:limit]
-		last := p.Items[limit-1]
+	if more {
+		last := p.Items[len(p.Items)-1]
 		p.NextCursor = encodeCursor(last.CreatedAt.UnixNano(), last.OrderID)
 	}
 	return p, nil
@@ -154,12 +177,26 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
+// unixNano is t in unix nanoseconds, as the read models store times,
+// clamped to int64 (years 1678 to 2262; UnixNano wraps outside): every
+// event is recorded within that range, so a time before or after it counts
+// as before or after every event.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // StatusCounts returns how many orders were in each status at time at
 // (every status present, zero included), from order_status_history in one
 // indexed query: the intervals with valid_from <= at < valid_to.
 func (r *Reader) StatusCounts(ctx context.Context, at time.Time) (map[order.Status]int64, error) {
 	rows, err := r.db.QueryContext(ctx, r.d.Rebind(`SELECT status, count(*) FROM `+HistoryName+`
-	WHERE valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) GROUP BY status`), at.UnixNano())
+	WHERE valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) GROUP BY status`), unixNano(at))
 	if err != nil {
 		return nil, fmt.Errorf("orderview: status counts: %w", err)
 	}
