@@ -349,7 +349,7 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		if len(outs) == len(batch) {
 			break
 		}
-		outs = append(outs, row.outcome(batch[len(outs)], checkDup))
+		outs = append(outs, row.outcome(batch[len(outs)]))
 	}
 	// Close reads up to the end of the statement, commit included: an error
 	// there means the batch did not commit (or we cannot know).
@@ -475,7 +475,7 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		}
 		row.version = &v
 	}
-	return []batchOutcome{row.outcome(r, false)}, nil
+	return []batchOutcome{row.outcome(r)}, nil
 }
 
 // uuidBytes returns the bytes of a canonical UUID (event ids are checked
@@ -523,7 +523,7 @@ type resultRow struct {
 }
 
 // outcome turns r's row into its answer.
-func (row resultRow) outcome(r *appendReq, checkDup bool) batchOutcome {
+func (row resultRow) outcome(r *appendReq) batchOutcome {
 	var current int64
 	if row.version != nil {
 		current = *row.version
@@ -541,13 +541,14 @@ func (row resultRow) outcome(r *appendReq, checkDup bool) batchOutcome {
 			FirstPosition: *row.first,
 			LastPosition:  *row.last,
 		}
-	case !r.expected.Check(current) && !checkDup:
-		// A retry of an append that landed fails its version check:
-		// look for its ids before answering with the conflict.
+	case !r.expected.Check(current):
+		// A retry of an append that landed fails its version check: look
+		// for its ids before answering with the conflict. Also when the
+		// statement looked for them itself: it did so on a snapshot taken
+		// before it waited for the stream's lock, and the append holding
+		// the lock may have been the one that stored them.
 		o.out.dup = true
 		o.out.conflict = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
-	case !r.expected.Check(current):
-		o.out.err = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
 	default:
 		// Lost the race to create the stream, or its last append has a
 		// later transaction id: run it again in a later transaction.

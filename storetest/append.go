@@ -383,3 +383,85 @@ func withIDs(evs []chronicle.Event, f func(string) string) []chronicle.Event {
 	}
 	return out
 }
+
+// Invariant 3 under concurrency: an append and retries of it (same ids,
+// same content, same place) racing each other all get the one result, as
+// they would one after another, and the events land once. A retry told
+// "conflict" would make its caller append again under new ids.
+func testConcurrentRetry(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"grouped", Options{}},
+		// A BeforeCommit hook, even one that does nothing, may make a
+		// backend commit appends one by one (PostgreSQL: a savepoint each).
+		{"one by one", Options{BeforeCommit: func(string, []chronicle.Event) error { return nil }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := h.Open(t, tc.opts)
+			const rounds, streams, copies = 20, 8, 4
+			expects := []chronicle.ExpectedVersion{chronicle.Exact(1), chronicle.NoStream, chronicle.Any, chronicle.StreamExists}
+			failures := 0
+			for round := range rounds {
+				type attempt struct {
+					stream string
+					exp    chronicle.ExpectedVersion
+					evs    []chronicle.Event
+					res    [copies]chronicle.AppendResult
+					err    [copies]error
+				}
+				atts := make([]*attempt, streams)
+				for j := range atts {
+					a := &attempt{stream: fmt.Sprintf("order-rr%d_%d", round, j), exp: expects[j%len(expects)], evs: newEvents(2, "Retried")}
+					if a.exp != chronicle.NoStream {
+						mustAppend(t, s, a.stream, chronicle.NoStream, newEvents(1, "Seeded"))
+					}
+					atts[j] = a
+				}
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for _, a := range atts {
+					for c := range copies {
+						wg.Go(func() {
+							<-start
+							a.res[c], a.err[c] = s.Append(context.Background(), a.stream, a.exp, clone(a.evs))
+						})
+					}
+				}
+				close(start)
+				wg.Wait()
+				for _, a := range atts {
+					seed := int64(1)
+					if a.exp == chronicle.NoStream {
+						seed = 0
+					}
+					var first *chronicle.AppendResult
+					for c := range copies {
+						if err := a.err[c]; err != nil {
+							failures++
+							t.Errorf("round %d, %s, %s, copy %d: %v", round, a.stream, a.exp, c, err)
+							continue
+						}
+						got := a.res[c]
+						if first == nil {
+							first = &got
+						}
+						if got.FirstVersion != seed+1 || got.LastVersion != seed+2 || got != *first {
+							t.Errorf("round %d, %s, copy %d: result %+v, another copy got %+v, want versions %d..%d",
+								round, a.stream, c, got, *first, seed+1, seed+2)
+						}
+					}
+					got := mustReadStream(t, s, a.stream, chronicle.ReadStreamOptions{})
+					checkVersions(t, got, 1)
+					if len(got) != int(seed)+2 {
+						t.Fatalf("round %d, %s: %d events, want %d", round, a.stream, len(got), seed+2)
+					}
+				}
+			}
+			if failures > 0 {
+				t.Fatalf("%d of %d appends failed", failures, rounds*streams*copies)
+			}
+		})
+	}
+}
