@@ -70,10 +70,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected chronicle.Ex
 	}
 }
 
-// submit hands r to group commit and waits for its outcome. The caller
-// commits batches itself when fewer than Options.Committers goroutines are
-// committing (a lone append costs no goroutine hand-offs); otherwise r
-// waits in pending for a goroutine that is.
+// submit hands r to group commit and waits for its outcome. When fewer
+// than Options.Committers goroutines are committing, one more starts; if
+// ctx can never be cancelled, that is the caller itself (a lone append
+// costs no goroutine hand-offs). A caller whose ctx can end must not: a
+// commit that hangs would hold it past its cancellation. Otherwise r waits
+// in pending for a goroutine that is committing.
 func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error) {
 	s.mu.Lock()
 	if s.closing {
@@ -87,8 +89,11 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error)
 		s.leading.Add(1)
 	}
 	s.mu.Unlock()
-	if lead {
+	switch {
+	case lead && ctx.Done() == nil:
 		s.lead(r)
+	case lead:
+		go s.lead(nil)
 	}
 	select {
 	case out := <-r.done:

@@ -419,3 +419,74 @@ func TestUUIDBytes(t *testing.T) {
 		}
 	}
 }
+
+// An append whose statement waits for a lock (here another session's lock
+// on its stream's row) returns ctx's error as soon as ctx is cancelled, also
+// when its caller is the one committing the batch. The batch goes on: once
+// the lock is gone the append lands, and a retry with its ids says so.
+func TestCancelWhileCommitWaits(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "held-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	var holderPID int32
+	if err := holder.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = 'held-1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs := []chronicle.Event{ev("B", `{"n":1}`), ev("B", `{"n":2}`)}
+	for i := range evs {
+		evs[i].ID = chronicle.NewEventID()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Append(actx, "held-1", chronicle.Exact(1), evs)
+		errc <- err
+	}()
+	// Wait until the append's statement waits for the holder's lock.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holderPID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the append did not wait for the lock within 30s")
+		}
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "may or may not have landed") {
+			t.Fatalf("cancelled Append: error = %v, want context.Canceled saying the outcome is unknown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append still blocked 10s after its context was cancelled")
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, "held-1", chronicle.Exact(1), evs)
+	if err != nil {
+		t.Fatalf("retry after cancel: %v", err)
+	}
+	if res.FirstVersion != 2 || res.LastVersion != 3 {
+		t.Fatalf("retry after cancel: versions %d..%d, want 2..3", res.FirstVersion, res.LastVersion)
+	}
+	if v, err := s.StreamVersion(ctx, "held-1"); err != nil || v != 3 {
+		t.Fatalf("StreamVersion = %d, %v, want 3", v, err)
+	}
+}

@@ -465,3 +465,65 @@ func testConcurrentRetry(t *testing.T, h Harness) {
 		})
 	}
 }
+
+// Cancelling an append abandons its wait even while the transaction it is
+// in is held up before its commit (store.go: the append may or may not land
+// then). The caller that happens to be committing the batch is no
+// exception. A retry with the same ids then tells what happened.
+func testCancelDuringCommit(t *testing.T, h Harness) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	s := h.Open(t, Options{BeforeCommit: func(stream string, _ []chronicle.Event) error {
+		if stream == "order-held" {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return nil
+	}})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the store closes: Close waits for the held append
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := newEvents(2, "Held")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "order-held", chronicle.NoStream, clone(evs))
+		errc <- err
+	}()
+	select {
+	case <-entered:
+	case err := <-errc:
+		t.Fatalf("Append returned %v before its transaction was held", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the append's transaction did not start within 30s")
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Append: error = %v, want context.Canceled", err)
+		}
+		if errors.Is(err, chronicle.ErrWrongVersion) || errors.Is(err, chronicle.ErrDuplicateEvent) {
+			t.Fatalf("cancelled Append: error = %v claims an outcome it cannot know", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append still blocked 10s after its context was cancelled")
+	}
+	unblock()
+	// The held transaction goes on and commits: the retry finds it.
+	res := mustAppend(t, s, "order-held", chronicle.NoStream, clone(evs))
+	if res.FirstVersion != 1 || res.LastVersion != 2 {
+		t.Fatalf("retry after cancel: versions %d..%d, want 1..2", res.FirstVersion, res.LastVersion)
+	}
+	got := mustReadStream(t, s, "order-held", chronicle.ReadStreamOptions{})
+	if len(got) != 2 || got[0].ID != evs[0].ID || got[1].ID != evs[1].ID {
+		t.Fatalf("stream holds %d events, want exactly the 2 appended", len(got))
+	}
+	// Others' appends were not held up for good by the cancelled one.
+	mustAppend(t, s, "order-after", chronicle.NoStream, newEvents(1, "After"))
+}

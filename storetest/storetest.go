@@ -62,6 +62,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentAny", func(t *testing.T) { testConcurrentAny(t, h) })
 	t.Run("IdempotentRetry", func(t *testing.T) { testIdempotentRetry(t, h) })
 	t.Run("ConcurrentRetry", func(t *testing.T) { testConcurrentRetry(t, h) })
+	t.Run("CancelDuringCommit", func(t *testing.T) { testCancelDuringCommit(t, h) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
 	t.Run("EventSizeLimit", func(t *testing.T) { testEventSizeLimit(t, h) })
 	t.Run("Immutability", func(t *testing.T) { testImmutability(t, h) })
