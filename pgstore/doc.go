@@ -36,7 +36,9 @@
 // # Immutability and least privilege
 //
 // Triggers refuse UPDATE, DELETE (row triggers) and TRUNCATE (statement
-// trigger) on events, even for the table owner. A superuser can still drop
+// trigger) on events, and so every statement that would rewrite a stored
+// event (an upsert, MERGE), even for the table owner; DELETE and TRUNCATE
+// on streams too. A superuser can still drop
 // the triggers, so run the service as a role that owns nothing, after the
 // schema has been migrated once by its owner:
 //

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/chronicle-es/chronicle"
 )
 
@@ -375,12 +377,22 @@ func TestImmutability(t *testing.T) {
 	if _, err := s.Append(ctx, "i-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
+	stmts := []string{
 		`UPDATE events SET data = '{"x":1}'`,
 		`DELETE FROM events`,
 		`TRUNCATE events`,
 		`TRUNCATE events CASCADE`,
-	} {
+	}
+	var serverVersion int
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&serverVersion); err != nil {
+		t.Fatal(err)
+	}
+	if serverVersion >= 150000 {
+		stmts = append(stmts,
+			`MERGE INTO events e USING (SELECT 1) x ON true WHEN MATCHED THEN UPDATE SET event_type = 'x'`,
+			`MERGE INTO events e USING (SELECT 1) x ON true WHEN MATCHED THEN DELETE`)
+	}
+	for _, q := range stmts {
 		_, err := s.pool.Exec(ctx, q)
 		if err == nil || !strings.Contains(err.Error(), "immutable") {
 			t.Errorf("%s: err = %v, want refused as immutable", q, err)
@@ -488,5 +500,35 @@ func TestCancelWhileCommitWaits(t *testing.T) {
 	}
 	if v, err := s.StreamVersion(ctx, "held-1"); err != nil || v != 3 {
 		t.Fatalf("StreamVersion = %d, %v, want 3", v, err)
+	}
+}
+
+// A store made before streams rows were guarded gets the guard when it is
+// opened: a stream's row can no longer be deleted or truncated away.
+func TestMigrateGuardsStreams(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrateSteps(ctx, pool, schema, migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO `+schema+`.streams (stream_id, stream_type, version) VALUES ('old-1', 'old', 1);
+INSERT INTO `+schema+`.events (stream_id, stream_type, version, event_id, event_type, schema_version, data)
+VALUES ('old-1', 'old', 1, gen_random_uuid(), 'A', 1, '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, Options{Schema: schema})
+	for _, q := range []string{`DELETE FROM streams`, `TRUNCATE streams`} {
+		if _, err := s.pool.Exec(ctx, q); err == nil || !strings.Contains(err.Error(), "never removed") {
+			t.Errorf("%s: err = %v, want refused", q, err)
+		}
+	}
+	if res, err := s.Append(ctx, "old-1", chronicle.Exact(1), []chronicle.Event{ev("B", `{}`)}); err != nil || res.LastVersion != 2 {
+		t.Fatalf("append after migration: %+v, %v", res, err)
 	}
 }

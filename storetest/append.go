@@ -355,6 +355,13 @@ func testIdempotentRetry(t *testing.T, h Harness) {
 		{"other stream", "order-elsewhere", chronicle.Any, second},
 		{"other place", "order-retry", chronicle.Exact(1), second},
 		{"at the end", "order-retry", chronicle.Exact(5), second},
+		// Stored, in order and in place, but not as one earlier append.
+		{"subset, first events", "order-retry", chronicle.Exact(3), clone(second[:1])},
+		{"subset, last events", "order-retry", chronicle.Exact(4), clone(second[1:])},
+		{"subset, middle event", "order-retry", chronicle.Exact(1), clone(first[1:2])},
+		{"subset, any", "order-retry", chronicle.Any, clone(first[:2])},
+		{"two appends joined", "order-retry", chronicle.NoStream, append(clone(first), second...)},
+		{"two appends joined, any", "order-retry", chronicle.Any, append(clone(first), second...)},
 	}
 	for _, d := range dups {
 		t.Run("duplicate/"+d.name, func(t *testing.T) {

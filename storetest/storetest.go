@@ -39,10 +39,14 @@ type Harness struct {
 	// Open returns a new, empty store. The harness closes it in t.Cleanup.
 	Open func(t *testing.T, opts Options) Backend
 	// Exec runs raw SQL on the store's database, bypassing the store, to
-	// prove what the database itself refuses (immutability).
+	// prove what the database itself refuses (immutability): where it can,
+	// on a connection the store did not open or configure.
 	Exec func(t *testing.T, b Backend, sql string) error
 	// Truncate is true when the backend's database has TRUNCATE (PostgreSQL).
 	Truncate bool
+	// Replace is true when the backend's database has INSERT OR REPLACE,
+	// REPLACE and UPDATE OR REPLACE (SQLite).
+	Replace bool
 	// SmallSoak runs the soak with a tenth of the appends, for a variant of
 	// a backend whose code the full soak already covers.
 	SmallSoak bool
