@@ -70,10 +70,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected chronicle.Ex
 	}
 }
 
-// submit hands r to group commit and waits for its outcome. The caller
-// commits batches itself when fewer than Options.Committers goroutines are
-// committing (a lone append costs no goroutine hand-offs); otherwise r
-// waits in pending for a goroutine that is.
+// submit hands r to group commit and waits for its outcome. When fewer
+// than Options.Committers goroutines are committing, one more starts; if
+// ctx can never be cancelled, that is the caller itself (a lone append
+// costs no goroutine hand-offs). A caller whose ctx can end must not: a
+// commit that hangs would hold it past its cancellation. Otherwise r waits
+// in pending for a goroutine that is committing.
 func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error) {
 	s.mu.Lock()
 	if s.closing {
@@ -87,8 +89,11 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error)
 		s.leading.Add(1)
 	}
 	s.mu.Unlock()
-	if lead {
+	switch {
+	case lead && ctx.Done() == nil:
 		s.lead(r)
+	case lead:
+		go s.lead(nil)
 	}
 	select {
 	case out := <-r.done:
@@ -349,7 +354,7 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		if len(outs) == len(batch) {
 			break
 		}
-		outs = append(outs, row.outcome(batch[len(outs)], checkDup))
+		outs = append(outs, row.outcome(batch[len(outs)]))
 	}
 	// Close reads up to the end of the statement, commit included: an error
 	// there means the batch did not commit (or we cannot know).
@@ -475,7 +480,7 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		}
 		row.version = &v
 	}
-	return []batchOutcome{row.outcome(r, false)}, nil
+	return []batchOutcome{row.outcome(r)}, nil
 }
 
 // uuidBytes returns the bytes of a canonical UUID (event ids are checked
@@ -523,7 +528,7 @@ type resultRow struct {
 }
 
 // outcome turns r's row into its answer.
-func (row resultRow) outcome(r *appendReq, checkDup bool) batchOutcome {
+func (row resultRow) outcome(r *appendReq) batchOutcome {
 	var current int64
 	if row.version != nil {
 		current = *row.version
@@ -541,13 +546,14 @@ func (row resultRow) outcome(r *appendReq, checkDup bool) batchOutcome {
 			FirstPosition: *row.first,
 			LastPosition:  *row.last,
 		}
-	case !r.expected.Check(current) && !checkDup:
-		// A retry of an append that landed fails its version check:
-		// look for its ids before answering with the conflict.
+	case !r.expected.Check(current):
+		// A retry of an append that landed fails its version check: look
+		// for its ids before answering with the conflict. Also when the
+		// statement looked for them itself: it did so on a snapshot taken
+		// before it waited for the stream's lock, and the append holding
+		// the lock may have been the one that stored them.
 		o.out.dup = true
 		o.out.conflict = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
-	case !r.expected.Check(current):
-		o.out.err = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
 	default:
 		// Lost the race to create the stream, or its last append has a
 		// later transaction id: run it again in a later transaction.

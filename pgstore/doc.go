@@ -36,7 +36,9 @@
 // # Immutability and least privilege
 //
 // Triggers refuse UPDATE, DELETE (row triggers) and TRUNCATE (statement
-// trigger) on events, even for the table owner. A superuser can still drop
+// trigger) on events, and so every statement that would rewrite a stored
+// event (an upsert, MERGE), even for the table owner; DELETE and TRUNCATE
+// on streams too. A superuser can still drop
 // the triggers, so run the service as a role that owns nothing, after the
 // schema has been migrated once by its owner:
 //
@@ -52,8 +54,9 @@
 // # Group commit
 //
 // At most a few goroutines (Options.Committers) commit appends at once;
-// usually they are the callers of Append themselves, so a lone append costs
-// no hand-off. Each takes whatever appends are waiting (at most one per
+// callers of Append whose context cannot be cancelled commit themselves, so
+// a lone append costs no hand-off (the others leave it to a goroutine, so
+// that a hanging commit never holds them past their cancellation). Each takes whatever appends are waiting (at most one per
 // stream) and runs them as ONE statement in one implicit transaction: one
 // round trip and one WAL flush for the whole batch. NOTIFY is sent after
 // the commit, at most every few milliseconds. The statement checks every append's expected version

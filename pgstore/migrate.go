@@ -68,6 +68,18 @@ CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON events
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 	FOR EACH STATEMENT EXECUTE FUNCTION events_immutable();
 `,
+	2: `
+-- Without its row a stream would take its versions from 1 again.
+CREATE FUNCTION streams_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'chronicle: streams are never removed: % refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER streams_no_delete BEFORE DELETE ON streams
+	FOR EACH ROW EXECUTE FUNCTION streams_kept();
+CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON streams
+	FOR EACH STATEMENT EXECUTE FUNCTION streams_kept();
+`,
 }
 
 // migrateLockClass is the first key of the advisory lock that serializes
@@ -78,6 +90,11 @@ const migrateLockClass = 0x6368726f
 // run it at once: the advisory lock makes the second wait and then find
 // nothing to do.
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	return migrateSteps(ctx, pool, schema, migrations)
+}
+
+// migrateSteps is migrate with the migrations given (tests stop early).
+func migrateSteps(ctx context.Context, pool *pgxpool.Pool, schema string, migrations []string) error {
 	latest := len(migrations) - 1
 	// Fast path without DDL rights: already up to date.
 	if v, err := schemaVersion(ctx, pool, schema); err == nil && v == latest {

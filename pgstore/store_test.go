@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/chronicle-es/chronicle"
 )
 
@@ -375,12 +377,22 @@ func TestImmutability(t *testing.T) {
 	if _, err := s.Append(ctx, "i-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
+	stmts := []string{
 		`UPDATE events SET data = '{"x":1}'`,
 		`DELETE FROM events`,
 		`TRUNCATE events`,
 		`TRUNCATE events CASCADE`,
-	} {
+	}
+	var serverVersion int
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&serverVersion); err != nil {
+		t.Fatal(err)
+	}
+	if serverVersion >= 150000 {
+		stmts = append(stmts,
+			`MERGE INTO events e USING (SELECT 1) x ON true WHEN MATCHED THEN UPDATE SET event_type = 'x'`,
+			`MERGE INTO events e USING (SELECT 1) x ON true WHEN MATCHED THEN DELETE`)
+	}
+	for _, q := range stmts {
 		_, err := s.pool.Exec(ctx, q)
 		if err == nil || !strings.Contains(err.Error(), "immutable") {
 			t.Errorf("%s: err = %v, want refused as immutable", q, err)
@@ -417,5 +429,106 @@ func TestUUIDBytes(t *testing.T) {
 		if want := strings.ToLower(id); got != want {
 			t.Errorf("uuidBytes(%q) = %s", id, got)
 		}
+	}
+}
+
+// An append whose statement waits for a lock (here another session's lock
+// on its stream's row) returns ctx's error as soon as ctx is cancelled, also
+// when its caller is the one committing the batch. The batch goes on: once
+// the lock is gone the append lands, and a retry with its ids says so.
+func TestCancelWhileCommitWaits(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "held-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	var holderPID int32
+	if err := holder.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = 'held-1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs := []chronicle.Event{ev("B", `{"n":1}`), ev("B", `{"n":2}`)}
+	for i := range evs {
+		evs[i].ID = chronicle.NewEventID()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Append(actx, "held-1", chronicle.Exact(1), evs)
+		errc <- err
+	}()
+	// Wait until the append's statement waits for the holder's lock.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holderPID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the append did not wait for the lock within 30s")
+		}
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "may or may not have landed") {
+			t.Fatalf("cancelled Append: error = %v, want context.Canceled saying the outcome is unknown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append still blocked 10s after its context was cancelled")
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, "held-1", chronicle.Exact(1), evs)
+	if err != nil {
+		t.Fatalf("retry after cancel: %v", err)
+	}
+	if res.FirstVersion != 2 || res.LastVersion != 3 {
+		t.Fatalf("retry after cancel: versions %d..%d, want 2..3", res.FirstVersion, res.LastVersion)
+	}
+	if v, err := s.StreamVersion(ctx, "held-1"); err != nil || v != 3 {
+		t.Fatalf("StreamVersion = %d, %v, want 3", v, err)
+	}
+}
+
+// A store made before streams rows were guarded gets the guard when it is
+// opened: a stream's row can no longer be deleted or truncated away.
+func TestMigrateGuardsStreams(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrateSteps(ctx, pool, schema, migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO `+schema+`.streams (stream_id, stream_type, version) VALUES ('old-1', 'old', 1);
+INSERT INTO `+schema+`.events (stream_id, stream_type, version, event_id, event_type, schema_version, data)
+VALUES ('old-1', 'old', 1, gen_random_uuid(), 'A', 1, '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, Options{Schema: schema})
+	for _, q := range []string{`DELETE FROM streams`, `TRUNCATE streams`} {
+		if _, err := s.pool.Exec(ctx, q); err == nil || !strings.Contains(err.Error(), "never removed") {
+			t.Errorf("%s: err = %v, want refused", q, err)
+		}
+	}
+	if res, err := s.Append(ctx, "old-1", chronicle.Exact(1), []chronicle.Event{ev("B", `{}`)}); err != nil || res.LastVersion != 2 {
+		t.Fatalf("append after migration: %+v, %v", res, err)
 	}
 }

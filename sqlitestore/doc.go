@@ -11,7 +11,10 @@
 // Other processes (the CLI) may read the file while a server has it open,
 // and may even write: every connection waits up to Options.BusyTimeout for
 // the lock. Notify only wakes readers of appends made in this process.
-// The events table refuses UPDATE and DELETE (triggers).
+// The events table refuses UPDATE and DELETE, and any INSERT that meets a
+// stored event (so INSERT OR REPLACE and REPLACE cannot rewrite one); the
+// streams table refuses DELETE. Triggers do it, on every connection,
+// whatever its settings.
 //
 // # Durability
 //

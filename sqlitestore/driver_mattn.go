@@ -29,7 +29,8 @@ func dsnParams(p connParams) string {
 	return q
 }
 
-func isUniqueViolation(err error) bool {
+// isConstraintViolation reports a unique key or a trigger refusing a row.
+func isConstraintViolation(err error) bool {
 	var e sqlite3.Error
-	return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+	return errors.As(err, &e) && e.Code == sqlite3.ErrConstraint
 }

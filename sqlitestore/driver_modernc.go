@@ -35,7 +35,8 @@ func dsnParams(p connParams) string {
 	return q
 }
 
-func isUniqueViolation(err error) bool {
+// isConstraintViolation reports a unique key or a trigger refusing a row.
+func isConstraintViolation(err error) bool {
 	var e *sqlite.Error
-	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }

@@ -45,6 +45,24 @@ CREATE TABLE snapshots (
 	taken_at       INTEGER NOT NULL
 );
 `,
+	`
+-- The version of the first event of the append that stored the event: an
+-- append is (stream_id, append_first), so a retry is recognised only for
+-- exactly the events of one earlier append. NULL for events stored before.
+ALTER TABLE events ADD COLUMN append_first INTEGER;
+-- REPLACE (INSERT OR REPLACE, REPLACE, UPDATE OR REPLACE) removes the rows in
+-- its way without firing delete triggers unless recursive_triggers is on,
+-- which no connection opened by another program sets: refuse any insert
+-- that meets a stored event, on any of its unique keys.
+CREATE TRIGGER events_no_replace BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE event_id = NEW.event_id)
+	OR EXISTS (SELECT 1 FROM events WHERE stream_id = NEW.stream_id AND version = NEW.version)
+	OR EXISTS (SELECT 1 FROM events WHERE position = NEW.position)
+BEGIN SELECT RAISE(ABORT, 'chronicle: events are immutable: an event is stored there already'); END;
+-- Without its row a stream would take its versions from 1 again.
+CREATE TRIGGER streams_no_delete BEFORE DELETE ON streams
+BEGIN SELECT RAISE(ABORT, 'chronicle: streams are never removed'); END;
+`,
 }
 
 // migrate brings the schema up to date in one IMMEDIATE transaction, so two

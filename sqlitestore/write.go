@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -284,12 +285,14 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 			if len(e.Metadata) > 0 {
 				meta = string(e.Metadata)
 			}
-			args = append(args, e.ID, stream, st, cur+int64(off+i)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now)
+			args = append(args, e.ID, stream, st, cur+int64(off+i)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now, cur+1)
 		}
 		r, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...)
 		if err != nil {
-			if isUniqueViolation(err) {
-				// An id is stored already: a retry, or a reused id.
+			if isConstraintViolation(err) {
+				// An id is stored already (the unique index or the trigger
+				// refusing to meet a stored event says so): a retry, or a
+				// reused id.
 				if res, err, found := s.retried(w, stream, expected, evs); found {
 					return res, false, err
 				}
@@ -321,7 +324,7 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 	}, true, nil
 }
 
-const insertCols = 9
+const insertCols = 10
 
 // writeStmts are the write loop's statements, prepared once at open on the
 // writer connection: parsing SQL again for every append cost about a tenth
@@ -341,7 +344,7 @@ func (ws *writeStmts) all() []*sql.Stmt {
 }
 
 // prepareWrites prepares the write loop's statements, among them the
-// multi-row inserts of 1, 2, 4, ... 64 rows (576 parameters at most, well
+// multi-row inserts of 1, 2, 4, ... 64 rows (640 parameters at most, well
 // under SQLite's limit). They are prepared on the pool, outside any
 // transaction: the writer pool's one connection is busy during a batch.
 func (s *Store) prepareWrites(ctx context.Context) error {
@@ -355,12 +358,12 @@ func (s *Store) prepareWrites(ctx context.Context) error {
 	}
 	for k := range s.stmts.insert {
 		var b strings.Builder
-		b.WriteString("INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at) VALUES ")
+		b.WriteString("INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at, append_first) VALUES ")
 		for i := range 1 << k {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?)")
+			b.WriteString("(?,?,?,?,?,?,?,?,?,?)")
 		}
 		if err := prepare(&s.stmts.insert[k], b.String()); err != nil {
 			return err
@@ -396,6 +399,7 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 		version, pos   int64
 		schema         int
 		data, metadata []byte
+		appendFirst    sql.NullInt64
 	}
 	got := make(map[string]stored, len(evs))
 	for off := 0; off < len(evs); off += 500 {
@@ -404,7 +408,7 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 		for i, e := range chunk {
 			args[i] = e.ID
 		}
-		q := "SELECT event_id, stream_id, event_type, version, position, schema_version, data, metadata FROM events WHERE event_id IN (?" +
+		q := "SELECT event_id, stream_id, event_type, version, position, schema_version, data, metadata, append_first FROM events WHERE event_id IN (?" +
 			strings.Repeat(",?", len(chunk)-1) + ")"
 		rows, err := w.tx.QueryContext(w.ctx, q, args...)
 		if err != nil {
@@ -413,7 +417,7 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 		for rows.Next() {
 			var id string
 			var r stored
-			if err := rows.Scan(&id, &r.stream, &r.typ, &r.version, &r.pos, &r.schema, &r.data, &r.metadata); err != nil {
+			if err := rows.Scan(&id, &r.stream, &r.typ, &r.version, &r.pos, &r.schema, &r.data, &r.metadata, &r.appendFirst); err != nil {
 				rows.Close()
 				return res, fmt.Errorf("look up event ids: %w", err), true
 			}
@@ -446,6 +450,25 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 			return res, dup(e.ID, fmt.Sprintf("already stored at version %d, not in this order", r.version)), true
 		case r.typ != e.Type || r.schema != e.SchemaVersion || !bytes.Equal(r.data, e.Data) || !bytes.Equal(r.metadata, e.Metadata):
 			return res, dup(e.ID, "already stored with other content"), true
+		}
+	}
+	// All of one earlier append: evs[0] began it, every event is of it, and
+	// the event after evs' last is not. (Events stored before appends were
+	// recorded cannot tell; they are taken as one append.)
+	if recorded := slices.ContainsFunc(evs, func(e chronicle.Event) bool { return got[e.ID].appendFirst.Valid }); recorded {
+		for _, e := range evs {
+			if af := got[e.ID].appendFirst; !af.Valid || af.Int64 != first.version {
+				return res, dup(e.ID, "already stored, but not as one append of exactly these events (partial overlap)"), true
+			}
+		}
+		var longer bool
+		err := w.tx.QueryRowContext(w.ctx, "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = ? AND version = ? AND append_first = ?)",
+			stream, first.version+int64(len(evs)), first.version).Scan(&longer)
+		if err != nil {
+			return res, fmt.Errorf("look up event ids: %w", err), true
+		}
+		if longer {
+			return res, dup(evs[0].ID, "already stored as part of a longer append (partial overlap)"), true
 		}
 	}
 	placed := expected == chronicle.Any ||

@@ -355,6 +355,13 @@ func testIdempotentRetry(t *testing.T, h Harness) {
 		{"other stream", "order-elsewhere", chronicle.Any, second},
 		{"other place", "order-retry", chronicle.Exact(1), second},
 		{"at the end", "order-retry", chronicle.Exact(5), second},
+		// Stored, in order and in place, but not as one earlier append.
+		{"subset, first events", "order-retry", chronicle.Exact(3), clone(second[:1])},
+		{"subset, last events", "order-retry", chronicle.Exact(4), clone(second[1:])},
+		{"subset, middle event", "order-retry", chronicle.Exact(1), clone(first[1:2])},
+		{"subset, any", "order-retry", chronicle.Any, clone(first[:2])},
+		{"two appends joined", "order-retry", chronicle.NoStream, append(clone(first), second...)},
+		{"two appends joined, any", "order-retry", chronicle.Any, append(clone(first), second...)},
 	}
 	for _, d := range dups {
 		t.Run("duplicate/"+d.name, func(t *testing.T) {
@@ -382,4 +389,148 @@ func withIDs(evs []chronicle.Event, f func(string) string) []chronicle.Event {
 		out[i].ID = f(out[i].ID)
 	}
 	return out
+}
+
+// Invariant 3 under concurrency: an append and retries of it (same ids,
+// same content, same place) racing each other all get the one result, as
+// they would one after another, and the events land once. A retry told
+// "conflict" would make its caller append again under new ids.
+func testConcurrentRetry(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"grouped", Options{}},
+		// A BeforeCommit hook, even one that does nothing, may make a
+		// backend commit appends one by one (PostgreSQL: a savepoint each).
+		{"one by one", Options{BeforeCommit: func(string, []chronicle.Event) error { return nil }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := h.Open(t, tc.opts)
+			const rounds, streams, copies = 20, 8, 4
+			expects := []chronicle.ExpectedVersion{chronicle.Exact(1), chronicle.NoStream, chronicle.Any, chronicle.StreamExists}
+			failures := 0
+			for round := range rounds {
+				type attempt struct {
+					stream string
+					exp    chronicle.ExpectedVersion
+					evs    []chronicle.Event
+					res    [copies]chronicle.AppendResult
+					err    [copies]error
+				}
+				atts := make([]*attempt, streams)
+				for j := range atts {
+					a := &attempt{stream: fmt.Sprintf("order-rr%d_%d", round, j), exp: expects[j%len(expects)], evs: newEvents(2, "Retried")}
+					if a.exp != chronicle.NoStream {
+						mustAppend(t, s, a.stream, chronicle.NoStream, newEvents(1, "Seeded"))
+					}
+					atts[j] = a
+				}
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for _, a := range atts {
+					for c := range copies {
+						wg.Go(func() {
+							<-start
+							a.res[c], a.err[c] = s.Append(context.Background(), a.stream, a.exp, clone(a.evs))
+						})
+					}
+				}
+				close(start)
+				wg.Wait()
+				for _, a := range atts {
+					seed := int64(1)
+					if a.exp == chronicle.NoStream {
+						seed = 0
+					}
+					var first *chronicle.AppendResult
+					for c := range copies {
+						if err := a.err[c]; err != nil {
+							failures++
+							t.Errorf("round %d, %s, %s, copy %d: %v", round, a.stream, a.exp, c, err)
+							continue
+						}
+						got := a.res[c]
+						if first == nil {
+							first = &got
+						}
+						if got.FirstVersion != seed+1 || got.LastVersion != seed+2 || got != *first {
+							t.Errorf("round %d, %s, copy %d: result %+v, another copy got %+v, want versions %d..%d",
+								round, a.stream, c, got, *first, seed+1, seed+2)
+						}
+					}
+					got := mustReadStream(t, s, a.stream, chronicle.ReadStreamOptions{})
+					checkVersions(t, got, 1)
+					if len(got) != int(seed)+2 {
+						t.Fatalf("round %d, %s: %d events, want %d", round, a.stream, len(got), seed+2)
+					}
+				}
+			}
+			if failures > 0 {
+				t.Fatalf("%d of %d appends failed", failures, rounds*streams*copies)
+			}
+		})
+	}
+}
+
+// Cancelling an append abandons its wait even while the transaction it is
+// in is held up before its commit (store.go: the append may or may not land
+// then). The caller that happens to be committing the batch is no
+// exception. A retry with the same ids then tells what happened.
+func testCancelDuringCommit(t *testing.T, h Harness) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	s := h.Open(t, Options{BeforeCommit: func(stream string, _ []chronicle.Event) error {
+		if stream == "order-held" {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return nil
+	}})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the store closes: Close waits for the held append
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := newEvents(2, "Held")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "order-held", chronicle.NoStream, clone(evs))
+		errc <- err
+	}()
+	select {
+	case <-entered:
+	case err := <-errc:
+		t.Fatalf("Append returned %v before its transaction was held", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the append's transaction did not start within 30s")
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Append: error = %v, want context.Canceled", err)
+		}
+		if errors.Is(err, chronicle.ErrWrongVersion) || errors.Is(err, chronicle.ErrDuplicateEvent) {
+			t.Fatalf("cancelled Append: error = %v claims an outcome it cannot know", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append still blocked 10s after its context was cancelled")
+	}
+	unblock()
+	// The held transaction goes on and commits: the retry finds it.
+	res := mustAppend(t, s, "order-held", chronicle.NoStream, clone(evs))
+	if res.FirstVersion != 1 || res.LastVersion != 2 {
+		t.Fatalf("retry after cancel: versions %d..%d, want 1..2", res.FirstVersion, res.LastVersion)
+	}
+	got := mustReadStream(t, s, "order-held", chronicle.ReadStreamOptions{})
+	if len(got) != 2 || got[0].ID != evs[0].ID || got[1].ID != evs[1].ID {
+		t.Fatalf("stream holds %d events, want exactly the 2 appended", len(got))
+	}
+	// Others' appends were not held up for good by the cancelled one.
+	mustAppend(t, s, "order-after", chronicle.NoStream, newEvents(1, "After"))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -148,7 +149,10 @@ func testEventSizeLimit(t *testing.T, h Harness) {
 	})
 }
 
-// Acceptance 8: the database itself refuses to change or remove events.
+// Acceptance 8: the database itself refuses to change or remove events, by
+// every statement that could, on a connection of its own (no setting of
+// the store's). Each statement also runs on no row at all, where it must
+// succeed: it is valid SQL, and refused only for what it would change.
 func testImmutability(t *testing.T, h Harness) {
 	if h.Exec == nil {
 		t.Skip("harness has no Exec")
@@ -156,19 +160,51 @@ func testImmutability(t *testing.T, h Harness) {
 	s := h.Open(t, Options{})
 	mustAppend(t, s, "order-imm", chronicle.NoStream, newEvents(3, "Kept"))
 	want := readAllPaged(t, s, 1000, chronicle.ReadAllOptions{})
+
+	// Copies of stored events, with another type, inserted over them.
+	const cols = "event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at"
+	const copied = " INTO events (" + cols + ") SELECT event_id, stream_id, stream_type, version, 'x', " +
+		"schema_version, data, metadata, recorded_at FROM events WHERE %s"
 	stmts := []string{
-		"UPDATE events SET event_type = 'x'",
-		"UPDATE events SET event_type = 'x' WHERE version = 2",
-		"DELETE FROM events",
-		"DELETE FROM events WHERE version = 3",
+		"UPDATE events SET event_type = 'x' WHERE %s",
+		"UPDATE events SET version = version + 10 WHERE %s",
+		"DELETE FROM events WHERE %s",
+		"INSERT" + copied + " ON CONFLICT (event_id) DO UPDATE SET event_type = excluded.event_type",
+		"INSERT" + copied + " ON CONFLICT (stream_id, version) DO UPDATE SET event_type = excluded.event_type",
+		// Without its row a stream would take its versions from 1 again.
+		"DELETE FROM streams WHERE %s",
 	}
-	if h.Truncate {
-		stmts = append(stmts, "TRUNCATE events")
+	if h.Replace {
+		// REPLACE deletes the row in the way without firing delete triggers.
+		stmts = append(stmts,
+			"INSERT OR REPLACE"+copied,
+			"REPLACE"+copied,
+			"INSERT OR REPLACE INTO events (position, "+cols+") SELECT position, event_id, stream_id, stream_type, "+
+				"version, 'x', schema_version, data, metadata, recorded_at FROM events WHERE %s",
+			"INSERT OR REPLACE INTO events ("+cols+") SELECT lower(hex(randomblob(16))), stream_id, stream_type, "+
+				"version, 'x', schema_version, data, metadata, recorded_at FROM events WHERE %s",
+			"UPDATE OR REPLACE events SET version = version - 1 WHERE %s",
+		)
 	}
 	for _, q := range stmts {
-		if err := h.Exec(t, s, q); err == nil {
-			t.Errorf("%s: succeeded, want an error", q)
+		if err := h.Exec(t, s, fmt.Sprintf(q, "version < 0")); err != nil {
+			t.Errorf("%s: on no row: %v, want success", fmt.Sprintf(q, "version < 0"), err)
+		}
+		if err := h.Exec(t, s, fmt.Sprintf(q, "version >= 2")); err == nil {
+			t.Errorf("%s: succeeded, want an error", fmt.Sprintf(q, "version >= 2"))
+		}
+	}
+	if h.Truncate {
+		for _, q := range []string{"TRUNCATE events", "TRUNCATE streams", "TRUNCATE events, streams, snapshots"} {
+			if err := h.Exec(t, s, q); err == nil {
+				t.Errorf("%s: succeeded, want an error", q)
+			}
 		}
 	}
 	checkSameEvents(t, "events after refused changes", readAllPaged(t, s, 1000, chronicle.ReadAllOptions{}), want)
+	if v := mustVersion(t, s, "order-imm"); v != 3 {
+		t.Fatalf("StreamVersion after refused changes = %d, want 3", v)
+	}
+	// The store still appends where it left off.
+	mustAppend(t, s, "order-imm", chronicle.Exact(3), newEvents(1, "Later"))
 }

@@ -39,10 +39,14 @@ type Harness struct {
 	// Open returns a new, empty store. The harness closes it in t.Cleanup.
 	Open func(t *testing.T, opts Options) Backend
 	// Exec runs raw SQL on the store's database, bypassing the store, to
-	// prove what the database itself refuses (immutability).
+	// prove what the database itself refuses (immutability): where it can,
+	// on a connection the store did not open or configure.
 	Exec func(t *testing.T, b Backend, sql string) error
 	// Truncate is true when the backend's database has TRUNCATE (PostgreSQL).
 	Truncate bool
+	// Replace is true when the backend's database has INSERT OR REPLACE,
+	// REPLACE and UPDATE OR REPLACE (SQLite).
+	Replace bool
 	// SmallSoak runs the soak with a tenth of the appends, for a variant of
 	// a backend whose code the full soak already covers.
 	SmallSoak bool
@@ -61,6 +65,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentSameVersion", func(t *testing.T) { testConcurrentSameVersion(t, h) })
 	t.Run("ConcurrentAny", func(t *testing.T) { testConcurrentAny(t, h) })
 	t.Run("IdempotentRetry", func(t *testing.T) { testIdempotentRetry(t, h) })
+	t.Run("ConcurrentRetry", func(t *testing.T) { testConcurrentRetry(t, h) })
+	t.Run("CancelDuringCommit", func(t *testing.T) { testCancelDuringCommit(t, h) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
 	t.Run("EventSizeLimit", func(t *testing.T) { testEventSizeLimit(t, h) })
 	t.Run("Immutability", func(t *testing.T) { testImmutability(t, h) })
