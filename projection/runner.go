@@ -24,10 +24,13 @@ type Options struct {
 	// swap, so it favours throughput over latency.
 	RebuildBatchSize int
 	// MaxAttempts is how many times an event is tried before the projection
-	// stops at it with status "failed". Default 5.
+	// stops at it with status "failed". Default 5. Only the event's own
+	// failures count: the database's (connection lost, busy, deadlock,
+	// timeouts, disk full) are retried for as long as they last.
 	MaxAttempts int
-	// Backoff is the wait before the first retry of a failing event; it
-	// doubles up to MaxBackoff. Defaults 100ms and 5s.
+	// Backoff is the wait before the first retry of a failing event, or
+	// after an error of the database; it doubles up to MaxBackoff.
+	// Defaults 100ms and 5s.
 	Backoff, MaxBackoff time.Duration
 	// PollInterval is the safety poll while idle, in case a notification is
 	// lost; notifications wake runners at once. Default 1s.
@@ -388,7 +391,6 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			continue
 		}
-		errWait = r.opts.Backoff
 		if len(events) == 0 {
 			if filtered && !probeHead {
 				// Read again with the head taken first: only then does
@@ -411,6 +413,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 				}
 				continue
 			}
+			errWait = r.opts.Backoff
 			if !idle() {
 				return
 			}
@@ -427,7 +430,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 				if h := r.opts.Hooks.Applied; h != nil {
 					h(w.name, len(upcast), next, time.Since(start))
 				}
-				cp, attempts = next, 0
+				cp, attempts, errWait = next, 0, r.opts.Backoff
 				w.advanced(cp)
 				if limit == 1 && !cp.Before(slowUntil) {
 					limit = r.opts.BatchSize
@@ -448,6 +451,14 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if dbTrouble(err) {
+				// Not the events' fault: the same batch again, once the
+				// database is back, however long that takes.
+				if !transient("apply", err) {
+					return
+				}
+				continue
 			}
 			if len(upcast) > 1 {
 				// Find the event that fails: go one event at a time over
