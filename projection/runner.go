@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,8 +45,10 @@ type Options struct {
 	// load. Default 0: apply at once.
 	Gather time.Duration
 	// LeaseInterval is how often a standby tries to take a lease, and a
-	// holder checks its lease connection (PostgreSQL). Default 2s, which
-	// bounds failover to about that plus the database's own detection.
+	// holder checks its lease connection (PostgreSQL). Default 2s. A
+	// holder that dies, freezes or is cut off from the database loses its
+	// lease within 3 x LeaseInterval, and a standby takes over within
+	// about 4 x LeaseInterval (8 s).
 	LeaseInterval time.Duration
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
@@ -70,6 +73,9 @@ type Hooks struct {
 	Failing func(name string, f Failure, final bool)
 	// Fenced: a commit found the checkpoint moved by someone else.
 	Fenced func(name string)
+	// Lease: this process started (held) or stopped running the
+	// projection; on PostgreSQL, took or lost its lease.
+	Lease func(name string, held bool)
 }
 
 // Runner runs projections against one store. Create it with New, prepare
@@ -535,6 +541,15 @@ func (r *Runner) commitTx(ctx context.Context, w *worker, old, next chronicle.Ch
 		return fmt.Errorf("projection %s: begin: %w", w.name, err)
 	}
 	defer sqlTx.Rollback()
+	if r.d == Postgres {
+		// A holder frozen inside this transaction would keep its lease's
+		// checkpoint row locked and every reader of the log held back:
+		// the server ends the transaction instead (see lease).
+		if _, err := sqlTx.ExecContext(ctx, `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+			strconv.FormatInt(r.leaseTimeout().Milliseconds(), 10)); err != nil {
+			return fmt.Errorf("projection %s: begin: %w", w.name, err)
+		}
+	}
 	tx := &Tx{Tx: sqlTx, stmts: r.stmts}
 	// Checkpoint first: a fenced runner learns it before doing any work, and
 	// on PostgreSQL competing runners queue on this row.

@@ -1,0 +1,236 @@
+package projection_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/testbackends"
+	"github.com/chronicle-es/chronicle/internal/viewtest"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/pgstore"
+	"github.com/chronicle-es/chronicle/projection"
+)
+
+const (
+	// freezeEnv names the schema a freeze helper process runs in.
+	freezeEnv = "CHRONICLE_PROJECTION_FREEZE_SCHEMA"
+	// freezeLease is both runners' LeaseInterval.
+	freezeLease = time.Second
+	// freezeOrder is the order whose first event the helper's summaries
+	// projection pauses on inside its apply transaction, to be frozen there.
+	freezeOrder = "freeze"
+)
+
+// TestFreezeHelperProcess is not a test: TestLeaseTakeoverAfterFreeze runs
+// the test binary with it as a second process holding the projections, and
+// freezes it. It reports on stdout what it applies and when it takes or
+// loses a lease.
+func TestFreezeHelperProcess(t *testing.T) {
+	schema := os.Getenv(freezeEnv)
+	if schema == "" {
+		t.Skip("helper process for TestLeaseTakeoverAfterFreeze")
+	}
+	s := viewtest.OpenPostgresSchema(t, schema)
+	marker, _ := order.StreamID(freezeOrder)
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	var pause sync.Once
+	r := newRunner(t, s, projection.Options{
+		LeaseInterval: freezeLease,
+		Hooks: projection.Hooks{
+			Applied: func(name string, n int, _ chronicle.Checkpoint, _ time.Duration) { say("applied %s %d", name, n) },
+			Fenced:  func(name string) { say("fenced %s", name) },
+			Lease:   func(name string, held bool) { say("lease %s %t", name, held) },
+		},
+		BeforeCommit: func(name string, events []chronicle.RecordedEvent) error {
+			if name != orderview.SummariesName {
+				return nil
+			}
+			for _, e := range events {
+				if e.StreamID == marker {
+					pause.Do(func() {
+						say("in-tx %s", name)
+						time.Sleep(2 * time.Second) // the parent freezes us here
+					})
+				}
+			}
+			return nil
+		},
+	})
+	// Bounded in case the parent dies without killing us.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r.Run(ctx)
+}
+
+// runnerLog is what a runner reported: events applied and leases held, per
+// projection.
+type runnerLog struct {
+	mu      sync.Mutex
+	applied map[string]int
+	held    map[string]bool
+	seen    map[string]bool // lines seen, e.g. "in-tx order_summaries"
+	fenced  int
+}
+
+func newRunnerLog() *runnerLog {
+	return &runnerLog{applied: map[string]int{}, held: map[string]bool{}, seen: map[string]bool{}}
+}
+
+func (l *runnerLog) hooks() projection.Hooks {
+	return projection.Hooks{
+		Applied: func(name string, n int, _ chronicle.Checkpoint, _ time.Duration) {
+			l.line(fmt.Sprintf("applied %s %d", name, n))
+		},
+		Lease: func(name string, held bool) { l.line(fmt.Sprintf("lease %s %t", name, held)) },
+	}
+}
+
+func (l *runnerLog) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen[s] = true
+	f := strings.Fields(s)
+	switch {
+	case len(f) == 3 && f[0] == "applied":
+		n, _ := strconv.Atoi(f[2])
+		l.applied[f[1]] += n
+	case len(f) == 3 && f[0] == "lease":
+		l.held[f[1]] = f[2] == "true"
+	case len(f) == 2 && f[0] == "fenced":
+		l.fenced++
+	}
+}
+
+// waitFor polls cond (another process reports asynchronously) until it
+// holds or the deadline passes.
+func (l *runnerLog) waitFor(t *testing.T, within time.Duration, what string, cond func(*runnerLog) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		l.mu.Lock()
+		ok := cond(l)
+		l.mu.Unlock()
+		if ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func holdsAll(names []string, want bool) func(*runnerLog) bool {
+	return func(l *runnerLog) bool {
+		for _, n := range names {
+			if l.held[n] != want {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// The process holding the projections freezes (SIGSTOP) in the middle of an
+// apply transaction: its connections stay open, so only the server can
+// release its lease and its transaction. Another runner takes over within
+// the documented 4 x LeaseInterval; the frozen one, resumed, notices it lost
+// its leases, and no event is applied twice.
+func TestLeaseTakeoverAfterFreeze(t *testing.T) {
+	b := testbackends.Postgres(t, testbackends.Options{})
+	ctx := context.Background()
+	schema := b.(*pgstore.Store).Schema()
+
+	helper := exec.Command(os.Args[0], "-test.run=^TestFreezeHelperProcess$")
+	helper.Env = append(os.Environ(), freezeEnv+"="+schema)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		helper.Process.Signal(syscall.SIGCONT)
+		helper.Process.Kill()
+		helper.Wait()
+	})
+	remote, here := newRunnerLog(), newRunnerLog()
+	eof := make(chan struct{})
+	go func() {
+		defer close(eof)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			remote.line(sc.Text())
+		}
+	}()
+
+	r := newRunner(t, b, projection.Options{LeaseInterval: freezeLease, Hooks: here.hooks()})
+	names := r.Names()
+	remote.waitFor(t, 30*time.Second, "the helper takes the leases", holdsAll(names, true))
+	start(t, r) // standing by
+	w := viewtest.NewWorkload(10, "ord_")
+	if err := w.Run(ctx, b, 60); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, r, b) // by the helper
+
+	// The helper pauses inside the transaction applying this event; freeze
+	// it there.
+	marker, _ := order.StreamID(freezeOrder)
+	if _, err := b.Append(ctx, marker, chronicle.NoStream, viewtest.Encode([]order.Event{order.OrderCreated{CustomerID: "c", Currency: "USD", Items: []order.Item{}, Total: 1}})); err != nil {
+		t.Fatal(err)
+	}
+	remote.waitFor(t, 30*time.Second, "the helper applies the marker", func(l *runnerLog) bool { return l.seen["in-tx "+orderview.SummariesName] })
+	if err := helper.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx, b, 40); err != nil {
+		t.Fatal(err)
+	}
+	bound := 4 * freezeLease
+	took := here.waitFor(t, bound+time.Second, "takeover after SIGSTOP (documented: 4 x LeaseInterval)", holdsAll(names, true))
+	t.Logf("took over %v after SIGSTOP", took.Round(time.Millisecond))
+	caughtUp(t, r, b)
+
+	if err := helper.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	remote.waitFor(t, 3*freezeLease+2*time.Second, "the resumed helper notices it lost its leases", holdsAll(names, false))
+	if err := w.Run(ctx, b, 20); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, r, b)
+	verifyEqual(t, r)
+
+	// Every event applied exactly once, counting both processes.
+	helper.Process.Kill()
+	<-eof
+	total := orderEvents(t, b)
+	for _, name := range names {
+		remote.mu.Lock()
+		here.mu.Lock()
+		if got := remote.applied[name] + here.applied[name]; got != total {
+			t.Errorf("%s: applied %d (helper) + %d (here) events, the log has %d", name, remote.applied[name], here.applied[name], total)
+		}
+		here.mu.Unlock()
+		remote.mu.Unlock()
+	}
+	t.Logf("the resumed helper was fenced %d times", remote.fenced)
+}
