@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
@@ -48,6 +49,9 @@ type Options struct {
 	// MinVersionWait bounds how long ?min_version= waits for the read
 	// model (504 beyond). Default 5 s.
 	MinVersionWait time.Duration
+	// MaxMinVersionWaiters bounds the ?min_version= requests waiting at
+	// once (503 with Retry-After beyond). Default 1,000.
+	MaxMinVersionWaiters int
 	// ReadyTimeout bounds each readiness check. Default 2 s.
 	ReadyTimeout time.Duration
 	// Console serves the web console: GET / and GET /console/... When nil,
@@ -74,6 +78,8 @@ type Server struct {
 	routes  []route
 	// rebuilds runs POST /projections/{name}/rebuild past the request.
 	rebuilds *background
+	// minVersionWaiters counts the ?min_version= requests waiting.
+	minVersionWaiters atomic.Int64
 }
 
 // route is a registered pattern and the role it needs; the OpenAPI test
@@ -107,6 +113,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MinVersionWait <= 0 {
 		opts.MinVersionWait = 5 * time.Second
+	}
+	if opts.MaxMinVersionWaiters <= 0 {
+		opts.MaxMinVersionWaiters = DefaultMaxMinVersionWaiters
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 2 * time.Second

@@ -75,16 +75,12 @@ func (r *Runner) lease(ctx context.Context, w *worker) {
 }
 
 func (r *Runner) hold(ctx context.Context, w *worker) {
-	w.mu.Lock()
-	w.held = true
-	w.mu.Unlock()
+	w.setHeld(true)
 	if h := r.opts.Hooks.Lease; h != nil {
 		h(w.name, true)
 	}
 	defer func() {
-		w.mu.Lock()
-		w.held = false
-		w.mu.Unlock()
+		w.setHeld(false)
 		if h := r.opts.Hooks.Lease; h != nil {
 			h(w.name, false)
 		}

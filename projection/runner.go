@@ -107,6 +107,45 @@ type worker struct {
 	retrying *Failure // attempts in progress, not yet final
 	progress chan struct{}
 	rebuild  *Progress
+	// waiters wait for a stream's version to be applied here, by stream:
+	// an applied batch wakes only the waiters of its streams.
+	waiters map[string][]*streamWaiter
+	// leaseChanged is closed when held changes.
+	leaseChanged chan struct{}
+}
+
+// streamWaiter is a WaitForStream call waiting for version of its stream.
+type streamWaiter struct {
+	version int64
+	done    chan struct{} // closed once an event at or past version is applied
+}
+
+// unwait forgets sw, a waiter of stream, unless it was woken already.
+func (w *worker) unwait(stream string, sw *streamWaiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ws := w.waiters[stream]
+	for i, x := range ws {
+		if x == sw {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(w.waiters, stream)
+	} else {
+		w.waiters[stream] = ws
+	}
+}
+
+// setHeld records whether this process runs the projection, and wakes
+// waiters to look again (how they wait depends on it).
+func (w *worker) setHeld(held bool) {
+	w.mu.Lock()
+	w.held = held
+	close(w.leaseChanged)
+	w.leaseChanged = make(chan struct{})
+	w.mu.Unlock()
 }
 
 func (w *worker) poke() {
@@ -116,13 +155,34 @@ func (w *worker) poke() {
 	}
 }
 
-// advanced publishes a new checkpoint to waiters.
-func (w *worker) advanced(cp chronicle.Checkpoint) {
+// advanced publishes a new checkpoint to waiters, and wakes the waiters of
+// the streams of the events applied up to it.
+func (w *worker) advanced(cp chronicle.Checkpoint, applied ...chronicle.RecordedEvent) {
 	w.mu.Lock()
 	w.cp = cp
 	w.retrying = nil
 	close(w.progress)
 	w.progress = make(chan struct{})
+	for i := 0; i < len(applied) && len(w.waiters) > 0; i++ {
+		e := applied[i]
+		ws := w.waiters[e.StreamID]
+		if len(ws) == 0 {
+			continue
+		}
+		kept := ws[:0]
+		for _, sw := range ws {
+			if sw.version <= e.Version {
+				close(sw.done)
+			} else {
+				kept = append(kept, sw)
+			}
+		}
+		if len(kept) == 0 {
+			delete(w.waiters, e.StreamID)
+		} else {
+			w.waiters[e.StreamID] = kept
+		}
+	}
 	w.mu.Unlock()
 }
 
@@ -180,7 +240,8 @@ func New(store chronicle.Store, opts Options, projections ...Projection) (*Runne
 		if _, dup := r.byName[name]; dup {
 			return nil, fmt.Errorf("projection: duplicate projection name %q", name)
 		}
-		w := &worker{p: p, name: name, filter: p.Filter(), wake: make(chan struct{}, 1), progress: make(chan struct{})}
+		w := &worker{p: p, name: name, filter: p.Filter(), wake: make(chan struct{}, 1), progress: make(chan struct{}),
+			waiters: map[string][]*streamWaiter{}, leaseChanged: make(chan struct{})}
 		w.filter.Limit = 0
 		r.workers = append(r.workers, w)
 		r.byName[name] = w
@@ -437,7 +498,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 					h(w.name, len(upcast), next, time.Since(start))
 				}
 				cp, attempts, errWait = next, 0, r.opts.Backoff
-				w.advanced(cp)
+				w.advanced(cp, upcast...)
 				if limit == 1 && !cp.Before(slowUntil) {
 					limit = r.opts.BatchSize
 				}

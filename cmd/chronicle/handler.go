@@ -30,10 +30,11 @@ const stateCacheSize = 10_000
 
 // newHandler wires the HTTP API over the store: the order repository for
 // commands and time travel, the read models for queries, the projection
-// runner for /projections and ?min_version=, and the web console at /. The
+// runner for /projections and ?min_version= (at most maxWaiters waiting at
+// once), and the web console at /. The
 // returned func releases what the handler started (background rebuilds);
 // call it after the HTTP server has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, log *slog.Logger) (http.Handler, func() error, error) {
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, maxWaiters int, log *slog.Logger) (http.Handler, func() error, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	appends, err := httpapi.NewAppendMetrics(metrics)
@@ -52,6 +53,8 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		Registry:    metrics,
 		Tokens:      tokens,
 		Console:     console.Handler(),
+
+		MaxMinVersionWaiters: maxWaiters,
 	})
 	if err != nil {
 		return nil, nil, err

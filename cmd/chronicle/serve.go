@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
@@ -29,6 +30,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		logFormat  string
 		logLevel   string
 		gather     time.Duration
+		waiters    int
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -69,7 +71,10 @@ last committed batch.`,
 			if gather < 0 {
 				return usagef("--projection-gather %s: want a duration of 0 or more", gather)
 			}
-			return m.serve(c, addr, tokens, log, gather)
+			if waiters < 1 {
+				return usagef("--max-min-version-waiters %d: want 1 or more", waiters)
+			}
+			return m.serve(c, addr, tokens, log, gather, waiters)
 		},
 	}
 	f := c.Flags()
@@ -79,6 +84,8 @@ last committed batch.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&gather, "projection-gather", 20*time.Millisecond,
 		"under a stream of commands, the least time between two read-model transactions (more: fewer, larger transactions and less CPU per event, but more read-model lag)")
+	f.IntVar(&waiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
+		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
 }
 
@@ -162,7 +169,7 @@ func (m *Main) loadTokens(file string) ([]apiToken, error) {
 	return nil, nil
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration) error {
+func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration, waiters int) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -201,7 +208,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		log.Info("projections stopped")
 	}
 
-	h, closeHandler, err := newHandler(store, reg, runner, tokens, log)
+	h, closeHandler, err := newHandler(store, reg, runner, tokens, waiters, log)
 	if err != nil {
 		stopProjections()
 		return err
