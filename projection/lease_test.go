@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -233,4 +235,147 @@ func TestLeaseTakeoverAfterFreeze(t *testing.T) {
 		remote.mu.Unlock()
 	}
 	t.Logf("the resumed helper was fenced %d times", remote.fenced)
+}
+
+// cutProxy forwards TCP connections to target until cut; from then on it
+// forwards nothing either way and keeps every connection open, as a
+// network partition does (no FIN, no RST: both ends wait).
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	cutc   chan struct{}
+	cut    func()
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, cutc: make(chan struct{})}
+	p.cut = sync.OnceFunc(func() { close(p.cutc) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.pipe(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) track(c net.Conn) {
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *cutProxy) pipe(c net.Conn) {
+	p.track(c)
+	select {
+	case <-p.cutc:
+		return // accepted, never answered
+	default:
+	}
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.track(s)
+	go p.copy(s, c)
+	p.copy(c, s)
+}
+
+func (p *cutProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-p.cutc:
+			return // what was read is lost; nothing more is read
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+// close ends the partition's connections for good.
+func (p *cutProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// The process holding the projections is cut off from the database (its
+// connections stay open, nothing arrives): it notices within
+// 2 x LeaseInterval and stops, and another runner takes over within the
+// documented 4 x LeaseInterval, not after a TCP timeout.
+func TestLeaseTakeoverAfterCutOff(t *testing.T) {
+	b := testbackends.Postgres(t, testbackends.Options{})
+	ctx := context.Background()
+	schema := b.(*pgstore.Store).Schema()
+	u, err := url.Parse(testbackends.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	cutStore, err := pgstore.Open(ctx, u.String(), pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cutStore.Close() })
+	t.Cleanup(proxy.close) // first: unblocks everything waiting on the partition
+
+	cutLog, here := newRunnerLog(), newRunnerLog()
+	cutRunner := newRunner(t, cutStore, projection.Options{LeaseInterval: freezeLease, Hooks: cutLog.hooks()})
+	start(t, cutRunner)
+	names := cutRunner.Names()
+	cutLog.waitFor(t, 30*time.Second, "the first runner takes the leases", holdsAll(names, true))
+	r := newRunner(t, b, projection.Options{LeaseInterval: freezeLease, Hooks: here.hooks()})
+	start(t, r) // standing by
+	w := viewtest.NewWorkload(12, "ord_")
+	if err := w.Run(ctx, b, 40); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, r, b) // by the first runner
+
+	proxy.cut()
+	cutAt := time.Now()
+	if err := w.Run(ctx, b, 40); err != nil {
+		t.Fatal(err)
+	}
+	noticed := cutLog.waitFor(t, 2*freezeLease+time.Second, "the cut-off runner notices (2 x LeaseInterval)", holdsAll(names, false))
+	t.Logf("the cut-off runner stopped %v after the cut", noticed.Round(time.Millisecond))
+	here.waitFor(t, 4*freezeLease+time.Second-time.Since(cutAt), "takeover after the cut (documented: 4 x LeaseInterval)", holdsAll(names, true))
+	t.Logf("took over %v after the cut", time.Since(cutAt).Round(time.Millisecond))
+	caughtUp(t, r, b)
+	verifyEqual(t, r)
+	total := orderEvents(t, b)
+	for _, name := range names {
+		cutLog.mu.Lock()
+		here.mu.Lock()
+		if got := cutLog.applied[name] + here.applied[name]; got != total {
+			t.Errorf("%s: applied %d (cut off) + %d (here) events, the log has %d", name, cutLog.applied[name], here.applied[name], total)
+		}
+		here.mu.Unlock()
+		cutLog.mu.Unlock()
+	}
 }
