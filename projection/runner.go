@@ -110,8 +110,10 @@ type worker struct {
 	// waiters wait for a stream's version to be applied here, by stream:
 	// an applied batch wakes only the waiters of its streams.
 	waiters map[string][]*streamWaiter
-	// leaseChanged is closed when held changes.
-	leaseChanged chan struct{}
+	// recheck is closed when stream waiters must look again: held
+	// changed, or the checkpoint moved under this runner (a rebuild's
+	// swap, a skip, another runner), past events it did not apply itself.
+	recheck chan struct{}
 }
 
 // streamWaiter is a WaitForStream call waiting for version of its stream.
@@ -139,13 +141,18 @@ func (w *worker) unwait(stream string, sw *streamWaiter) {
 }
 
 // setHeld records whether this process runs the projection, and wakes
-// waiters to look again (how they wait depends on it).
+// stream waiters to look again (how they wait depends on it).
 func (w *worker) setHeld(held bool) {
 	w.mu.Lock()
 	w.held = held
-	close(w.leaseChanged)
-	w.leaseChanged = make(chan struct{})
+	w.wakeWaiters()
 	w.mu.Unlock()
+}
+
+// wakeWaiters makes every stream waiter look again. w.mu is held.
+func (w *worker) wakeWaiters() {
+	close(w.recheck)
+	w.recheck = make(chan struct{})
 }
 
 func (w *worker) poke() {
@@ -241,7 +248,7 @@ func New(store chronicle.Store, opts Options, projections ...Projection) (*Runne
 			return nil, fmt.Errorf("projection: duplicate projection name %q", name)
 		}
 		w := &worker{p: p, name: name, filter: p.Filter(), wake: make(chan struct{}, 1), progress: make(chan struct{}),
-			waiters: map[string][]*streamWaiter{}, leaseChanged: make(chan struct{})}
+			waiters: map[string][]*streamWaiter{}, recheck: make(chan struct{})}
 		w.filter.Limit = 0
 		r.workers = append(r.workers, w)
 		r.byName[name] = w
@@ -435,6 +442,9 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			cp, loaded, attempts = row.cp, true, 0
 			w.advanced(cp)
+			w.mu.Lock()
+			w.wakeWaiters()
+			w.mu.Unlock()
 		}
 		var head chronicle.Head
 		if filtered && probeHead {

@@ -189,7 +189,7 @@ func (r *Runner) WaitForStream(ctx context.Context, name, stream string, version
 	for {
 		// Register before looking, so an apply in between wakes us.
 		w.mu.Lock()
-		held, changed := w.held, w.leaseChanged
+		held, changed := w.held, w.recheck
 		var sw *streamWaiter
 		if held {
 			sw = &streamWaiter{version: version, done: make(chan struct{})}

@@ -103,3 +103,58 @@ func TestStreamWaitersWakeOnlyForTheirStream(t *testing.T) {
 		}
 	})
 }
+
+// A waiter whose version the runner did not apply itself (the checkpoint
+// moved past it: a skip here; a rebuild's swap, another runner) looks
+// again and returns, rather than wait for its stream's next event.
+func TestStreamWaiterAfterSkip(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		s := &readCounter{Backend: b, reads: map[string]int{}}
+		sum := &breakable{Projection: orderview.Summaries{}}
+		failed := make(chan projection.Failure, 1)
+		r := newRunner(t, s, projection.Options{MaxAttempts: 1, Hooks: projection.Hooks{
+			Failing: func(_ string, f projection.Failure, final bool) {
+				if final {
+					failed <- f
+				}
+			},
+		}}, sum)
+		start(t, r)
+		for deadline := time.Now().Add(30 * time.Second); !status(t, r, orderview.SummariesName).Held; {
+			if time.Now().After(deadline) {
+				t.Fatal("the runner did not take its lease within 30 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		a, _ := order.StreamID("ord_a")
+		evs, _ := order.Decide(order.State{}, order.Create{CustomerID: "c1", Items: []order.Item{{SKU: "A", Quantity: 1, UnitPrice: 5}}})
+		if _, err := b.Append(ctx, a, chronicle.NoStream, viewtest.Encode(evs)); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, r, b)
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- r.WaitForStream(wctx, orderview.SummariesName, a, 2) }()
+		for deadline := time.Now().Add(30 * time.Second); s.count(a) < 1; {
+			if time.Now().After(deadline) {
+				t.Fatal("the waiter did not look at its stream within 30 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+
+		sum.breakOn(a)
+		evs = []order.Event{order.PaymentReceived{Method: "card", Amount: 5}}
+		if _, err := b.Append(ctx, a, chronicle.Exact(1), viewtest.Encode(evs)); err != nil {
+			t.Fatal(err)
+		}
+		<-failed
+		if err := r.Skip(ctx, orderview.SummariesName); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("WaitForStream after the skip: %v", err)
+		}
+	})
+}
