@@ -25,6 +25,10 @@ type Views interface {
 	StatusCounts(ctx context.Context, at time.Time) (map[order.Status]int64, error)
 }
 
+// DefaultMaxMinVersionWaiters is how many ?min_version= requests may wait
+// at once when Options leaves it 0.
+const DefaultMaxMinVersionWaiters = 1000
+
 // Upcaster brings stored events to their current shape; *upcast.Registry
 // is one.
 type Upcaster = timeline.Upcaster
@@ -74,10 +78,20 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		// Each waiter holds a connection and a goroutine for up to
+		// MinVersionWait: bound them.
+		if n := s.minVersionWaiters.Add(1); n > int64(s.opts.MaxMinVersionWaiters) {
+			s.minVersionWaiters.Add(-1)
+			e := newError(http.StatusServiceUnavailable, typeUnavailable,
+				"too many requests are waiting for the read model; retry shortly")
+			e.header = http.Header{"Retry-After": {"1"}}
+			return e
+		}
 		stream, _ := order.StreamID(id) // id is valid
 		wctx, cancel := context.WithTimeout(ctx, s.opts.MinVersionWait)
 		err = s.opts.Projections.WaitForStream(wctx, orderview.SummariesName, stream, v)
 		cancel()
+		s.minVersionWaiters.Add(-1)
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				return newError(http.StatusGatewayTimeout, typeTimeout,

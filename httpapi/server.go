@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
@@ -48,6 +49,9 @@ type Options struct {
 	// MinVersionWait bounds how long ?min_version= waits for the read
 	// model (504 beyond). Default 5 s.
 	MinVersionWait time.Duration
+	// MaxMinVersionWaiters bounds the ?min_version= requests waiting at
+	// once (503 with Retry-After beyond). Default 1,000.
+	MaxMinVersionWaiters int
 	// ReadyTimeout bounds each readiness check. Default 2 s.
 	ReadyTimeout time.Duration
 	// WriteTimeout bounds writing a response, from its first byte; a
@@ -88,6 +92,8 @@ type Server struct {
 	routes  []route
 	// rebuilds runs POST /projections/{name}/rebuild past the request.
 	rebuilds *background
+	// minVersionWaiters counts the ?min_version= requests waiting.
+	minVersionWaiters atomic.Int64
 }
 
 // route is a registered pattern and the role it needs; the OpenAPI test
@@ -121,6 +127,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MinVersionWait <= 0 {
 		opts.MinVersionWait = 5 * time.Second
+	}
+	if opts.MaxMinVersionWaiters <= 0 {
+		opts.MaxMinVersionWaiters = DefaultMaxMinVersionWaiters
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 2 * time.Second

@@ -9,6 +9,20 @@
 // by the compare-and-set (on PostgreSQL an advisory-lock lease keeps it idle
 // in the first place).
 //
+// A projection stops at an event (status "failed") only after the event
+// itself failed Options.MaxAttempts times; errors of the database
+// (connection lost, busy, deadlock, timeouts, disk full) say nothing about
+// the event and are retried, with backoff, for as long as they last.
+//
+// On PostgreSQL each projection runs in one process at a time, the holder
+// of its lease (a session advisory lock). When the holder dies, freezes
+// (SIGSTOP, a paused VM) or is cut off from the database, the server ends
+// its lease session and any apply transaction it left open after
+// 3 x Options.LeaseInterval of silence, and a standby process takes over
+// within about 4 x LeaseInterval: 8 s at the default of 2 s. The holder,
+// when it runs again, stops at its next check of the lease. On SQLite a
+// store belongs to one process, which always runs its projections.
+//
 // Besides following live, the package rebuilds a read model into shadow
 // tables and swaps them in atomically (Runner.Rebuild; Runner.RebuildAll
 // rebuilds several in one pass over the log; the optional Builder and

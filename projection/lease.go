@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"hash/fnv"
+	"strconv"
 	"time"
 )
 
@@ -24,14 +25,27 @@ func lockKey(schema, name string) int64 {
 // name in schema (for operators looking at pg_locks, and for tests).
 func LockKey(schema, name string) int64 { return lockKey(schema, name) }
 
+// leaseTimeout is how long the server lets a lease holder's session sit
+// idle (between its checks, or inside an apply transaction) before it ends
+// the session, which releases the lease: three missed checks.
+func (r *Runner) leaseTimeout() time.Duration { return 3 * r.opts.LeaseInterval }
+
 // lease runs w whenever this process holds its lease, until ctx ends.
 //
 // On PostgreSQL the lease is a session advisory lock on a connection pinned
-// for as long as it is held: when the process dies, its connection closes
-// and the server releases the lock, and a standby, which tries every
-// LeaseInterval, takes over. The holder checks its connection on the same
-// beat and stops when the connection is gone (its lock is then gone too).
-// The checkpoint compare-and-set fences any overlap in between.
+// for as long as it is held. A holder that dies loses its connection and
+// with it the lock. One that is frozen (SIGSTOP, a VM paused) or cut off
+// keeps its connection open, and TCP alone would take minutes or hours to
+// notice: so the server is told to end the lease session when it has been
+// idle for leaseTimeout (idle_session_timeout), and each apply transaction
+// when it has been idle that long inside (idle_in_transaction_session_timeout;
+// an open transaction would also hold back every reader of the log). The
+// holder checks its connection every LeaseInterval, so it is never idle that
+// long while it runs; a standby tries every LeaseInterval, and so takes over
+// within about 4 x LeaseInterval of a holder freezing. A holder whose check
+// fails, or takes longer than LeaseInterval, stops. The checkpoint
+// compare-and-set fences any overlap in between: a holder that wakes up
+// and commits before its next check is fenced off.
 //
 // SQLite is one process: the runner itself is the guard, and the CAS fences
 // a second runner on the same file.
@@ -61,13 +75,15 @@ func (r *Runner) lease(ctx context.Context, w *worker) {
 }
 
 func (r *Runner) hold(ctx context.Context, w *worker) {
-	w.mu.Lock()
-	w.held = true
-	w.mu.Unlock()
+	w.setHeld(true)
+	if h := r.opts.Hooks.Lease; h != nil {
+		h(w.name, true)
+	}
 	defer func() {
-		w.mu.Lock()
-		w.held = false
-		w.mu.Unlock()
+		w.setHeld(false)
+		if h := r.opts.Hooks.Lease; h != nil {
+			h(w.name, false)
+		}
 	}()
 	r.follow(ctx, w)
 }
@@ -81,6 +97,14 @@ func (r *Runner) tryLock(ctx context.Context, name string) (*sql.Conn, bool) {
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey(r.schema, name)).Scan(&ok); err != nil || !ok {
 		conn.Close()
 		return nil, false
+	}
+	// The session now differs from the pool's others: unlock discards it.
+	if _, err := conn.ExecContext(ctx, `SELECT set_config('idle_session_timeout', $1, false)`,
+		strconv.FormatInt(r.leaseTimeout().Milliseconds(), 10)); err != nil {
+		// PostgreSQL before 14: a frozen holder is then noticed only when
+		// TCP gives up on its connection.
+		r.opts.Logger.Warn("projection: cannot bound the lease session (idle_session_timeout needs PostgreSQL 14)",
+			"projection", name, "err", err)
 	}
 	r.opts.Logger.Info("projection: lease taken", "projection", name)
 	return conn, true
@@ -96,7 +120,12 @@ func (r *Runner) watch(ctx context.Context, cancel context.CancelFunc, conn *sql
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := conn.ExecContext(ctx, `SELECT 1`); err != nil && ctx.Err() == nil {
+			// Bounded: over a connection cut off, the check would otherwise
+			// wait for TCP to give up.
+			pctx, pcancel := context.WithTimeout(ctx, r.opts.LeaseInterval)
+			_, err := conn.ExecContext(pctx, `SELECT 1`)
+			pcancel()
+			if err != nil && ctx.Err() == nil {
 				r.opts.Logger.Warn("projection: lease connection lost", "err", err)
 				cancel()
 				return
@@ -105,16 +134,14 @@ func (r *Runner) watch(ctx context.Context, cancel context.CancelFunc, conn *sql
 	}
 }
 
-// unlock releases the lease. The lock belongs to the session, so a
-// connection going back to the pool must not keep it: when unlocking fails
-// the connection is discarded instead.
+// unlock releases the lease and discards its connection: the session
+// carries the lease's settings, and a lock left on it must not go back to
+// the pool.
 func (r *Runner) unlock(conn *sql.Conn, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, lockKey(r.schema, name)).Scan(&ok); err != nil || !ok {
-		conn.Raw(func(any) error { return driver.ErrBadConn })
-	}
+	conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, lockKey(r.schema, name))
+	conn.Raw(func(any) error { return driver.ErrBadConn })
 	conn.Close()
 	r.opts.Logger.Info("projection: lease released", "projection", name)
 }

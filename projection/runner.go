@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,10 +25,13 @@ type Options struct {
 	// swap, so it favours throughput over latency.
 	RebuildBatchSize int
 	// MaxAttempts is how many times an event is tried before the projection
-	// stops at it with status "failed". Default 5.
+	// stops at it with status "failed". Default 5. Only the event's own
+	// failures count: the database's (connection lost, busy, deadlock,
+	// timeouts, disk full) are retried for as long as they last.
 	MaxAttempts int
-	// Backoff is the wait before the first retry of a failing event; it
-	// doubles up to MaxBackoff. Defaults 100ms and 5s.
+	// Backoff is the wait before the first retry of a failing event, or
+	// after an error of the database; it doubles up to MaxBackoff.
+	// Defaults 100ms and 5s.
 	Backoff, MaxBackoff time.Duration
 	// PollInterval is the safety poll while idle, in case a notification is
 	// lost; notifications wake runners at once. Default 1s.
@@ -41,8 +45,10 @@ type Options struct {
 	// load. Default 0: apply at once.
 	Gather time.Duration
 	// LeaseInterval is how often a standby tries to take a lease, and a
-	// holder checks its lease connection (PostgreSQL). Default 2s, which
-	// bounds failover to about that plus the database's own detection.
+	// holder checks its lease connection (PostgreSQL). Default 2s. A
+	// holder that dies, freezes or is cut off from the database loses its
+	// lease within 3 x LeaseInterval, and a standby takes over within
+	// about 4 x LeaseInterval (8 s).
 	LeaseInterval time.Duration
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
@@ -67,6 +73,9 @@ type Hooks struct {
 	Failing func(name string, f Failure, final bool)
 	// Fenced: a commit found the checkpoint moved by someone else.
 	Fenced func(name string)
+	// Lease: this process started (held) or stopped running the
+	// projection; on PostgreSQL, took or lost its lease.
+	Lease func(name string, held bool)
 }
 
 // Runner runs projections against one store. Create it with New, prepare
@@ -98,6 +107,52 @@ type worker struct {
 	retrying *Failure // attempts in progress, not yet final
 	progress chan struct{}
 	rebuild  *Progress
+	// waiters wait for a stream's version to be applied here, by stream:
+	// an applied batch wakes only the waiters of its streams.
+	waiters map[string][]*streamWaiter
+	// recheck is closed when stream waiters must look again: held
+	// changed, or the checkpoint moved under this runner (a rebuild's
+	// swap, a skip, another runner), past events it did not apply itself.
+	recheck chan struct{}
+}
+
+// streamWaiter is a WaitForStream call waiting for version of its stream.
+type streamWaiter struct {
+	version int64
+	done    chan struct{} // closed once an event at or past version is applied
+}
+
+// unwait forgets sw, a waiter of stream, unless it was woken already.
+func (w *worker) unwait(stream string, sw *streamWaiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ws := w.waiters[stream]
+	for i, x := range ws {
+		if x == sw {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(w.waiters, stream)
+	} else {
+		w.waiters[stream] = ws
+	}
+}
+
+// setHeld records whether this process runs the projection, and wakes
+// stream waiters to look again (how they wait depends on it).
+func (w *worker) setHeld(held bool) {
+	w.mu.Lock()
+	w.held = held
+	w.wakeWaiters()
+	w.mu.Unlock()
+}
+
+// wakeWaiters makes every stream waiter look again. w.mu is held.
+func (w *worker) wakeWaiters() {
+	close(w.recheck)
+	w.recheck = make(chan struct{})
 }
 
 func (w *worker) poke() {
@@ -107,13 +162,34 @@ func (w *worker) poke() {
 	}
 }
 
-// advanced publishes a new checkpoint to waiters.
-func (w *worker) advanced(cp chronicle.Checkpoint) {
+// advanced publishes a new checkpoint to waiters, and wakes the waiters of
+// the streams of the events applied up to it.
+func (w *worker) advanced(cp chronicle.Checkpoint, applied ...chronicle.RecordedEvent) {
 	w.mu.Lock()
 	w.cp = cp
 	w.retrying = nil
 	close(w.progress)
 	w.progress = make(chan struct{})
+	for i := 0; i < len(applied) && len(w.waiters) > 0; i++ {
+		e := applied[i]
+		ws := w.waiters[e.StreamID]
+		if len(ws) == 0 {
+			continue
+		}
+		kept := ws[:0]
+		for _, sw := range ws {
+			if sw.version <= e.Version {
+				close(sw.done)
+			} else {
+				kept = append(kept, sw)
+			}
+		}
+		if len(kept) == 0 {
+			delete(w.waiters, e.StreamID)
+		} else {
+			w.waiters[e.StreamID] = kept
+		}
+	}
 	w.mu.Unlock()
 }
 
@@ -171,7 +247,8 @@ func New(store chronicle.Store, opts Options, projections ...Projection) (*Runne
 		if _, dup := r.byName[name]; dup {
 			return nil, fmt.Errorf("projection: duplicate projection name %q", name)
 		}
-		w := &worker{p: p, name: name, filter: p.Filter(), wake: make(chan struct{}, 1), progress: make(chan struct{})}
+		w := &worker{p: p, name: name, filter: p.Filter(), wake: make(chan struct{}, 1), progress: make(chan struct{}),
+			waiters: map[string][]*streamWaiter{}, recheck: make(chan struct{})}
 		w.filter.Limit = 0
 		r.workers = append(r.workers, w)
 		r.byName[name] = w
@@ -366,6 +443,9 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			cp, loaded, attempts = row.cp, true, 0
 			w.advanced(cp)
+			w.mu.Lock()
+			w.wakeWaiters()
+			w.mu.Unlock()
 		}
 		var head chronicle.Head
 		if filtered && probeHead {
@@ -389,7 +469,6 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			continue
 		}
-		errWait = r.opts.Backoff
 		if len(events) == 0 {
 			if filtered && !probeHead {
 				// Read again with the head taken first: only then does
@@ -412,6 +491,7 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 				}
 				continue
 			}
+			errWait = r.opts.Backoff
 			if !idle() {
 				return
 			}
@@ -428,8 +508,8 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 				if h := r.opts.Hooks.Applied; h != nil {
 					h(w.name, len(upcast), next, time.Since(start))
 				}
-				cp, attempts = next, 0
-				w.advanced(cp)
+				cp, attempts, errWait = next, 0, r.opts.Backoff
+				w.advanced(cp, upcast...)
 				if limit == 1 && !cp.Before(slowUntil) {
 					limit = r.opts.BatchSize
 				}
@@ -449,6 +529,14 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if dbTrouble(err) {
+				// Not the events' fault: the same batch again, once the
+				// database is back, however long that takes.
+				if !transient("apply", err) {
+					return
+				}
+				continue
 			}
 			if len(upcast) > 1 {
 				// Find the event that fails: go one event at a time over
@@ -525,6 +613,15 @@ func (r *Runner) commitTx(ctx context.Context, w *worker, old, next chronicle.Ch
 		return fmt.Errorf("projection %s: begin: %w", w.name, err)
 	}
 	defer sqlTx.Rollback()
+	if r.d == Postgres {
+		// A holder frozen inside this transaction would keep its lease's
+		// checkpoint row locked and every reader of the log held back:
+		// the server ends the transaction instead (see lease).
+		if _, err := sqlTx.ExecContext(ctx, `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+			strconv.FormatInt(r.leaseTimeout().Milliseconds(), 10)); err != nil {
+			return fmt.Errorf("projection %s: begin: %w", w.name, err)
+		}
+	}
 	tx := &Tx{Tx: sqlTx, stmts: r.stmts}
 	// Checkpoint first: a fenced runner learns it before doing any work, and
 	// on PostgreSQL competing runners queue on this row.

@@ -168,8 +168,16 @@ func (r *Runner) WaitFor(ctx context.Context, name string, at chronicle.Checkpoi
 // WaitForStream returns when projection name has applied stream up to
 // version (waiting for that version to be written, if need be). Cancelling
 // ctx abandons the wait and returns ctx's error. Errors: ErrUnknown.
+//
+// While this process runs the projection, a waiter reads the stream once
+// and is then woken only by the projection applying an event of that
+// stream: many waiters cost nothing while other streams are written.
+// Otherwise it looks again at each notification of a commit. stream must
+// be one the projection reads (its Filter): a version not yet written of
+// another stream is waited for until ctx ends.
 func (r *Runner) WaitForStream(ctx context.Context, name, stream string, version int64) error {
-	if _, ok := r.byName[name]; !ok {
+	w, ok := r.byName[name]
+	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknown, name)
 	}
 	if version <= 0 {
@@ -179,15 +187,42 @@ func (r *Runner) WaitForStream(ctx context.Context, name, stream string, version
 	defer cancel()
 	var notify <-chan struct{}
 	for {
+		// Register before looking, so an apply in between wakes us.
+		w.mu.Lock()
+		held, changed := w.held, w.recheck
+		var sw *streamWaiter
+		if held {
+			sw = &streamWaiter{version: version, done: make(chan struct{})}
+			w.waiters[stream] = append(w.waiters[stream], sw)
+		}
+		w.mu.Unlock()
 		evs, err := r.store.ReadStream(ctx, stream, chronicle.ReadStreamOptions{From: version, To: version, Limit: 1})
 		if err != nil && !errors.Is(err, chronicle.ErrStreamNotFound) {
+			if sw != nil {
+				w.unwait(stream, sw)
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return fmt.Errorf("projection %s: wait for %s v%d: %w", name, stream, version, err)
 		}
 		if len(evs) == 1 {
+			if sw != nil {
+				w.unwait(stream, sw)
+			}
 			return r.WaitFor(ctx, name, evs[0].Checkpoint())
+		}
+		if held {
+			select {
+			case <-sw.done:
+				return nil
+			case <-changed:
+				w.unwait(stream, sw)
+			case <-ctx.Done():
+				w.unwait(stream, sw)
+				return ctx.Err()
+			}
+			continue
 		}
 		if notify == nil {
 			// Subscribe, then look again, so a write in between is not missed.
@@ -196,6 +231,7 @@ func (r *Runner) WaitForStream(ctx context.Context, name, stream string, version
 		}
 		select {
 		case <-notify:
+		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

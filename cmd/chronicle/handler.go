@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,10 +30,11 @@ const stateCacheSize = 10_000
 
 // newHandler wires the HTTP API over the store: the order repository for
 // commands and time travel, the read models for queries, the projection
-// runner for /projections and ?min_version=, and the web console at /. The
-// returned func releases what the handler started (background rebuilds);
-// call it after the HTTP server has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, log *slog.Logger, writeTimeout time.Duration) (http.Handler, func() error, error) {
+// runner for /projections and ?min_version= (limits bound the waiters and
+// the write timeout), and the web console at /. The returned func releases
+// what the handler started (background rebuilds); call it after the HTTP
+// server has shut down.
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, limits serveLimits, log *slog.Logger) (http.Handler, func() error, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	appends, err := httpapi.NewAppendMetrics(metrics)
@@ -54,7 +54,9 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		Registry:     metrics,
 		Tokens:       tokens,
 		Console:      console.Handler(),
-		WriteTimeout: writeTimeout,
+		WriteTimeout: limits.write,
+
+		MaxMinVersionWaiters: limits.maxWaiters,
 	})
 	if err != nil {
 		return nil, nil, err

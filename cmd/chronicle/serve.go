@@ -103,6 +103,8 @@ last committed batch.`,
 	f.DurationVar(&limits.write, "write-timeout", httpapi.DefaultWriteTimeout, "time a client has to read a response, from its first byte")
 	f.DurationVar(&limits.idle, "idle-timeout", 2*time.Minute, "how long a connection may stay open between requests")
 	f.IntVar(&limits.maxConns, "max-conns", 1024, "most client connections open at once; more wait for one to close")
+	f.IntVar(&limits.maxWaiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
+		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
 }
 
@@ -111,6 +113,7 @@ last committed batch.`,
 type serveLimits struct {
 	readHeader, read, write, idle time.Duration
 	maxConns                      int
+	maxWaiters                    int // ?min_version= requests waiting at once
 }
 
 func (l serveLimits) check() error {
@@ -124,6 +127,9 @@ func (l serveLimits) check() error {
 	}
 	if l.maxConns < 1 {
 		return usagef("--max-conns %d: want 1 or more", l.maxConns)
+	}
+	if l.maxWaiters < 1 {
+		return usagef("--max-min-version-waiters %d: want 1 or more", l.maxWaiters)
 	}
 	return nil
 }
@@ -247,7 +253,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		log.Info("projections stopped")
 	}
 
-	h, closeHandler, err := newHandler(store, reg, runner, tokens, log, limits.write)
+	h, closeHandler, err := newHandler(store, reg, runner, tokens, limits, log)
 	if err != nil {
 		stopProjections()
 		return err
