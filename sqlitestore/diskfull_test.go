@@ -35,7 +35,14 @@ func TestDiskFullFailsWithTheDisksError(t *testing.T) {
 		diskFullChild(t, dir)
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullFailsWithTheDisksError$", "-test.v", "-test.count=1")
+	runDiskFullChild(t, "TestDiskFullFailsWithTheDisksError")
+}
+
+// runDiskFullChild runs test again in a child process, with the
+// environment that makes it the child.
+func runDiskFullChild(t *testing.T, test string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), diskFullEnv+"="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -44,21 +51,18 @@ func TestDiskFullFailsWithTheDisksError(t *testing.T) {
 	t.Logf("child:\n%s", out)
 }
 
-func diskFullChild(t *testing.T, dir string) {
+// fillDisk opens a store in dir, appends a first event made by event, and
+// limits the size of the files this process writes to a little above the
+// store's; the returned func lifts the limit.
+func fillDisk(t *testing.T, dir string, event func() []chronicle.Event) (*sqlitestore.Store, func()) {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(dir, "chronicle.db")
 	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Synchronous: "NORMAL"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	// Events large enough that a batch of them overflows SQLite's page
-	// cache and spills to the WAL in the middle of a statement, not only
-	// at commit.
-	payload := `{"pad":"` + strings.Repeat("x", 400<<10) + `"}`
-	event := func() []chronicle.Event {
-		return []chronicle.Event{{Type: "Padded", Data: []byte(payload)}}
-	}
+	t.Cleanup(func() { s.Close() })
 	if _, err := s.Append(ctx, "pad-0", chronicle.Any, event()); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +79,23 @@ func diskFullChild(t *testing.T, dir string) {
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: uint64(size + 4<<20), Max: old.Max}); err != nil {
 		t.Skipf("setrlimit(RLIMIT_FSIZE): %v", err)
 	}
+	return s, func() {
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func diskFullChild(t *testing.T, dir string) {
+	ctx := context.Background()
+	// Events large enough that a batch of them overflows SQLite's page
+	// cache and spills to the WAL in the middle of a statement, not only
+	// at commit.
+	payload := `{"pad":"` + strings.Repeat("x", 400<<10) + `"}`
+	event := func() []chronicle.Event {
+		return []chronicle.Event{{Type: "Padded", Data: []byte(payload)}}
+	}
+	s, space := fillDisk(t, dir, event)
 
 	var (
 		mu     sync.Mutex
@@ -102,9 +123,7 @@ func diskFullChild(t *testing.T, dir string) {
 		})
 	}
 	wg.Wait()
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
+	space()
 	if len(failed) == 0 {
 		t.Fatal("no append failed with the file size limited: the test did not fill the disk")
 	}
@@ -121,5 +140,76 @@ func diskFullChild(t *testing.T, dir string) {
 	// Space is back: appends work again.
 	if _, err := s.Append(ctx, "pad-after", chronicle.NoStream, event()); err != nil {
 		t.Errorf("append once space returned: %v", err)
+	}
+}
+
+// An append told that its event ids are already stored (a retry that came
+// with other content, here another request id in the metadata, as an HTTP
+// retry has) must find them stored: an append of the same ids decided in
+// the same group commit, which then failed on the full disk, stored
+// nothing. Answering DuplicateEventError then makes the retry a failure
+// (HTTP 500) for events that do not exist, where "unavailable, retry" is
+// right.
+func TestDiskFullDuplicateOnlyOfStoredEvents(t *testing.T) {
+	dir := os.Getenv(diskFullEnv)
+	if dir == "" {
+		runDiskFullChild(t, "TestDiskFullDuplicateOnlyOfStoredEvents")
+		return
+	}
+	ctx := context.Background()
+	payload := `{"pad":"` + strings.Repeat("x", 200<<10) + `"}`
+	event := func(id, request string) []chronicle.Event {
+		return []chronicle.Event{{ID: id, Type: "Padded", Data: []byte(payload), Metadata: []byte(`{"correlation_id":"` + request + `"}`)}}
+	}
+	s, space := fillDisk(t, dir, func() []chronicle.Event { return event("", "r0") })
+
+	var (
+		mu   sync.Mutex
+		dups = map[string]error{} // event id -> the DuplicateEventError
+		n    int
+	)
+	deadline := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				// A first attempt and its retry, the retry sent while the
+				// first is still queued: both can land in one batch.
+				stream, id := fmt.Sprintf("dup-%d_%d", w, i), chronicle.NewEventID()
+				errs := make(chan error, 2)
+				for _, request := range []string{"r1", "r2"} {
+					go func() {
+						_, err := s.Append(ctx, stream, chronicle.NoStream, event(id, request))
+						errs <- err
+					}()
+				}
+				for range 2 {
+					if err := <-errs; errors.Is(err, chronicle.ErrDuplicateEvent) {
+						mu.Lock()
+						dups[id] = err
+						mu.Unlock()
+					}
+				}
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	space()
+	t.Logf("%d pairs of appends, %d answered duplicate", n, len(dups))
+	bad := 0
+	for id, err := range dups {
+		if _, gerr := s.EventByID(ctx, id); errors.Is(gerr, chronicle.ErrNotFound) {
+			if bad++; bad <= 5 {
+				t.Errorf("append answered %q, but event %s is not stored", err, id)
+			}
+		} else if gerr != nil {
+			t.Fatal(gerr)
+		}
+	}
+	if bad > 5 {
+		t.Errorf("... %d in all", bad)
 	}
 }

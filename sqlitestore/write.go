@@ -171,7 +171,10 @@ func (s *Store) runBatch(batch []*job) {
 		return nil
 	}()
 	for i, j := range batch {
-		if err != nil && errs[i] == nil {
+		if err != nil {
+			// Nothing of the batch committed, so what a job found inside
+			// it is void too: a duplicate or a conflict may have been
+			// with another job's events, which are gone now.
 			errs[i] = err
 		}
 		j.done <- errs[i]
