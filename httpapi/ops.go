@@ -3,7 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -114,7 +114,7 @@ func (s *Server) rebuildProjection(w http.ResponseWriter, r *http.Request) error
 				}
 				// The rebuild's cause is logged above; a projection that
 				// cannot apply an event is a server-side fault.
-				return errors.New("rebuild of " + name + " failed: " + err.Error())
+				return fmt.Errorf("rebuild of %s failed: %w", name, err)
 			}
 		case <-r.Context().Done():
 			return r.Context().Err()

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // unavailable reports whether err means the store cannot be reached now
@@ -14,8 +16,7 @@ import (
 // fault of this server: such requests answer 503 with Retry-After, so that
 // clients retry, instead of a 500. Errors come from both backends and from
 // the read models' database/sql handle, so they are recognized by behaviour
-// (SQLSTATE, SQLite result code, net.Error, errno), without importing a
-// driver.
+// (SQLSTATE, SQLite result code, net.Error, errno) where one exists.
 func unavailable(err error) bool {
 	var state interface{ SQLState() string }
 	if errors.As(err, &state) {
@@ -43,5 +44,9 @@ func unavailable(err error) bool {
 	}
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, driver.ErrBadConn)
+		errors.Is(err, driver.ErrBadConn) ||
+		// pgx's answer on a connection it already closed because the
+		// server went away (a crash, a shutdown, a killed backend): it
+		// carries no SQLSTATE and no network error.
+		errors.Is(err, pgconn.ErrConnClosed)
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/chronicle-es/chronicle/aggregate"
 	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/projection"
 )
 
 // sqlStateError stands for a driver error carrying a SQLSTATE (pgconn's
@@ -60,4 +62,22 @@ func TestStoreUnavailableIs503(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rebuildFails is a projections fake whose rebuilds fail with err.
+type rebuildFails struct {
+	*fakeProjections
+	err error
+}
+
+func (f rebuildFails) Rebuild(context.Context, string, func(projection.Progress)) error { return f.err }
+
+// A rebuild (?wait=true) that fails because the store went away answers
+// 503 like any other request, not 500: its cause must stay inspectable.
+func TestRebuildStoreUnavailableIs503(t *testing.T) {
+	proj := rebuildFails{newFakeProjections(), fmt.Errorf("projection order_summaries: rebuild: %w", sqlStateError("57P01"))}
+	ts := httptest.NewServer(newFakeServer(t, Options{Projections: proj}))
+	defer ts.Close()
+	got := doHTTP(t, ts.URL, req{method: "POST", path: "/projections/order_summaries/rebuild?wait=true"})
+	isProblem(t, got, http.StatusServiceUnavailable)
 }

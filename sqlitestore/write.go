@@ -148,8 +148,16 @@ func (s *Store) runBatch(batch []*job) {
 			ok, err := j.apply(w)
 			errs[i] = err
 			if err != nil || !ok {
-				if _, err := w.stmt(s.stmts.rollbackTo).ExecContext(ctx); err != nil {
-					return fmt.Errorf("rollback to savepoint: %w", err)
+				if _, rerr := w.stmt(s.stmts.rollbackTo).ExecContext(ctx); rerr != nil {
+					if err != nil && !errors.Is(err, chronicle.ErrWrongVersion) && !errors.Is(err, chronicle.ErrDuplicateEvent) {
+						// SQLite rolled back the whole transaction itself
+						// (a full disk, an I/O error), savepoints and all:
+						// the batch failed for this append's reason, which
+						// tells the others' callers to retry, not "no such
+						// savepoint".
+						return fmt.Errorf("transaction rolled back: %w", err)
+					}
+					return fmt.Errorf("rollback to savepoint: %w", rerr)
 				}
 			} else {
 				changed = true
@@ -164,7 +172,10 @@ func (s *Store) runBatch(batch []*job) {
 		return nil
 	}()
 	for i, j := range batch {
-		if err != nil && errs[i] == nil {
+		if err != nil {
+			// Nothing of the batch committed, so what a job found inside
+			// it is void too: a duplicate or a conflict may have been
+			// with another job's events, which are gone now.
 			errs[i] = err
 		}
 		j.done <- errs[i]

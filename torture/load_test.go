@@ -374,7 +374,7 @@ func waitProjections(t testing.TB, s *server, led *ledger, from int) int {
 				break
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("read model never reached %s v%d: %v", id, v, err)
+				t.Fatalf("read model never reached %s v%d: %v\n%s", id, v, err, s.log())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -75,7 +75,7 @@ func TestPostgresCrashUnderLoad(t *testing.T) {
 		}
 		for code, n := range l.codes {
 			if code != http.StatusServiceUnavailable {
-				t.Errorf("%d commands answered %d while PostgreSQL was down (want 503)", n, code)
+				t.Errorf("%d commands answered %d while PostgreSQL was down (want 503)\n%s", n, code, srv.log())
 			}
 		}
 		if l.codes[http.StatusServiceUnavailable] == 0 {

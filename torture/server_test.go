@@ -28,10 +28,13 @@ type server struct {
 	// err is the process's exit error, set before done closes.
 	err error
 
-	mu    sync.Mutex
-	tail  []string // last lines of its log, for failure messages
-	races int      // "WARNING: DATA RACE" reports
-	panic bool     // a "panic:" line
+	mu   sync.Mutex
+	tail []string // last lines of its log, for failure messages
+	// errs are its first error lines: the tail of a busy server's log has
+	// long lost the one that explains a failure.
+	errs  []string
+	races int  // "WARNING: DATA RACE" reports
+	panic bool // a "panic:" line
 }
 
 // startServer spawns `chronicle serve` on a free loopback port with the
@@ -105,6 +108,9 @@ func (s *server) line(l string, addrc chan<- string) {
 		s.tail = s.tail[1:]
 	}
 	s.tail = append(s.tail, l)
+	if len(s.errs) < 50 && strings.Contains(l, `"level":"ERROR"`) {
+		s.errs = append(s.errs, l)
+	}
 	if strings.Contains(l, "WARNING: DATA RACE") {
 		s.races++
 	}
@@ -123,7 +129,10 @@ func (s *server) line(l string, addrc chan<- string) {
 func (s *server) log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return strings.Join(s.tail, "\n")
+	if len(s.errs) == 0 {
+		return strings.Join(s.tail, "\n")
+	}
+	return "first error lines:\n" + strings.Join(s.errs, "\n") + "\nlast lines:\n" + strings.Join(s.tail, "\n")
 }
 
 func (s *server) exitErr() error {
