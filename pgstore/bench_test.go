@@ -16,7 +16,7 @@ import (
 	"github.com/chronicle-es/chronicle"
 )
 
-// The workloads of ../shared/WORKLOADS.md, as Go benchmarks. Each append
+// The workloads of BENCHMARKS.md, as Go benchmarks. Each append
 // benchmark has a "plain" twin: the seed's naive table written one INSERT at
 // a time, measured in the same run so that ratios can be compared.
 

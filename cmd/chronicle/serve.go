@@ -40,7 +40,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP API, the projections and the web console",
-		Long: `Run the order service: the HTTP API of API.md, the projections that keep the
+		Long: `Run the order service: the HTTP API (see README.md), the projections that keep the
 read models up to date, and the web console at /.
 
 The store's schema is created or migrated first; /readyz answers 200 once the

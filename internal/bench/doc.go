@@ -1,4 +1,4 @@
-// Package bench runs the workloads of WORKLOADS.md (W1-W8) against a
+// Package bench runs the workloads of BENCHMARKS.md (W1-W8) against a
 // chronicle backend and, on PostgreSQL, against the seed's plain table in
 // the same run (the baseline), so that ratios hold on a noisy machine.
 //
