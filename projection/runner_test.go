@@ -88,6 +88,27 @@ func waitHead(t testing.TB, r *projection.Runner, s chronicle.Store, timeout tim
 	}
 }
 
+// settledHead is the head once readers see every committed event: on
+// PostgreSQL another session's transaction (another test on the cluster)
+// can hold events back, and they appear later.
+func settledHead(t testing.TB, s chronicle.Store) chronicle.Head {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		head, err := s.Head(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Position == head.Committed {
+			return head
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("head still held back after 60s: %+v", head)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func caughtUp(t testing.TB, r *projection.Runner, s chronicle.Store, names ...string) {
 	t.Helper()
 	if err := waitHead(t, r, s, 60*time.Second, names...); err != nil {
@@ -361,7 +382,7 @@ func TestLagAndWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := newRunner(t, b, projection.Options{})
-		head, _ := b.Head(ctx)
+		head := settledHead(t, b)
 		st := status(t, r, orderview.SummariesName)
 		if st.Position != 0 || st.HeadPosition != head.Position || st.LagEvents <= 0 || st.Held {
 			t.Errorf("status before running = %+v, want lag up to head %d", st, head.Position)

@@ -125,6 +125,7 @@ func (a *appender) acked() int {
 // batches found.
 func checkBatches(t testing.TB, ctx context.Context, store chronicle.Store, acks map[string][3]any) int {
 	t.Helper()
+	waitReadable(t, ctx, store)
 	type found struct {
 		stream      string
 		first, last int64

@@ -306,6 +306,7 @@ func checkLedger(t testing.TB, ctx context.Context, store chronicle.Store, led *
 // returns the log's length.
 func checkLog(t testing.TB, ctx context.Context, store chronicle.Store) int {
 	t.Helper()
+	waitReadable(t, ctx, store)
 	var from chronicle.Checkpoint
 	perStream := map[string]int64{}
 	ids := map[string]bool{}
@@ -346,6 +347,30 @@ func checkLog(t testing.TB, ctx context.Context, store chronicle.Store) int {
 		}
 	}
 	return n
+}
+
+// waitReadable waits until readers can see every event committed when it
+// was called. On PostgreSQL a transaction of another session (another test
+// on the same cluster) holds back what readers see (the log's read order
+// never skips), so a check that reads the log must first wait it out.
+func waitReadable(t testing.TB, ctx context.Context, store chronicle.Store) {
+	t.Helper()
+	head, err := store.Head(ctx)
+	if err != nil {
+		t.Fatalf("head: %v", err)
+	}
+	deadline := time.Now().Add(boundedWait)
+	for head.Position < head.Committed {
+		if time.Now().After(deadline) {
+			t.Fatalf("readers still see position %d of %d committed after %v", head.Position, head.Committed, boundedWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+		now, err := store.Head(ctx)
+		if err != nil {
+			t.Fatalf("head: %v", err)
+		}
+		head.Position = now.Position
+	}
 }
 
 // waitProjections asks the read model for every order acknowledged since

@@ -151,6 +151,12 @@ func (r *runner) w7(ctx context.Context) error {
 	n := events.Load()
 	r.prog.line("W7 data set: %d events in %d orders, %s", n, orders.Load(), time.Since(start).Round(time.Millisecond))
 	r.vacuum(ctx, p)
+	// A rebuild reads what readers can see: wait out another session's
+	// transaction that holds the data set back, or the check below counts
+	// fewer orders than were written.
+	if err := settle(ctx, p.store); err != nil {
+		return err
+	}
 	runner, err := projection.New(p.store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
 	if err != nil {
 		return err
@@ -207,4 +213,24 @@ func checkSummaries(ctx context.Context, p *place, name string, orders int64) er
 		return fmt.Errorf("%s has %d rows after the rebuild, want %d", name, got, orders)
 	}
 	return nil
+}
+
+// settle returns once readers see every event committed so far (within a
+// minute): on PostgreSQL an older transaction of another session holds
+// newer commits back from readers until it ends.
+func settle(ctx context.Context, s chronicle.Store) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		head, err := s.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if head.Position >= head.Committed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("readers still see position %d of %d committed after a minute", head.Position, head.Committed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
