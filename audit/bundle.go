@@ -204,11 +204,11 @@ func checkEvents(events []BundleEvent) ([]Hash, error) {
 		case e.Version < 1:
 			return nil, fail("version is not positive")
 		case !seen && e.Version != 1:
-			return nil, fail("the bundle has no earlier version of this stream: versions 1 to %d are missing", e.Version-1)
+			return nil, fail("the bundle has no earlier version of this stream: %s", missing(1, e.Version-1))
 		case seen && e.Version <= head.version:
 			return nil, fail("comes after version %d of its stream: repeated or out of order", head.version)
 		case seen && e.Version != head.version+1:
-			return nil, fail("comes after version %d of its stream: versions missing", head.version)
+			return nil, fail("comes after version %d of its stream: %s", head.version, missing(head.version+1, e.Version-1))
 		case e.Version == 1 && prev != ZeroHash:
 			return nil, fail("prev_hash of version 1 is not 64 zeros")
 		case seen && prev != head.hash:
@@ -407,6 +407,13 @@ func containsPosition(events []BundleEvent, pos int64) bool {
 		}
 	}
 	return false
+}
+
+func missing(from, to int64) string {
+	if from == to {
+		return fmt.Sprintf("version %d is missing", from)
+	}
+	return fmt.Sprintf("versions %d to %d are missing", from, to)
 }
 
 // parseTime parses t in TimeFormat exactly, so that the hashed text is the
