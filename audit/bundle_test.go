@@ -152,10 +152,12 @@ func TestCheckFailsOnRepeatedPosition(t *testing.T) {
 func TestCheckFailsOnEditedPublicKey(t *testing.T) {
 	other, _, _ := ed25519.GenerateKey(nil)
 	for name, edit := range map[string]func(pk map[string]any){
-		"key":           func(pk map[string]any) { pk["public_key"] = audit.EncodePublicKey(other) },
-		"key and keyid": func(pk map[string]any) { pk["public_key"], pk["key_id"] = audit.EncodePublicKey(other), audit.KeyID(other) },
-		"key_id":        func(pk map[string]any) { pk["key_id"] = "0123456789abcdef" },
-		"not base64":    func(pk map[string]any) { pk["public_key"] = "kJp8sM6dlnd+XvrvrYpxxBJ9luhul3jddA3mcfXbjI" },
+		"key": func(pk map[string]any) { pk["public_key"] = audit.EncodePublicKey(other) },
+		"key and keyid": func(pk map[string]any) {
+			pk["public_key"], pk["key_id"] = audit.EncodePublicKey(other), audit.KeyID(other)
+		},
+		"key_id":     func(pk map[string]any) { pk["key_id"] = "0123456789abcdef" },
+		"not base64": func(pk map[string]any) { pk["public_key"] = "kJp8sM6dlnd+XvrvrYpxxBJ9luhul3jddA3mcfXbjI" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := rawBundle(t)
