@@ -44,7 +44,7 @@ func Example() {
 			fmt.Println(file+":", err)
 			continue
 		}
-		fmt.Println(file+": ok")
+		fmt.Println(file + ": ok")
 	}
 	// Output:
 	// hash: a17671dbbe2c2adf6973e0b06d843273b704fb625362eea4b870da71924abc49
