@@ -237,14 +237,10 @@ func checkSeals(seals []BundleSeal, keys map[string]ed25519.PublicKey, opts Opti
 	prevHash := ZeroHash
 	for i, s := range seals {
 		fail := func(format string, a ...any) error {
-			seq := s.Seq
-			if seq == 0 {
-				seq = -1 // still a seal, not an event, in the message
-			}
-			return &IntegrityError{Seal: seq, Reason: fmt.Sprintf(format, a...)}
+			return &IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(format, a...)}
 		}
 		if s.Seq != int64(i)+1 {
-			return nil, fail("is seal number %d of the bundle: seals must be 1, 2, ... with none missing", i+1)
+			return nil, fail("seq %d is the bundle's seal number %d: seqs must be 1, 2, ... with none missing", s.Seq, i+1)
 		}
 		root, err := ParseHash(s.Root)
 		if err != nil {

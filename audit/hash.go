@@ -85,6 +85,9 @@ func FromRecorded(e chronicle.RecordedEvent, prev Hash) Event {
 // canonical (RFC 8785) data and of the canonical metadata ({} when nil or
 // null).
 //
+// recorded_at is written truncated to the microsecond: hash the time as the
+// store keeps it (PostgreSQL rounds to microseconds), not a finer one.
+//
 // It returns an error matching ErrJSON when data or metadata cannot be
 // canonicalized (see Canonicalize).
 func HashEvent(e Event) (Hash, error) {

@@ -117,8 +117,30 @@ func (p *parser) value(out []byte, depth int) ([]byte, error) {
 
 type member struct {
 	key   string
-	utf16 []uint16
 	value []byte
+}
+
+// compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 sorts
+// member names. It differs from code point order only between a character
+// above U+FFFF (a surrogate pair, from 0xd800) and one from U+E000 to U+FFFF.
+func compareUTF16(a, b string) int {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			// Above U+FFFF the first unit is a high surrogate; a BMP
+			// character is never one (no lone surrogates), so 0xd800
+			// stands for all of them against it.
+			if ra > 0xffff && rb <= 0xffff {
+				ra = 0xd800
+			} else if rb > 0xffff && ra <= 0xffff {
+				rb = 0xd800
+			}
+			return int(ra) - int(rb)
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) - len(b)
 }
 
 func (p *parser) object(out []byte, depth int) ([]byte, error) {
@@ -148,7 +170,7 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		members = append(members, member{key: key, utf16: utf16.Encode([]rune(key)), value: v})
+		members = append(members, member{key: key, value: v})
 		p.space()
 		if p.i >= len(p.in) {
 			return nil, p.errorf("unexpected end of input")
@@ -162,7 +184,7 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 		}
 		p.i++
 	}
-	slices.SortFunc(members, func(a, b member) int { return slices.Compare(a.utf16, b.utf16) })
+	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
 	out = append(out, '{')
 	for i, m := range members {
 		if i > 0 {
@@ -213,6 +235,14 @@ func (p *parser) array(out []byte, depth int) ([]byte, error) {
 // string decodes the string at p.i (the input is valid UTF-8).
 func (p *parser) string() (string, error) {
 	p.i++ // "
+	// Most strings have no escape: take them as they are.
+	for j := p.i; j < len(p.in) && p.in[j] >= 0x20 && p.in[j] != '\\'; j++ {
+		if p.in[j] == '"' {
+			s := string(p.in[p.i:j])
+			p.i = j + 1
+			return s, nil
+		}
+	}
 	var sb strings.Builder
 	for {
 		if p.i >= len(p.in) {

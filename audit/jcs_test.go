@@ -6,7 +6,11 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
+	"unicode/utf16"
+
+	"pgregory.net/rapid"
 )
 
 // RFC 8785, appendix B: IEEE 754 bit patterns and their serialization.
@@ -184,4 +188,30 @@ func mustIndent(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A typical order event: what every append pays, twice (data, metadata).
+func BenchmarkCanonicalize(b *testing.B) {
+	in := []byte(`{"customer_id":"cust_456","items":[{"sku":"sku-1","quantity":2,"unit_price":1999},` +
+		`{"sku":"sku-2","quantity":1,"unit_price":5999}],"total":9997,"shipping_address":{"name":"J. Smith",` +
+		`"line1":"1 Main St","city":"Springfield","postal_code":"12345"}}`)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := Canonicalize(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// compareUTF16 is the order of UTF-16 code units.
+func TestCompareUTF16(t *testing.T) {
+	chars := rapid.SampledFrom([]rune{'a', 'b', 0x7f, 0x80, 0xff, 0x20ac, 0xd7ff, 0xe000, 0xfb33, 0xffff, 0x10000, 0x1f600, 0x10ffff})
+	str := rapid.Custom(func(t *rapid.T) string { return string(rapid.SliceOfN(chars, 0, 4).Draw(t, "runes")) })
+	rapid.Check(t, func(t *rapid.T) {
+		a, b := str.Draw(t, "a"), str.Draw(t, "b")
+		want := slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+		if got := compareUTF16(a, b); (got > 0) != (want > 0) || (got < 0) != (want < 0) {
+			t.Fatalf("compareUTF16(%+q, %+q) = %d, want the sign of %d", a, b, got, want)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -49,6 +50,9 @@ func TestInclusionProofs(t *testing.T) {
 		root := MerkleRoot(hs)
 		i := rapid.IntRange(0, n-1).Draw(t, "i")
 		proof := InclusionProof(hs, i)
+		if all := InclusionProofs(hs); !slices.Equal(all[i], proof) {
+			t.Fatalf("InclusionProofs()[%d] = %v, want InclusionProof's %v", i, all[i], proof)
+		}
 		if err := VerifyInclusion(hs[i], i, n, proof, root); err != nil {
 			t.Fatalf("proof of leaf %d of %d: %v", i, n, err)
 		}
@@ -79,4 +83,11 @@ func TestInclusionProofs(t *testing.T) {
 			t.Fatalf("other root: VerifyInclusion = %v, want ErrProof", err)
 		}
 	})
+}
+
+func BenchmarkInclusionProofs10000(b *testing.B) {
+	hs := leaves(10000)
+	for b.Loop() {
+		InclusionProofs(hs)
+	}
 }
