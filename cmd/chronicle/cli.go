@@ -170,6 +170,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		m.timelineCommand(),
 		m.projectionsCommand(),
 		m.verifyCommand(),
+		m.auditCommand(),
 		m.benchCommand(),
 		m.demoCommand(),
 	)
