@@ -44,6 +44,7 @@ func startInProcess(t *testing.T, env map[string]string, flags ...string) string
 	case addr := <-addrc:
 		return "http://" + addr
 	case err := <-done:
+		done <- err // for the cleanup, which waits for serve to end
 		t.Fatalf("serve exited before listening: %v", err)
 	}
 	return ""
