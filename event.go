@@ -77,6 +77,11 @@ func StreamType(streamID string) string {
 type Metadata struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
+	// Actor names who appended the event: a token's name, a JWT's
+	// subject, "anonymous", or "cli:" and the OS user.
+	Actor string `json:"actor,omitempty"`
+	// RequestID is the id of the request (or CLI run) that appended it.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // JSON returns m encoded as a JSON object, or nil when m is empty.
@@ -84,6 +89,6 @@ func (m Metadata) JSON() json.RawMessage {
 	if m == (Metadata{}) {
 		return nil
 	}
-	b, _ := json.Marshal(m) // cannot fail: two strings
+	b, _ := json.Marshal(m) // cannot fail: strings only
 	return b
 }

@@ -7,44 +7,78 @@ import (
 )
 
 func TestParseTokens(t *testing.T) {
-	got, err := ParseTokens(" s1:admin, s:2:read ,,s3:write")
+	got, err := ParseTokens(" s1:admin, ops:s:2:read ,,ci.bot-1:s3:write")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Token{{"s1", RoleAdmin}, {"s:2", RoleRead}, {"s3", RoleWrite}}
+	want := []Token{
+		{Name: TokenName("s1"), Secret: "s1", Role: RoleAdmin},
+		{Name: "ops", Secret: "s:2", Role: RoleRead},
+		{Name: "ci.bot-1", Secret: "s3", Role: RoleWrite},
+	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d tokens, want %d", len(got), len(want))
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Errorf("token %d: got %v %q, want %v", i, got[i].Role, got[i].Secret, want[i].Role)
+			t.Errorf("token %d: got %v %q, want %v %q", i, got[i], got[i].Secret, want[i], want[i].Secret)
 		}
 	}
-	for _, bad := range []string{"nosecret", ":admin", "s:root", "s p:read", "s:"} {
-		_, err := ParseTokens(bad)
+	// The unnamed token's name: "token-" and SHA-256("s1")'s first 8 hex digits.
+	if got, want := TokenName("s1"), "token-e8bc163c"; got != want {
+		t.Errorf("TokenName(s1) = %s, want %s", got, want)
+	}
+	// Each malformed entry is named by its index and quotes no part of
+	// its secret ("Sekr3t" here, wherever it sits).
+	for _, c := range []struct{ in, entry string }{
+		{"ok:read,Sekr3t", "entry 2"},
+		{":admin", "entry 1"},
+		{"a:read,b:read,Sekr3t:root", "entry 3"},
+		{"Sekr3t p:read", "entry 1"},
+		{"Sekr3t:", "entry 1"},
+		{"admin:Sekr3t", "entry 1"},
+		{"Sekr3t:x:read", "entry 1"},            // the name is not lower case
+		{"ok:read,n:Sekr3t:admin:x", "entry 2"}, // the role is not last
+		{"name::read", "entry 1"},
+		{strings.Repeat("n", 65) + ":Sekr3t:read", "entry 1"},
+		{"a:Sekr3t:read,a:other:read", "entry 2"},   // a name used twice
+		{"a:Sekr3t:read,b:Sekr3t:admin", "entry 2"}, // a secret used twice
+	} {
+		_, err := ParseTokens(c.in)
 		if err == nil {
-			t.Errorf("ParseTokens(%q): no error", bad)
+			t.Errorf("ParseTokens(%q): no error", c.in)
 			continue
 		}
-		if strings.Contains(err.Error(), "s p") {
-			t.Errorf("error quotes the secret: %v", err)
+		if !strings.Contains(err.Error(), c.entry) {
+			t.Errorf("ParseTokens(%q): %v, want it to name %s", c.in, err, c.entry)
+		}
+		for _, part := range []string{"Sekr3t", "Sekr", "kr3t"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("ParseTokens(%q): error quotes the secret: %v", c.in, err)
+			}
 		}
 	}
-	if s := (Token{Secret: "topsecret", Role: RoleRead}).String(); strings.Contains(s, "topsecret") {
+	if s := (Token{Name: "n", Secret: "topsecret", Role: RoleRead}).String(); strings.Contains(s, "topsecret") {
 		t.Errorf("Token.String shows the secret: %s", s)
 	}
 }
 
 func TestReadTokens(t *testing.T) {
-	got, err := ReadTokens(strings.NewReader("# tokens\n\nalpha:read\n  beta:admin  \n"))
+	got, err := ReadTokens(strings.NewReader("# tokens\n\nalpha:read\n  ops:beta:admin  \n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0] != (Token{"alpha", RoleRead}) || got[1] != (Token{"beta", RoleAdmin}) {
+	if len(got) != 2 || got[0] != (Token{TokenName("alpha"), "alpha", RoleRead}) || got[1] != (Token{"ops", "beta", RoleAdmin}) {
 		t.Errorf("got %v", got)
 	}
-	if _, err := ReadTokens(strings.NewReader("ok:read\nbroken\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Errorf("error %v, want one naming line 2", err)
+	for _, in := range []string{"ok:read\nSekr3t\n", "ok:read\nBad Name:Sekr3t:read\n", "a:x:read\na:Sekr3t:read\n"} {
+		_, err := ReadTokens(strings.NewReader(in))
+		if err == nil || !strings.Contains(err.Error(), "line 2") {
+			t.Errorf("ReadTokens(%q): error %v, want one naming line 2", in, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "Sekr3t") {
+			t.Errorf("ReadTokens(%q): error quotes the secret: %v", in, err)
+		}
 	}
 }
 
@@ -54,7 +88,7 @@ func TestReadTokens(t *testing.T) {
 // /metrics. Secrets never reach the log.
 func TestAuth(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() backend) {
-		tokens := []Token{{"r-secret-1", RoleRead}, {"w-secret-2", RoleWrite}, {"a-secret-3", RoleAdmin}}
+		tokens := []Token{{"r", "r-secret-1", RoleRead}, {"w", "w-secret-2", RoleWrite}, {"a", "a-secret-3", RoleAdmin}}
 		e := newEnv(t, open(), func(o *Options) { o.Tokens = tokens })
 		if !e.server.AuthEnabled() {
 			t.Fatal("AuthEnabled is false with tokens")

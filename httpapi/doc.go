@@ -5,8 +5,11 @@
 //
 // New builds a Server from explicit dependencies (Options); the Server is an
 // http.Handler. Around every route it adds request ids, access logs,
-// Prometheus metrics, bearer-token auth with roles, strict JSON decoding and
-// RFC 9457 problem details, so that handlers only decide and answer.
+// Prometheus metrics, bearer auth with roles (named tokens, or JWTs checked
+// against an identity provider's JWK set), strict JSON decoding and RFC 9457
+// problem details, so that handlers only decide and answer. Every event a
+// command appends records who did it: actor, request_id and correlation_id
+// in its metadata.
 //
 // Idempotency keys live in the event log itself: the event ids of a keyed
 // command are derived from the key, and the key and a hash of the request

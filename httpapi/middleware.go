@@ -16,7 +16,22 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	actorKey
+)
+
+// anonymous is the actor of requests made with auth off.
+const anonymous = "anonymous"
+
+// actor returns who made the request: the token's name or the JWT's sub
+// (see authorize), or anonymous.
+func actor(ctx context.Context) string {
+	if a, _ := ctx.Value(actorKey).(string); a != "" {
+		return a
+	}
+	return anonymous
+}
 
 // requestID returns the request's id, or "" outside a request.
 func requestID(ctx context.Context) string {
@@ -211,9 +226,13 @@ func accessLevel(status int) slog.Level {
 func (s *Server) handle(pattern string, need Role, h func(http.ResponseWriter, *http.Request) error) {
 	s.routes = append(s.routes, route{pattern: pattern, role: need})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if e := s.auth.authorize(r, need); e != nil {
+		who, e := s.auth.authorize(r, need)
+		if e != nil {
 			writeProblem(w, r, e)
 			return
+		}
+		if who != "" {
+			r = r.WithContext(context.WithValue(r.Context(), actorKey, who))
 		}
 		if e := checkMediaType(r); e != nil {
 			writeProblem(w, r, e)

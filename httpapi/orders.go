@@ -132,6 +132,23 @@ func parseIfMatch(r *http.Request) (int64, error) {
 	return n, nil
 }
 
+// parseCorrelationID returns the request's X-Correlation-Id, or its request
+// id when there is none. It is stored in every event the command appends,
+// so it is held to what a request id may be: at most 128 of A-Z, a-z, 0-9,
+// '-', '_', '.', ':'.
+func parseCorrelationID(r *http.Request) (string, error) {
+	vals := r.Header.Values("X-Correlation-Id")
+	switch {
+	case len(vals) == 0:
+		return requestID(r.Context()), nil
+	case len(vals) > 1:
+		return "", badField("X-Correlation-Id", "given more than once")
+	case !validRequestID(vals[0]):
+		return "", badField("X-Correlation-Id", "want 1 to 128 of A-Z, a-z, 0-9, '-', '_', '.', ':'")
+	}
+	return vals[0], nil
+}
+
 // commandEventIDs is how many event ids a keyed command gets; an order
 // command causes one event, the rest are spare.
 const commandEventIDs = 4
@@ -154,6 +171,10 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 	if err != nil {
 		return err
 	}
+	corr, err := parseCorrelationID(r)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, s.opts.MaxBodyBytes)
 	if err != nil {
 		return err
@@ -163,7 +184,9 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 		return mapDomainError(err)
 	}
 
-	meta := map[string]string{"correlation_id": requestID(ctx)}
+	// Who did what: the actor comes from the credentials alone, never from
+	// anything the client sends, and no body field reaches metadata.
+	meta := map[string]string{"actor": actor(ctx), "request_id": requestID(ctx), "correlation_id": corr}
 	opts := []aggregate.CommandOption{}
 	var hash string
 	if key != "" {

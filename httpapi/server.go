@@ -44,6 +44,9 @@ type Options struct {
 	// auth off (cmd/chronicle then binds to loopback only; see
 	// CheckListenAddr).
 	Tokens []Token
+	// JWT, when set, also accepts bearer JWTs of an identity provider
+	// (and turns auth on by itself).
+	JWT *JWTOptions
 	// MaxBodyBytes limits request bodies (413 beyond). Default 1 MiB.
 	MaxBodyBytes int64
 	// MinVersionWait bounds how long ?min_version= waits for the read
@@ -144,11 +147,17 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Registry.Register(newProjectionCollector(opts.Projections, opts.ReadyTimeout, opts.Logger)); err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
+	var jwt *jwtVerifier
+	if opts.JWT != nil {
+		if jwt, err = newJWTVerifier(*opts.JWT, opts.Logger); err != nil {
+			return nil, fmt.Errorf("httpapi: %w", err)
+		}
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
 		mux:      http.NewServeMux(),
-		auth:     newAuthenticator(opts.Tokens),
+		auth:     newAuthenticator(opts.Tokens, jwt, opts.Logger),
 		metrics:  m,
 		rebuilds: newBackground(),
 	}
@@ -163,7 +172,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// AuthEnabled reports whether tokens are configured.
+// AuthEnabled reports whether tokens or an identity provider are
+// configured.
 func (s *Server) AuthEnabled() bool { return s.auth.enabled() }
 
 func (s *Server) registerRoutes() {

@@ -44,6 +44,7 @@ func startInProcess(t *testing.T, env map[string]string, flags ...string) string
 	case addr := <-addrc:
 		return "http://" + addr
 	case err := <-done:
+		done <- err // for the cleanup, which waits for serve to end
 		t.Fatalf("serve exited before listening: %v", err)
 	}
 	return ""
@@ -128,6 +129,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	step("search", chromedp.Click(chromedp.CSS(`#search-form button[type=submit]`)))
 	step("wait for the timeline", chromedp.WaitVisible(chromedp.CSS(`#timeline tbody tr[data-version="4"]`)))
 	title := text(`#order-title`)
+	// Who did it: each event's row names its actor (auth is off here).
+	actors, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#timeline tbody tr')).map(tr => (tr.querySelector('td.actor') || {}).textContent || "")`))
+	if err != nil {
+		t.Fatalf("browser: actors: %v", err)
+	}
+	if len(actors) != 4 {
+		t.Errorf("timeline has %d rows, want 4", len(actors))
+	}
+	for i, a := range actors {
+		if a != "anonymous" {
+			t.Errorf("timeline row %d: actor %q, want anonymous", i+1, a)
+		}
+	}
 	// v3 sets the address: its fields appear, without a bare "null" row.
 	step("click v3", chromedp.Click(chromedp.CSS(`#timeline tbody tr[data-version="3"]`)))
 	step("wait for the address diff", chromedp.WaitVisible(chromedp.CSS(`#diff tbody tr.added[data-path="shipping_address.city"]`)))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os/user"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -52,7 +53,8 @@ history is recorded now; the read models are built by 'chronicle serve' (or
 				seed = uint64(time.Now().UnixNano())
 			}
 			start := time.Now()
-			events, err := runDemo(c.Context(), store, orders, workers, seed)
+			who := chronicle.Metadata{Actor: m.cliActor(), RequestID: chronicle.NewEventID()}
+			events, err := runDemo(c.Context(), store, orders, workers, seed, who)
 			if err != nil {
 				return err
 			}
@@ -69,8 +71,9 @@ history is recorded now; the read models are built by 'chronicle serve' (or
 }
 
 // runDemo appends the history of n orders with w concurrent writers and
-// returns the number of events appended.
-func runDemo(ctx context.Context, store chronicle.Store, n, w int, seed uint64) (int64, error) {
+// returns the number of events appended. Their metadata records who: its
+// actor and request id, and a correlation id per order.
+func runDemo(ctx context.Context, store chronicle.Store, n, w int, seed uint64, who chronicle.Metadata) (int64, error) {
 	// Ids unique per run, so demo can run again on the same store.
 	prefix := "ord_" + strconv.FormatUint(uint64(time.Now().UnixMilli())%(36*36*36*36*36*36), 36) + "_"
 	var appended atomic.Int64
@@ -92,7 +95,7 @@ func runDemo(ctx context.Context, store chronicle.Store, n, w int, seed uint64) 
 		g.Go(func() error {
 			for i := range next {
 				id := fmt.Sprintf("%s%05d", prefix, i)
-				cnt, err := demoOrder(ctx, store, rng, id)
+				cnt, err := demoOrder(ctx, store, rng, id, who)
 				appended.Add(cnt)
 				if err != nil {
 					return fmt.Errorf("demo order %s: %w", id, err)
@@ -107,12 +110,13 @@ func runDemo(ctx context.Context, store chronicle.Store, n, w int, seed uint64) 
 
 // demoOrder runs one order's life: create, maybe edit, then pay, ship and
 // deliver or cancel, stopping early at random, as real orders do.
-func demoOrder(ctx context.Context, store chronicle.Store, rng *rand.Rand, id string) (int64, error) {
+func demoOrder(ctx context.Context, store chronicle.Store, rng *rand.Rand, id string, who chronicle.Metadata) (int64, error) {
 	stream, err := order.StreamID(id)
 	if err != nil {
 		return 0, err
 	}
-	corr := chronicle.Metadata{CorrelationID: "demo-" + id}.JSON()
+	who.CorrelationID = "demo-" + id
+	corr := who.JSON()
 	var (
 		s     order.State
 		count int64
@@ -220,4 +224,21 @@ func hasSKU(items []order.Item, sku string) bool {
 		}
 	}
 	return false
+}
+
+// cliActor names whoever runs a CLI command that appends events: "cli:"
+// and the OS user name ($USER when the user database has no entry), so
+// that the audit trail tells them from API clients.
+func (m *Main) cliActor() string {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = m.Getenv("USER")
+	}
+	if name == "" {
+		name = "unknown"
+	}
+	return "cli:" + name
 }

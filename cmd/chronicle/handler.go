@@ -34,7 +34,7 @@ const stateCacheSize = 10_000
 // the write timeout), and the web console at /. The returned func releases
 // what the handler started (background rebuilds); call it after the HTTP
 // server has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, tokens []apiToken, limits serveLimits, log *slog.Logger) (http.Handler, func() error, error) {
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, a auth, limits serveLimits, log *slog.Logger) (http.Handler, func() error, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	appends, err := httpapi.NewAppendMetrics(metrics)
@@ -52,7 +52,8 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		Projections:  runner,
 		Logger:       log,
 		Registry:     metrics,
-		Tokens:       tokens,
+		Tokens:       a.tokens,
+		JWT:          a.jwt,
 		Console:      console.Handler(),
 		WriteTimeout: limits.write,
 

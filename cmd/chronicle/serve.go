@@ -32,6 +32,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	var (
 		addr       string
 		tokensFile string
+		jwt        httpapi.JWTOptions
 		logFormat  string
 		logLevel   string
 		gather     time.Duration
@@ -47,9 +48,17 @@ The store's schema is created or migrated first; /readyz answers 200 once the
 store is open and the projections run.
 
 Auth: tokens come from $CHRONICLE_TOKENS ("secret1:admin,secret2:read") or
---tokens-file (one secret:role a line; roles read, write, admin). Without any
-token, auth is off: serve refuses to listen on anything but loopback and
-answers only requests for localhost, 127.0.0.1 or [::1] (421 otherwise).
+--tokens-file (one secret:role or name:secret:role a line; roles read,
+write, admin; an unnamed token is called token- and 8 hex digits of the
+SHA-256 of its secret). With --jwks-file, --jwt-issuer and --jwt-audience a
+bearer token may also be a JWT of an identity provider (RS256, ES256 or
+EdDSA, with the kid of a key in the JWK set, iss and aud matching, exp
+required; 60 s leeway): its sub names the holder and the claim named by
+--jwt-role-claim its role. The JWK set file is read again when it changes.
+Events appended through the API record the holder's name as their actor.
+Without any token or JWK set, auth is off: serve refuses to listen on
+anything but loopback and answers only requests for localhost, 127.0.0.1 or
+[::1] (421 otherwise).
 Request bodies must be Content-Type: application/json (415 otherwise).
 
 Logs go to stderr. The access log has a line per request: failed requests
@@ -79,7 +88,14 @@ last committed batch.`,
 			if err != nil {
 				return err
 			}
-			if err := checkListenAddr(c.Context(), addr, len(tokens) > 0); err != nil {
+			var idp *httpapi.JWTOptions
+			if jwt.KeySetFile != "" || jwt.Issuer != "" || jwt.Audience != "" {
+				if jwt.KeySetFile == "" || jwt.Issuer == "" || jwt.Audience == "" {
+					return usagef("--jwks-file, --jwt-issuer and --jwt-audience go together")
+				}
+				idp = &jwt
+			}
+			if err := checkListenAddr(c.Context(), addr, len(tokens) > 0 || idp != nil); err != nil {
 				return err
 			}
 			if gather < 0 {
@@ -88,12 +104,16 @@ last committed batch.`,
 			if err := limits.check(); err != nil {
 				return err
 			}
-			return m.serve(c, addr, tokens, log, gather, limits)
+			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
-	f.StringVar(&tokensFile, "tokens-file", "", "file of API tokens, one secret:role a line (default $CHRONICLE_TOKENS)")
+	f.StringVar(&tokensFile, "tokens-file", "", "file of API tokens, one secret:role or name:secret:role a line (default $CHRONICLE_TOKENS)")
+	f.StringVar(&jwt.KeySetFile, "jwks-file", "", "JWK set of an identity provider's keys: accept its JWTs as bearer tokens (with --jwt-issuer and --jwt-audience)")
+	f.StringVar(&jwt.Issuer, "jwt-issuer", "", "the iss a JWT must have")
+	f.StringVar(&jwt.Audience, "jwt-audience", "", "the aud a JWT must have")
+	f.StringVar(&jwt.RoleClaim, "jwt-role-claim", httpapi.DefaultRoleClaim, "the JWT claim holding the role: read, write or admin")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&gather, "projection-gather", 20*time.Millisecond,
@@ -151,7 +171,7 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 
 // errNoAuthOnNetwork explains why serve will not start.
 var errNoAuthOnNetwork = errors.New("refusing to listen on a non-loopback address without auth: " +
-	"set CHRONICLE_TOKENS (\"secret:role,...\") or --tokens-file, or listen on 127.0.0.1")
+	"set CHRONICLE_TOKENS (\"secret:role,...\"), --tokens-file or --jwks-file, or listen on 127.0.0.1")
 
 // checkListenAddr refuses, when auth is off, any address that is not
 // loopback: an unauthenticated order service must not be reachable from the
@@ -214,7 +234,13 @@ func (m *Main) loadTokens(file string) ([]apiToken, error) {
 	return nil, nil
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog.Logger, gather time.Duration, limits serveLimits) error {
+// auth is how serve authenticates: tokens, and JWTs when jwt is set.
+type auth struct {
+	tokens []apiToken
+	jwt    *httpapi.JWTOptions
+}
+
+func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -253,7 +279,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 		log.Info("projections stopped")
 	}
 
-	h, closeHandler, err := newHandler(store, reg, runner, tokens, limits, log)
+	h, closeHandler, err := newHandler(store, reg, runner, a, limits, log)
 	if err != nil {
 		stopProjections()
 		return err
@@ -277,7 +303,7 @@ func (m *Main) serve(c *cobra.Command, addr string, tokens []apiToken, log *slog
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(httpapi.LimitListener(ln, limits.maxConns)) }()
-	log.Info("listening", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
+	log.Info("listening", "addr", ln.Addr().String(), "auth", len(a.tokens) > 0 || a.jwt != nil)
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}

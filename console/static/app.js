@@ -167,11 +167,23 @@ async function loadOrder(id, version) {
       el("td", {}, "v" + ev.version),
       el("td", { class: "type" }, ev.type, ev.stored_schema_version ? el("small", { class: "muted", title: "stored as schema v" + ev.stored_schema_version + ", shown upcast" }, " ↑v" + ev.stored_schema_version) : null),
       el("td", { class: "time" }, fmtTime(ev.recorded_at)),
+      actorCell(ev.metadata),
       el("td", { class: "data" }, summary(ev.data)));
     tr.addEventListener("click", () => selectEvent(ev.version));
     tbody.append(tr);
   }
   await selectEvent(version && version <= tl.version ? version : tl.version);
+}
+
+// actorCell shows who appended an event (metadata.actor), with the request
+// and correlation ids on hover; events from before actors were recorded
+// show a dash.
+function actorCell(meta) {
+  const m = meta || {};
+  const ids = [m.request_id && "request " + m.request_id, m.correlation_id && "correlation " + m.correlation_id].filter(Boolean).join(" · ");
+  return m.actor
+    ? el("td", { class: "actor", title: ids }, String(m.actor))
+    : el("td", { class: "actor none", title: ids }, "—");
 }
 
 async function selectEvent(v) {
