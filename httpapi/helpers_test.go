@@ -155,6 +155,7 @@ func newEnv(t *testing.T, store backend, opts ...envOption) *env {
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
+			srv.EndStreams() // the test server waits for requests to end
 			e.ts.Close()
 			_ = srv.Close()
 			cancel()

@@ -13,6 +13,8 @@ type metrics struct {
 	commands  *prometheus.HistogramVec
 	conflicts *prometheus.CounterVec
 	replays   prometheus.Counter
+	// feedSubscribers counts the open event streams of GET /events.
+	feedSubscribers prometheus.Gauge
 }
 
 // latencyBuckets span a fast SQLite append (~100 µs) to a slow wait (5 s).
@@ -48,8 +50,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "chronicle_idempotent_replays_total",
 			Help: "Commands answered from an earlier request with the same Idempotency-Key.",
 		}),
+		feedSubscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chronicle_feed_subscribers",
+			Help: "Event streams (GET /events as Server-Sent Events) open.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.commands, m.conflicts, m.replays} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.commands, m.conflicts, m.replays, m.feedSubscribers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -259,6 +259,29 @@ func TestRoutes(t *testing.T) {
 				contains(`"counts":{"cancelled":0,"created":0,"delivered":0,"paid":0,"shipped":0}`)},
 			{"stats bad at", req{method: "GET", path: "/stats/order-status?at=noon"}, 400, nil},
 
+			// GET /events
+			{"events feed", req{method: "GET", path: "/events?stream_types=order&types=OrderCreated&limit=2"}, 200,
+				func(t *testing.T, got resp) {
+					var p struct {
+						Events []map[string]any `json:"events"`
+						Next   string           `json:"next"`
+					}
+					if err := json.Unmarshal(got.body, &p); err != nil {
+						t.Fatal(err)
+					}
+					if len(p.Events) != 2 || p.Next != p.Events[1]["checkpoint"] {
+						t.Fatalf("page: %s", got.body)
+					}
+					for _, k := range []string{"checkpoint", "position", "stream_id", "version", "event_id", "type", "schema_version", "data", "metadata", "recorded_at"} {
+						if _, ok := p.Events[0][k]; !ok || p.Events[0]["type"] != "OrderCreated" {
+							t.Errorf("event lacks %s or is no OrderCreated: %v", k, p.Events[0])
+						}
+					}
+				}},
+			{"events bad after", req{method: "GET", path: "/events?after=0"}, 400, contains("after")},
+			{"events bad limit", req{method: "GET", path: "/events?limit=100000"}, 400, contains("limit")},
+			{"events unknown parameter", req{method: "GET", path: "/events?cursor=x"}, 400, contains("cursor")},
+
 			// Operations.
 			{"projections", req{method: "GET", path: "/projections"}, 200,
 				func(t *testing.T, got resp) {

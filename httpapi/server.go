@@ -67,6 +67,16 @@ type Options struct {
 	// too, and bound request bodies with http.Server.ReadTimeout (Go lifts
 	// that deadline once the body is read, so it does not cut waits).
 	WriteTimeout time.Duration
+	// FeedHeartbeat is the longest an event stream of GET /events stays
+	// silent: a comment line is sent when no event was. Default 15 s.
+	FeedHeartbeat time.Duration
+	// FeedPollInterval is how often an idle event stream reads the log
+	// even without a notification from the store (appends by another
+	// process on SQLite). Default 1 s.
+	FeedPollInterval time.Duration
+	// MaxFeedSubscribers bounds the event streams open at once (503 with
+	// Retry-After beyond). Each holds a connection. Default 256.
+	MaxFeedSubscribers int
 	// Console serves the web console: GET / and GET /console/... When nil,
 	// GET / answers a short text pointing at the API.
 	Console http.Handler
@@ -97,6 +107,11 @@ type Server struct {
 	rebuilds *background
 	// minVersionWaiters counts the ?min_version= requests waiting.
 	minVersionWaiters atomic.Int64
+	// feedSubscribers counts the event streams open.
+	feedSubscribers atomic.Int64
+	// streams ends when the event streams must (EndStreams, Close).
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
 // route is a registered pattern and the role it needs; the OpenAPI test
@@ -140,6 +155,15 @@ func New(opts Options) (*Server, error) {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
+	if opts.FeedHeartbeat <= 0 {
+		opts.FeedHeartbeat = DefaultFeedHeartbeat
+	}
+	if opts.FeedPollInterval <= 0 {
+		opts.FeedPollInterval = DefaultFeedPollInterval
+	}
+	if opts.MaxFeedSubscribers <= 0 {
+		opts.MaxFeedSubscribers = DefaultMaxFeedSubscribers
+	}
 	m, err := newMetrics(opts.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
@@ -161,13 +185,16 @@ func New(opts Options) (*Server, error) {
 		metrics:  m,
 		rebuilds: newBackground(),
 	}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.registerRoutes()
 	return s, nil
 }
 
-// Close waits for background work the server started (read-model
-// rebuilds) after cancelling it. Call it after http.Server.Shutdown.
+// Close ends the event streams and waits for background work the server
+// started (read-model rebuilds) after cancelling it. Call it after
+// http.Server.Shutdown.
 func (s *Server) Close() error {
+	s.endStreams()
 	s.rebuilds.stop()
 	return nil
 }
@@ -192,6 +219,7 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /orders/{id}", RoleRead, s.getOrder)
 	s.handle("GET /orders/{id}/events", RoleRead, s.orderEvents)
 	s.handle("GET /stats/order-status", RoleRead, s.statusCounts)
+	s.handle("GET /events", RoleRead, s.events)
 
 	// Operations.
 	s.handle("GET /projections", RoleRead, s.listProjections)
