@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"log/slog"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,15 +30,15 @@ const stateCacheSize = 10_000
 // newHandler wires the HTTP API over the store: the order repository for
 // commands and time travel, the read models for queries, the projection
 // runner for /projections and ?min_version= (limits bound the waiters and
-// the write timeout), and the web console at /. The returned func releases
-// what the handler started (background rebuilds); call it after the HTTP
-// server has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, a auth, limits serveLimits, log *slog.Logger) (http.Handler, func() error, error) {
+// the write timeout), and the web console at /. Its Close releases what
+// the handler started (background rebuilds); call it after the HTTP server
+// has shut down.
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	appends, err := httpapi.NewAppendMetrics(metrics)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Options{
 		Store:    store,
@@ -58,9 +57,11 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		WriteTimeout: limits.write,
 
 		MaxMinVersionWaiters: limits.maxWaiters,
+		FeedHeartbeat:        limits.feedHeartbeat,
+		MaxFeedSubscribers:   limits.maxFeedSubscribers,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return api, api.Close, nil
+	return api, nil
 }

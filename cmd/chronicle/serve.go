@@ -73,7 +73,8 @@ requests closes after --idle-timeout. At most --max-conns connections are
 open at once; further clients wait until one closes.
 
 SIGINT or SIGTERM shut it down gracefully: new connections are refused,
-requests in flight finish (up to 30 s), and the projections stop after their
+requests in flight finish (up to 30 s), event streams end (their clients
+resume elsewhere or later with Last-Event-ID), and the projections stop after their
 last committed batch.`,
 		Example: `  chronicle serve
   chronicle serve --addr 127.0.0.1:9090 --store sqlite:///var/lib/chronicle/chronicle.db
@@ -123,6 +124,8 @@ last committed batch.`,
 	f.DurationVar(&limits.write, "write-timeout", httpapi.DefaultWriteTimeout, "time a client has to read a response, from its first byte")
 	f.DurationVar(&limits.idle, "idle-timeout", 2*time.Minute, "how long a connection may stay open between requests")
 	f.IntVar(&limits.maxConns, "max-conns", 1024, "most client connections open at once; more wait for one to close")
+	f.DurationVar(&limits.feedHeartbeat, "feed-heartbeat", httpapi.DefaultFeedHeartbeat, "longest an event stream (GET /events as text/event-stream) stays silent: a comment line is sent then")
+	f.IntVar(&limits.maxFeedSubscribers, "max-feed-subscribers", httpapi.DefaultMaxFeedSubscribers, "most event streams open at once; more are answered 503 with Retry-After (each also holds one of --max-conns)")
 	f.IntVar(&limits.maxWaiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
 		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
@@ -134,19 +137,24 @@ type serveLimits struct {
 	readHeader, read, write, idle time.Duration
 	maxConns                      int
 	maxWaiters                    int // ?min_version= requests waiting at once
+	feedHeartbeat                 time.Duration
+	maxFeedSubscribers            int
 }
 
 func (l serveLimits) check() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--read-header-timeout", l.readHeader}, {"--read-timeout", l.read}, {"--write-timeout", l.write}, {"--idle-timeout", l.idle}} {
+	}{{"--read-header-timeout", l.readHeader}, {"--read-timeout", l.read}, {"--write-timeout", l.write}, {"--idle-timeout", l.idle}, {"--feed-heartbeat", l.feedHeartbeat}} {
 		if d.v <= 0 {
 			return usagef("%s %s: want a duration above 0", d.flag, d.v)
 		}
 	}
 	if l.maxConns < 1 {
 		return usagef("--max-conns %d: want 1 or more", l.maxConns)
+	}
+	if l.maxFeedSubscribers < 1 {
+		return usagef("--max-feed-subscribers %d: want 1 or more", l.maxFeedSubscribers)
 	}
 	if l.maxWaiters < 1 {
 		return usagef("--max-min-version-waiters %d: want 1 or more", l.maxWaiters)
@@ -279,7 +287,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		log.Info("projections stopped")
 	}
 
-	h, closeHandler, err := newHandler(store, reg, runner, a, limits, log)
+	h, err := newHandler(store, reg, runner, a, limits, log)
 	if err != nil {
 		stopProjections()
 		return err
@@ -301,6 +309,8 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Event streams never finish by themselves: Shutdown ends them.
+	srv.RegisterOnShutdown(h.EndStreams)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(httpapi.LimitListener(ln, limits.maxConns)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "auth", len(a.tokens) > 0 || a.jwt != nil)
@@ -319,7 +329,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 			err = fmt.Errorf("shutdown: %w", err)
 		}
 	}
-	if cerr := closeHandler(); cerr != nil && err == nil {
+	if cerr := h.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	stopProjections()
