@@ -537,3 +537,45 @@ func TestFeedSubscribers(t *testing.T) {
 		}
 	})
 }
+
+// TestFeedStreamFiltered: a filtered stream sends only the events asked
+// for, each once and in order, while other events keep committing (its
+// reads skip ahead past them to the head).
+func TestFeedStreamFiltered(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		e := newEnv(t, open(), func(o *Options) { o.FeedPollInterval = 20 * time.Millisecond })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var mu sync.Mutex
+		var got []feed.Event
+		done := make(chan error, 1)
+		go func() {
+			done <- feed.Subscribe(ctx, e.ts.URL, "", func(_ context.Context, ev feed.Event) error {
+				mu.Lock()
+				got = append(got, ev)
+				mu.Unlock()
+				return nil
+			}, feed.Options{Types: []string{"Beta"}, StreamTypes: []string{"order"}, MinBackoff: time.Millisecond})
+		}()
+		for range 5 {
+			appendMixed(t, e.store, 30)
+		}
+		waitLog(t, e.store, 150)
+		want := readAllFrom(t, e.store, chronicle.Checkpoint{}, chronicle.ReadAllOptions{EventTypes: []string{"Beta"}, StreamTypes: []string{"order"}})
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if n >= len(want) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		sameEvents(t, got, want)
+	})
+}
