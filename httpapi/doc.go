@@ -1,6 +1,8 @@
 // Package httpapi is chronicle's HTTP API, as ../shared/API.md specifies it:
 // the order commands (write side, read-your-writes), the queries (read
-// models, time travel, timelines, status counts), the operations routes
+// models, time travel, timelines, status counts), the event feed of the
+// global log for other services (GET /events: pages, or Server-Sent Events
+// that follow the log; package feed consumes it), the operations routes
 // (projections, health, metrics, OpenAPI) and the hook for the web console.
 //
 // New builds a Server from explicit dependencies (Options); the Server is an
