@@ -1,4 +1,4 @@
-// Package httpapi is chronicle's HTTP API, as ../shared/API.md specifies it:
+// Package httpapi is chronicle's HTTP API, as README.md and docs/ describe it:
 // the order commands (write side, read-your-writes), the queries (read
 // models, time travel, timelines, status counts), the event feed of the
 // global log for other services (GET /events: pages, or Server-Sent Events

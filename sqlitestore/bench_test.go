@@ -13,7 +13,7 @@ import (
 	"github.com/chronicle-es/chronicle/sqlitestore"
 )
 
-// The payload and metadata of ../shared/WORKLOADS.md.
+// The payload and metadata of the workloads (BENCHMARKS.md).
 var (
 	benchData = json.RawMessage(`{"customer_id":"cust_456","total":9999,"currency":"USD","items":[{"sku":"SKU-1001","name":"Widget","qty":2,"price":2500},{"sku":"SKU-2002","name":"Gadget","qty":1,"price":4999}],"shipping":"standard"}`)
 	benchMeta = json.RawMessage(`{"correlation_id":"corr-00000000","source":"bench"}`)
