@@ -22,11 +22,12 @@ bench:
 	scripts/with-postgres $(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 # Each fuzzer for FUZZTIME (default 20 s): event payload validation, the
-# upcaster chains, the HTTP command decoders, and appends that must be
-# accepted or refused identically by SQLite and PostgreSQL. Seed corpora
+# upcaster chains, the HTTP command decoders, appends that must be
+# accepted or refused identically by SQLite and PostgreSQL, and the audit
+# trail's canonical JSON. Seed corpora
 # are in each package's testdata/fuzz/. CI runs it after `make test`.
 FUZZTIME ?= 20s
-FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends
+FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize
 fuzz:
 	scripts/with-postgres sh -c 'set -e; for f in $(FUZZERS); do \
 		echo "fuzz: $$f for $(FUZZTIME)"; \
