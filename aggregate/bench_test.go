@@ -13,7 +13,7 @@ import (
 	"github.com/chronicle-es/chronicle/order"
 )
 
-// BenchmarkLoad1000 is WORKLOADS.md W6 (and W4 through the repository): an
+// BenchmarkLoad1000 is BENCHMARKS.md W6 (and W4 through the repository): an
 // order with 1,000 events (OrderCreated + 999 ItemAdded over 10 SKUs)
 // loaded to its current state, with a snapshot every 50 events and with
 // snapshots off. With snapshots the stream is 25 events past its last

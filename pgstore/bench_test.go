@@ -32,7 +32,7 @@ func benchEvent(typ string) chronicle.Event {
 	return chronicle.Event{Type: typ, Data: json.RawMessage(benchPayload), Metadata: json.RawMessage(benchMetadata)}
 }
 
-// checkpoint flushes dirty pages before a measured run, as WORKLOADS.md asks
+// checkpoint flushes dirty pages before a measured run, as BENCHMARKS.md asks
 // (needs a superuser; skipped silently otherwise).
 func checkpoint(b *testing.B, pool *pgxpool.Pool) {
 	pool.Exec(context.Background(), "CHECKPOINT")

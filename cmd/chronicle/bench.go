@@ -30,8 +30,8 @@ func (m *Main) benchCommand() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the store with the workloads of WORKLOADS.md",
-		Long: `Run the workloads of WORKLOADS.md against a backend and print, per workload
+		Short: "Measure the store with the workloads of BENCHMARKS.md",
+		Long: `Run the workloads of BENCHMARKS.md against a backend and print, per workload
 and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts.
 
   W1 create   one OrderCreated to a new stream, expected "no stream"

@@ -17,7 +17,7 @@ import (
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 )
 
-// The payload and metadata of WORKLOADS.md, exactly.
+// The payload and metadata of BENCHMARKS.md, exactly.
 const (
 	Payload  = `{"customer_id":"cust_456","total":9999,"currency":"USD","items":[{"sku":"SKU-1001","name":"Widget","qty":2,"price":2500},{"sku":"SKU-2002","name":"Gadget","qty":1,"price":4999}],"shipping":"standard"}`
 	Metadata = `{"correlation_id":"corr-00000000","source":"bench"}`
@@ -26,7 +26,7 @@ const (
 // Workloads are the names Run accepts, in the order "all" runs them.
 var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}
 
-// Defaults of WORKLOADS.md.
+// Defaults of BENCHMARKS.md.
 const (
 	DefaultEvents  = 1_000_000 // W4, W5, W7 data sets
 	DefaultStreams = 10_000    // W2 set-up
@@ -45,7 +45,7 @@ type Options struct {
 	// Workloads to run, "W1".."W8"; empty means all.
 	Workloads []string
 	// Clients is the list of client counts for W1, W2 and W8; nil means
-	// WORKLOADS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32). The other
+	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32). The other
 	// workloads have one client by definition.
 	Clients          []int
 	Warmup, Duration time.Duration

@@ -141,7 +141,7 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 	return p, nil
 }
 
-// The seed's table, exactly as WORKLOADS.md gives it.
+// The seed's table, exactly as BENCHMARKS.md gives it.
 const plainSchema = `
 CREATE TABLE order_events (
 	id UUID PRIMARY KEY,

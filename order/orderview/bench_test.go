@@ -23,12 +23,12 @@ import (
 )
 
 var (
-	benchEvents = flag.Int("orderview.events", 20000, "events in the history BenchmarkRebuild rebuilds (WORKLOADS.md W7: 1000000)")
+	benchEvents = flag.Int("orderview.events", 20000, "events in the history BenchmarkRebuild rebuilds (BENCHMARKS.md W7: 1000000)")
 	benchReuse  = flag.String("orderview.reuse", "", "directory keeping BenchmarkRebuild's loaded histories between runs "+
 		"(SQLite files there; PostgreSQL schemas named after the size), so that a 1M-event history is loaded once")
 )
 
-// BenchmarkRebuild is WORKLOADS.md W7: rebuild order_summaries and
+// BenchmarkRebuild is BENCHMARKS.md W7: rebuild order_summaries and
 // order_status_history from position zero over an order history of
 // -orderview.events events; it reports events/s per read model, for both
 // rebuilt one after the other (Rebuild), and for both in one pass
