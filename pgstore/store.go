@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -40,9 +41,9 @@ type Options struct {
 	// only that append and is returned by Append. Meant for fault injection
 	// in tests: it forces the savepoint-per-append path.
 	BeforeCommit func(stream string, events []chronicle.Event) error
-	// MaxConns is the pool size (default 16) that readers and the *sql.DB
-	// of SQLDB share. Committers have one connection each, and the NOTIFY
-	// listener one more.
+	// MaxConns is the pool size that readers and the *sql.DB of SQLDB
+	// share (default: the URL's pool_max_conns, else 16). Committers have
+	// one connection each, and the NOTIFY listener one more.
 	MaxConns int32
 	// Committers is the number of goroutines committing batches of appends
 	// (default 2: one batch runs while another waits for its WAL flush; more
@@ -100,9 +101,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if !schemaRE.MatchString(opts.Schema) {
 		return nil, fmt.Errorf("pgstore: open: invalid schema name %q (want [a-z_][a-z0-9_]*, at most 40 bytes)", opts.Schema)
 	}
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = 16
-	}
 	if opts.Committers <= 0 {
 		opts.Committers = 2
 	}
@@ -117,7 +115,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open: %w", err)
 	}
-	cfg.MaxConns = opts.MaxConns
+	switch {
+	case opts.MaxConns > 0:
+		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(url, "pool_max_conns="):
+		// pgx's own default (4 on 2 cores) starves readers under load.
+		cfg.MaxConns = 16
+	}
 	// The schema name is checked above, so it needs no quoting here.
 	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
