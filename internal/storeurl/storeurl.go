@@ -60,6 +60,10 @@ type Location struct {
 	Schema string
 }
 
+// keywordValue matches the start of a libpq keyword/value connection string,
+// which would otherwise be taken for a SQLite file name.
+var keywordValue = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|sslmode|service|application_name|connect_timeout)\s*=`)
+
 // Parse reads a store URL. The empty string means the default SQLite file.
 // Accepted: sqlite:///abs/path.db, sqlite://rel/path.db, sqlite:path.db,
 // sqlite::memory:, a bare file path, and postgres:// or postgresql:// URLs
@@ -108,6 +112,8 @@ func Parse(raw string) (Location, error) {
 	case strings.Contains(raw, "://"):
 		scheme, _, _ := strings.Cut(raw, "://")
 		return bad("unknown scheme %q (want sqlite or postgres)", scheme)
+	case keywordValue.MatchString(raw):
+		return bad("a PostgreSQL keyword/value string, not a URL (write it as postgres://user:pass@host:5432/db?sslmode=...)")
 	}
 	return Location{Kind: SQLite, Path: raw}, nil
 }

@@ -37,7 +37,9 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, raw := range []string{"mysql://h/db", "sqlite://", "sqlite:///x.db?cache=shared", "sqlite:"} {
+	for _, raw := range []string{"mysql://h/db", "sqlite://", "sqlite:///x.db?cache=shared", "sqlite:",
+		// PostgreSQL keyword/value strings must not become SQLite file names.
+		"host=127.0.0.1 dbname=orders", "dbname=orders", " user=app password=secret"} {
 		if _, err := Parse(raw); !errors.Is(err, ErrBadURL) {
 			t.Errorf("Parse(%q) = %v, want ErrBadURL", raw, err)
 		}
