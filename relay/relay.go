@@ -162,7 +162,13 @@ func New(opts Options) (*Relay, error) {
 }
 
 // Close closes the NATS connection.
-func (r *Relay) Close() { r.nc.Close() }
+func (r *Relay) Close() {
+	// Closing is no disconnection to report (and the handler would run
+	// after Close returned).
+	r.nc.SetDisconnectErrHandler(nil)
+	r.nc.SetReconnectHandler(nil)
+	r.nc.Close()
+}
 
 // Name implements projection.Sink.
 func (r *Relay) Name() string { return Name }
