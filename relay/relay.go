@@ -63,6 +63,9 @@ type Options struct {
 	// SubjectPrefix is the first token(s) of every subject. Default
 	// DefaultSubjectPrefix.
 	SubjectPrefix string
+	// Stream is the JetStream stream created when missing. Default
+	// StreamName.
+	Stream string
 	// Upcaster brings events to their current shape, as GET /events does
 	// (order.NewRegistry()). Nil sends them as stored.
 	Upcaster timeline.Upcaster
@@ -124,6 +127,9 @@ func New(opts Options) (*Relay, error) {
 	}
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = DefaultAckTimeout
+	}
+	if opts.Stream == "" {
+		opts.Stream = StreamName
 	}
 	log := opts.Logger
 	if log == nil {
@@ -209,10 +215,10 @@ func (r *Relay) ensureStream(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.AckTimeout)
 	defer cancel()
-	_, err := r.js.Stream(ctx, StreamName)
+	_, err := r.js.Stream(ctx, r.opts.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = r.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:       StreamName,
+			Name:       r.opts.Stream,
 			Subjects:   []string{r.prefix + ".>"},
 			Storage:    jetstream.FileStorage,
 			Duplicates: DuplicateWindow,
@@ -221,11 +227,11 @@ func (r *Relay) ensureStream(ctx context.Context) error {
 			err = nil // another relay made it meanwhile
 		}
 		if err == nil {
-			r.log.Info("relay: created JetStream stream", "stream", StreamName, "subjects", r.prefix+".>")
+			r.log.Info("relay: created JetStream stream", "stream", r.opts.Stream, "subjects", r.prefix+".>")
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("relay: stream %s: %w", StreamName, err)
+		return fmt.Errorf("relay: stream %s: %w", r.opts.Stream, err)
 	}
 	r.mu.Lock()
 	r.ready = true
