@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -29,3 +30,12 @@ type Sink interface {
 
 // ErrSink: the operation needs a projection, and the name is a sink's.
 var ErrSink = errors.New("projection: a sink has no read model")
+
+// IsSink reports whether name is a sink's, run here (Options.Sinks) or
+// watched (Options.Watch), rather than a projection's.
+func (r *Runner) IsSink(name string) bool {
+	if w, ok := r.byName[name]; ok {
+		return w.sink != nil
+	}
+	return slices.Contains(r.opts.Watch, name)
+}

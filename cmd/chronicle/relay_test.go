@@ -140,7 +140,16 @@ func serveRelays(t *testing.T, env map[string]string) {
 			t.Errorf("message %d: subject %s", i+1, m.Subject)
 		}
 	}
-	res, err := http.Get(base + "/metrics")
+	// A sink has no read model to rebuild.
+	res, err := http.Post(base+"/projections/"+relay.Name+"/rebuild", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusConflict {
+		t.Errorf("POST /projections/%s/rebuild: %d, want 409", relay.Name, res.StatusCode)
+	}
+	res, err = http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
