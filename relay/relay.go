@@ -78,17 +78,27 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Redact returns u with its password, if any, replaced by "xxxxx", for logs
+// and errors; a URL that does not parse is replaced whole.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}
+
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 // Check validates the URL and prefix of opts (ErrBadURL, ErrBadPrefix).
 func (o Options) Check() error {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Hostname() == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return fmt.Errorf("%w: %q (want nats://HOST:PORT)", ErrBadURL, o.URL)
+		return fmt.Errorf("%w: %q (want nats://HOST:PORT)", ErrBadURL, Redact(o.URL))
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%w: %q: bad port", ErrBadURL, o.URL)
+			return fmt.Errorf("%w: %q: bad port", ErrBadURL, Redact(o.URL))
 		}
 	}
 	if o.SubjectPrefix != "" && !prefixRE.MatchString(o.SubjectPrefix) {
@@ -156,7 +166,7 @@ func New(opts Options) (*Relay, error) {
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("relay: connect to %s: %w", opts.URL, err)
+		return nil, fmt.Errorf("relay: connect to %s: %w", Redact(opts.URL), err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(opts.AckTimeout), jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {

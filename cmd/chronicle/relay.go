@@ -107,7 +107,7 @@ func (m *Main) relay(c *cobra.Command, opts relay.Options, metricsAddr string, l
 		defer srv.Close()
 		log.Info("metrics", "addr", ln.Addr().String())
 	}
-	log.Info("relaying", "nats", opts.URL, "stream", relay.StreamName)
+	log.Info("relaying", "nats", relay.Redact(opts.URL), "stream", relay.StreamName)
 	if err := runner.Run(ctx); err != nil {
 		return err
 	}

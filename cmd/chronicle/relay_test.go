@@ -30,10 +30,14 @@ func TestRelayUsageErrors(t *testing.T) {
 		{"serve", "--relay-nats", "127.0.0.1:4222", "--store", store},
 		{"serve", "--relay-nats", "nats://127.0.0.1:4222", "--relay-subject-prefix", "a b", "--store", store},
 		{"serve", "--relay-subject-prefix", "x", "--store", store},
+		{"relay", "--nats", "http://u:s3cret-pw@127.0.0.1:4222", "--store", store},
 	} {
 		_, stderr, code := c.run(args...)
 		if code != 2 || stderr == "" {
 			t.Errorf("chronicle %s: exit %d, stderr %q; want 2 and a message", strings.Join(args, " "), code, stderr)
+		}
+		if strings.Contains(stderr, "s3cret-pw") {
+			t.Errorf("chronicle %s: the password is in stderr: %q", strings.Join(args, " "), stderr)
 		}
 	}
 }

@@ -288,7 +288,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 			return fmt.Errorf("set up read models and relay: %w", err)
 		}
 		defer r.Close()
-		log.Info("relaying", "nats", relayOpts.URL, "stream", relay.StreamName)
+		log.Info("relaying", "nats", relay.Redact(relayOpts.URL), "stream", relay.StreamName)
 	} else {
 		runner, err = projection.New(store, ropts, orderview.Projections()...)
 		if err != nil {
