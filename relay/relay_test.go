@@ -201,7 +201,7 @@ func TestRelayWaitsForNATS(t *testing.T) {
 			run := startRelay(t, b, srv.URL(), nil)
 			appendEvents(t, b, 5, 100)
 			deadline := time.Now().Add(30 * time.Second)
-			for counter(t, run, "chronicle_relay_retried_total") < 200 { // two windows tried again at least
+			for counter(t, run, "chronicle_relay_retried_total") < 100 { // a window tried again
 				if time.Now().After(deadline) {
 					t.Fatal("the relay did not retry")
 				}
@@ -232,7 +232,7 @@ func TestRelayNATSRestartUnderLoad(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				appendEvents(t, b, 20, 3000)
+				appendEvents(t, b, 20, 1500)
 			}()
 			// Stop NATS once the relay has published some of the load.
 			deadline := time.Now().Add(30 * time.Second)
@@ -247,7 +247,7 @@ func TestRelayNATSRestartUnderLoad(t *testing.T) {
 			srv.Start()
 			<-done
 			caughtUp(t, b, run)
-			if msgs := checkConsumer(t, b, srv); len(msgs) != 3000 {
+			if msgs := checkConsumer(t, b, srv); len(msgs) != 1500 {
 				t.Fatalf("%d messages", len(msgs))
 			}
 			if counter(t, run, "chronicle_relay_retried_total") == 0 {
@@ -317,5 +317,33 @@ func TestRelayCrashBetweenAckAndCheckpoint(t *testing.T) {
 				t.Fatalf("%d messages", len(msgs))
 			}
 		})
+	}
+}
+
+// TestRelayLeaseTakeover: of two relays on one PostgreSQL store, one
+// publishes; when it stops, the other takes over where it left off.
+func TestRelayLeaseTakeover(t *testing.T) {
+	b := testbackends.Postgres(t, testbackends.Options{})
+	srv := natstest.Start(t)
+	a := startRelay(t, b, srv.URL(), nil)
+	c := startRelay(t, b, srv.URL(), nil)
+	appendEvents(t, b, 5, 200)
+	caughtUp(t, b, a)
+	pa, pc := counter(t, a, "chronicle_relay_published_total"), counter(t, c, "chronicle_relay_published_total")
+	if pa+pc != 200 || (pa != 0 && pc != 0) {
+		t.Fatalf("published %v and %v, want 200 by one relay", pa, pc)
+	}
+	holder, standby := a, c
+	if pc > 0 {
+		holder, standby = c, a
+	}
+	holder.stop()
+	appendEvents(t, b, 5, 100)
+	caughtUp(t, b, standby)
+	if got := counter(t, standby, "chronicle_relay_published_total"); got != 100 {
+		t.Errorf("the standby published %v after the takeover, want the 100 new events", got)
+	}
+	if msgs := checkConsumer(t, b, srv); len(msgs) != 300 {
+		t.Fatalf("%d messages", len(msgs))
 	}
 }
