@@ -27,7 +27,7 @@ type Event struct {
 	Metadata      json.RawMessage `json:"metadata"`       // a JSON object, {} when none
 	RecordedAt    time.Time       `json:"recorded_at"`
 	// HASH CHAIN: hash and prev_hash (API.md) go here once
-	// chronicle.RecordedEvent carries them; see the server's feedEvents.
+	// chronicle.RecordedEvent carries them; see internal/eventjson.
 
 	// StoredSchemaVersion is the schema version in the store when the
 	// event was upcast (it differs from SchemaVersion).

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/feed"
-	"github.com/chronicle-es/chronicle/timeline"
+	"github.com/chronicle-es/chronicle/internal/eventjson"
 )
 
 // Feed limits and defaults (Options may change the last three).
@@ -136,31 +136,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, body)
 }
 
-// feedEvents turns stored events into the feed's, upcast as timelines are
-// (through the same code, so the two never differ).
+// feedEvents turns stored events into the feed's (see eventjson: the
+// relay publishes the same JSON).
 func (s *Server) feedEvents(page []chronicle.RecordedEvent) []feed.Event {
-	tl := timeline.New("", page, s.opts.Upcaster)
-	out := make([]feed.Event, len(page))
-	for i, e := range tl.Events {
-		re := page[i]
-		out[i] = feed.Event{
-			Checkpoint:          feed.EncodeCheckpoint(re.Checkpoint()),
-			Position:            re.Position,
-			StreamID:            re.StreamID,
-			Version:             re.Version,
-			EventID:             re.ID,
-			Type:                e.Type,
-			SchemaVersion:       e.SchemaVersion,
-			Data:                e.Data,
-			Metadata:            e.Metadata,
-			RecordedAt:          e.RecordedAt,
-			StoredSchemaVersion: e.StoredSchemaVersion,
-			UpcastError:         e.UpcastError,
-			// HASH CHAIN: Hash and PrevHash from re once
-			// chronicle.RecordedEvent carries them.
-		}
-	}
-	return out
+	return eventjson.Events(page, s.opts.Upcaster)
 }
 
 // acceptsEventStream reports whether the client asked for Server-Sent

@@ -91,6 +91,9 @@ func (s *Server) rebuildProjection(w http.ResponseWriter, r *http.Request) error
 	if _, err := s.projectionStatus(r.Context(), name); err != nil {
 		return err
 	}
+	if k, ok := s.opts.Projections.(interface{ IsSink(string) bool }); ok && k.IsSink(name) {
+		return newError(http.StatusConflict, typeConflict, name+" is a relay, not a read model: there is nothing to rebuild")
+	}
 	done, ok := s.rebuilds.start(name, func(ctx context.Context) error {
 		err := s.opts.Projections.Rebuild(ctx, name, nil)
 		if err != nil && ctx.Err() == nil {

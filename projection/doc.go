@@ -23,6 +23,11 @@
 // when it runs again, stops at its next check of the lease. On SQLite a
 // store belongs to one process, which always runs its projections.
 //
+// A Sink (Options.Sinks) is followed the same way, but for a consumer
+// outside the database, such as the relay to a message broker: its events
+// are delivered before, not inside, the transaction that moves its
+// checkpoint, and it retries every failure for as long as it lasts.
+//
 // Besides following live, the package rebuilds a read model into shadow
 // tables and swaps them in atomically (Runner.Rebuild; Runner.RebuildAll
 // rebuilds several in one pass over the log; the optional Builder and

@@ -76,6 +76,9 @@ func (r *Runner) RebuildAll(ctx context.Context, names []string, progress func(P
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrUnknown, name)
 		}
+		if w.sink != nil {
+			return fmt.Errorf("%w: %q", ErrSink, name)
+		}
 		i := slices.IndexFunc(groups, func(g []*worker) bool { return sameFilter(g[0].filter, w.filter) })
 		switch {
 		case i < 0:

@@ -61,6 +61,12 @@ type Options struct {
 	BeforeCommit func(name string, events []chronicle.RecordedEvent) error
 	// Now is the clock for status times. Default time.Now.
 	Now func() time.Time
+	// Sinks are run beside the projections (see Sink). Their batches are
+	// of BatchSize events too.
+	Sinks []Sink
+	// Watch names sinks that other processes may run: Status lists each
+	// one whose checkpoint exists, after the projections and Sinks.
+	Watch []string
 }
 
 // Hooks are called by the runner; any may be nil. They must not block.
@@ -85,8 +91,9 @@ type Runner struct {
 	db      *sql.DB
 	d       Dialect
 	opts    Options
-	workers []*worker
-	byName  map[string]*worker
+	workers []*worker // the projections
+	sinks   []*worker
+	byName  map[string]*worker // projections and sinks
 
 	setupOnce sync.Once
 	setupErr  error
@@ -97,6 +104,7 @@ type Runner struct {
 // worker is one projection's live state in this process.
 type worker struct {
 	p      Projection
+	sink   Sink // instead of p
 	name   string
 	filter chronicle.ReadAllOptions
 	wake   chan struct{} // Retry/Skip: look at the checkpoint row now
@@ -253,6 +261,20 @@ func New(store chronicle.Store, opts Options, projections ...Projection) (*Runne
 		r.workers = append(r.workers, w)
 		r.byName[name] = w
 	}
+	for _, k := range opts.Sinks {
+		name := k.Name()
+		if name == "" {
+			return nil, errors.New("projection: a sink needs a name")
+		}
+		if _, dup := r.byName[name]; dup {
+			return nil, fmt.Errorf("projection: duplicate projection name %q", name)
+		}
+		w := &worker{sink: k, name: name, filter: k.Filter(), wake: make(chan struct{}, 1), progress: make(chan struct{}),
+			waiters: map[string][]*streamWaiter{}, recheck: make(chan struct{})}
+		w.filter.Limit = 0
+		r.sinks = append(r.sinks, w)
+		r.byName[name] = w
+	}
 	return r, nil
 }
 
@@ -307,6 +329,12 @@ func (r *Runner) setup(ctx context.Context) error {
 			return fmt.Errorf("projection %s: setup: %w", w.name, err)
 		}
 	}
+	for _, w := range r.sinks {
+		if _, err := r.exec(ctx, tx, `INSERT INTO projection_checkpoints (name, updated_at) VALUES ($1, $2)
+		ON CONFLICT (name) DO NOTHING`, w.name, nanos(r.now())); err != nil {
+			return fmt.Errorf("projection %s: setup: %w", w.name, err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("projection: setup: %w", err)
 	}
@@ -337,7 +365,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	for _, w := range r.workers {
+	for _, w := range append(r.workers[:len(r.workers):len(r.workers)], r.sinks...) {
 		wg.Go(func() { r.lease(ctx, w) })
 	}
 	wg.Wait()
@@ -498,6 +526,17 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 			continue
 		}
 		probeHead = false
+		if w.sink != nil {
+			if r.deliver(ctx, w, &cp, events, transient) {
+				errWait = r.opts.Backoff
+			} else {
+				loaded = false
+			}
+			if len(events) < opts.Limit && !idle() {
+				return
+			}
+			continue
+		}
 		upcast, bad, upErr := r.upcastAll(events)
 		if upErr == nil || len(upcast) > 0 {
 			start := time.Now()
@@ -580,6 +619,44 @@ func (r *Runner) follow(ctx context.Context, w *worker) {
 		w.retrying = nil
 		w.mu.Unlock()
 		loaded = false
+	}
+}
+
+// deliver hands a batch to w's sink and moves the checkpoint, at *cp,
+// past it. Errors of either are retried with backoff (transient) for as
+// long as they last; it returns false when the checkpoint was fenced (or
+// ctx ended), so that it must be read again.
+func (r *Runner) deliver(ctx context.Context, w *worker, cp *chronicle.Checkpoint, events []chronicle.RecordedEvent,
+	transient func(string, error) bool) bool {
+	start := time.Now()
+	for {
+		err := w.sink.Deliver(ctx, events)
+		if err == nil {
+			break
+		}
+		if !transient("deliver", err) {
+			return false
+		}
+	}
+	next := events[len(events)-1].Checkpoint()
+	for {
+		err := r.commit(ctx, w, *cp, next, nil)
+		switch {
+		case err == nil:
+			if h := r.opts.Hooks.Applied; h != nil {
+				h(w.name, len(events), next, time.Since(start))
+			}
+			*cp = next
+			w.advanced(next, events...)
+			return true
+		case errors.Is(err, errFenced):
+			if h := r.opts.Hooks.Fenced; h != nil {
+				h(w.name)
+			}
+			return false
+		case !transient("advance checkpoint", err):
+			return false
+		}
 	}
 }
 

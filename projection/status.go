@@ -32,7 +32,9 @@ type Status struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Status returns the status of every projection, in the order given to New.
+// Status returns the status of every projection, in the order given to New,
+// then of every sink: those of Options.Sinks, then the watched ones that
+// have a checkpoint.
 // It reads the checkpoint table, so it is right whichever process runs a
 // projection.
 func (r *Runner) Status(ctx context.Context) ([]Status, error) {
@@ -40,15 +42,15 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projection: status: %w", err)
 	}
-	out := make([]Status, 0, len(r.workers))
-	for _, w := range r.workers {
+	out := make([]Status, 0, len(r.workers)+len(r.sinks)+len(r.opts.Watch))
+	for _, w := range append(r.workers[:len(r.workers):len(r.workers)], r.sinks...) {
 		row, err := r.readCheckpoint(ctx, r.db, w.name)
 		if err != nil {
 			return nil, err
 		}
-		s := Status{
-			Name: w.name, Position: row.cp.Position, TxID: row.cp.TxID, HeadPosition: head.Position,
-			Status: row.status, Failure: row.failure, UpdatedAt: row.updatedAt,
+		s, err := r.status(ctx, head, w.name, w.filter, row)
+		if err != nil {
+			return nil, err
 		}
 		w.mu.Lock()
 		s.Held = w.held
@@ -61,31 +63,59 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 			s.Status, s.Failure = "retrying", &f
 		}
 		w.mu.Unlock()
-		// Committed events that no reader can see yet (an older write
-		// transaction is still open) are lag too, though no checkpoint can
-		// pass them until it ends.
-		if head.Committed > max(head.Position, row.cp.Position) {
-			s.HeadPosition = head.Committed
-			s.LagEvents = head.Committed - max(head.Position, row.cp.Position)
-			s.LagSeconds = max(r.now().Sub(head.HeldSince).Seconds(), 0)
+		out = append(out, s)
+	}
+	for _, name := range r.opts.Watch {
+		if _, ours := r.byName[name]; ours {
+			continue
 		}
-		if row.cp.Before(head.Checkpoint) {
-			s.LagEvents += max(head.Position-row.cp.Position, 1)
-			opts := w.filter
-			opts.Limit = 1
-			next, err := r.store.ReadAll(ctx, row.cp, opts)
-			if err != nil {
-				return nil, fmt.Errorf("projection %s: status: %w", w.name, err)
-			}
-			if len(next) == 1 {
-				s.LagSeconds = max(s.LagSeconds, r.now().Sub(next[0].RecordedAt).Seconds())
-			} else {
-				s.LagEvents -= max(head.Position-row.cp.Position, 1) // nothing this projection wants is readable
-			}
+		row, err := r.readCheckpoint(ctx, r.db, name)
+		if errors.Is(err, chronicle.ErrNotFound) {
+			continue // it never ran on this store
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Watched sinks read every event (the relay does).
+		s, err := r.status(ctx, head, name, chronicle.ReadAllOptions{}, row)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// status is the status of name, whose checkpoint row is row and which reads
+// the events filter selects, against head.
+func (r *Runner) status(ctx context.Context, head chronicle.Head, name string, filter chronicle.ReadAllOptions, row cpRow) (Status, error) {
+	s := Status{
+		Name: name, Position: row.cp.Position, TxID: row.cp.TxID, HeadPosition: head.Position,
+		Status: row.status, Failure: row.failure, UpdatedAt: row.updatedAt,
+	}
+	// Committed events that no reader can see yet (an older write
+	// transaction is still open) are lag too, though no checkpoint can
+	// pass them until it ends.
+	if head.Committed > max(head.Position, row.cp.Position) {
+		s.HeadPosition = head.Committed
+		s.LagEvents = head.Committed - max(head.Position, row.cp.Position)
+		s.LagSeconds = max(r.now().Sub(head.HeldSince).Seconds(), 0)
+	}
+	if row.cp.Before(head.Checkpoint) {
+		s.LagEvents += max(head.Position-row.cp.Position, 1)
+		opts := filter
+		opts.Limit = 1
+		next, err := r.store.ReadAll(ctx, row.cp, opts)
+		if err != nil {
+			return Status{}, fmt.Errorf("projection %s: status: %w", name, err)
+		}
+		if len(next) == 1 {
+			s.LagSeconds = max(s.LagSeconds, r.now().Sub(next[0].RecordedAt).Seconds())
+		} else {
+			s.LagEvents -= max(head.Position-row.cp.Position, 1) // nothing this projection wants is readable
+		}
+	}
+	return s, nil
 }
 
 // Names returns the projections' names, in the order given to New.

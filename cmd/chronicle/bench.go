@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle/internal/bench"
+	"github.com/chronicle-es/chronicle/relay"
 )
 
 func (m *Main) benchCommand() *cobra.Command {
@@ -27,6 +28,7 @@ func (m *Main) benchCommand() *cobra.Command {
 		asJSON           bool
 		serveMode        string
 		cpuProfile       string
+		natsURL          string
 	)
 	c := &cobra.Command{
 		Use:   "bench",
@@ -44,6 +46,8 @@ and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts.
               snapshots every 50 and off
   W7 rebuild  rebuild order_summaries and order_status_history
   W8 HTTP     create -> pay -> ship over HTTP against chronicle serve
+  W10 relay   relay 200,000 stored events into a fresh JetStream stream
+              (file storage) on the NATS server of --nats (skipped without)
 
 Each client is one goroutine with one operation in flight; after the
 warm-up, operations that start and end inside the measured window count.
@@ -69,7 +73,11 @@ plain of the row's main figure (ops/s, events/s, or p50 for W4).
 
 W8 starts "chronicle serve" as a child process on loopback (--serve
 process), so that the peak RSS reported is the server's alone; --serve
-inprocess runs it inside bench (RSS then includes the clients).`,
+inprocess runs it inside bench (RSS then includes the clients).
+
+W10 needs a NATS server with JetStream (nats-server -js): bench does not start
+one. It creates a stream BENCH_<run> (subjects bench_<run>.>) and deletes it
+at the end unless --keep.`,
 		Example: `  chronicle bench --workload W1 --clients 1,8,32
   chronicle bench --workload all --scale 0.01 --duration 1s --warmup 200ms
   chronicle bench --store 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' --workload all --baseline
@@ -102,6 +110,13 @@ inprocess runs it inside bench (RSS then includes the clients).`,
 			}
 			if !c.Flags().Changed("events") {
 				opts.Events = max(int(float64(bench.DefaultEvents)*scale), 1)
+			}
+			opts.W10Events = max(int(float64(bench.DefaultW10Events)*scale), 1)
+			if natsURL != "" {
+				if err := (relay.Options{URL: natsURL}).Check(); err != nil {
+					return usagef("bench: --nats: %v", err)
+				}
+				opts.NATS = natsURL
 			}
 			if c.Flags().Changed("clients") {
 				opts.Clients = clients
@@ -150,7 +165,7 @@ inprocess runs it inside bench (RSS then includes the clients).`,
 		},
 	}
 	f := c.Flags()
-	f.StringSliceVar(&workloads, "workload", []string{"W1"}, "workloads to run: W1..W8, comma-separated, or all")
+	f.StringSliceVar(&workloads, "workload", []string{"W1"}, "workloads to run: W1..W8, W10, comma-separated, or all")
 	f.IntSliceVar(&clients, "clients", []int{1, 8, 32}, "client counts for W1, W2 and W8: a run per value")
 	f.DurationVar(&duration, "duration", 10*time.Second, "measured window")
 	f.DurationVar(&warmup, "warmup", 2*time.Second, "warm-up before the measured window")
@@ -161,6 +176,7 @@ inprocess runs it inside bench (RSS then includes the clients).`,
 	f.BoolVar(&keep, "keep", false, "keep the schemas or files the run created")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	f.StringVar(&serveMode, "serve", "process", "how W8 runs the server: process (a child chronicle serve) or inprocess")
+	f.StringVar(&natsURL, "nats", "", "W10: the NATS server (with JetStream) to relay to, nats://HOST:PORT")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write bench's own CPU profile (clients and store code) to this file")
 	return c
 }

@@ -8,13 +8,15 @@ import (
 	"testing"
 
 	"github.com/chronicle-es/chronicle/internal/bench"
+	"github.com/chronicle-es/chronicle/internal/natstest"
 )
 
 // TestBenchSmoke runs every workload at tiny sizes, so that the benchmark
 // code cannot rot. It checks what was written and read, never the speed.
 func TestBenchSmoke(t *testing.T) {
+	nats := natstest.Start(t)
 	quick := []string{"bench", "--workload", "all", "--events", "2000", "--scale", "0.01",
-		"--clients", "4", "--duration", "200ms", "--warmup", "0", "--json", "--serve", "inprocess"}
+		"--clients", "4", "--duration", "200ms", "--warmup", "0", "--json", "--serve", "inprocess", "--nats", nats.URL()}
 	t.Run("sqlite", func(t *testing.T) {
 		dir := t.TempDir()
 		named := filepath.Join(dir, "mine.db")
@@ -73,6 +75,10 @@ func checkBench(t *testing.T, rows []bench.Result, baseline bool) {
 		case "W7":
 			if r.Events < 2000 {
 				t.Errorf("W7 %s: rebuilt over %d events, want at least 2,000", r.Case, r.Events)
+			}
+		case "W10":
+			if r.Events != 2000 {
+				t.Errorf("W10: relayed %d events, want 2,000", r.Events)
 			}
 		case "W8":
 			if r.PeakRSS <= 0 {

@@ -167,6 +167,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 	root.PersistentFlags().String("store", "", "store URL (default $CHRONICLE_STORE, else sqlite at ./chronicle-data/chronicle.db)")
 	root.AddCommand(
 		m.serveCommand(),
+		m.relayCommand(),
 		m.timelineCommand(),
 		m.projectionsCommand(),
 		m.verifyCommand(),

@@ -27,15 +27,21 @@ func readTokens(r io.Reader) ([]apiToken, error) { return httpapi.ReadTokens(r) 
 // aggregate.WithStateCache).
 const stateCacheSize = 10_000
 
+// newMetricsRegistry returns the registry /metrics serves, with the Go
+// runtime's and the process's metrics.
+func newMetricsRegistry() *prometheus.Registry {
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return metrics
+}
+
 // newHandler wires the HTTP API over the store: the order repository for
 // commands and time travel, the read models for queries, the projection
 // runner for /projections and ?min_version= (limits bound the waiters and
 // the write timeout), and the web console at /. Its Close releases what
 // the handler started (background rebuilds); call it after the HTTP server
-// has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// has shut down. metrics is what /metrics serves (newMetricsRegistry).
+func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, metrics *prometheus.Registry, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
 	appends, err := httpapi.NewAppendMetrics(metrics)
 	if err != nil {
 		return nil, err

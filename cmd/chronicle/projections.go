@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
+	"github.com/chronicle-es/chronicle/relay"
 )
 
 // openRunner opens the store and a projection runner over the order read
@@ -26,7 +27,7 @@ func (m *Main) openRunner(c *cobra.Command) (storeurl.Store, *projection.Runner,
 	if err != nil {
 		return nil, nil, err
 	}
-	runner, err := projection.New(store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
+	runner, err := projection.New(store, projection.Options{Upcaster: order.NewRegistry(), Watch: []string{relay.Name}}, orderview.Projections()...)
 	if err == nil {
 		err = runner.Setup(c.Context())
 	}

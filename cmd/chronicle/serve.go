@@ -18,6 +18,7 @@ import (
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
+	"github.com/chronicle-es/chronicle/relay"
 )
 
 // shutdownTimeout bounds how long serve waits for in-flight requests.
@@ -37,6 +38,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		logLevel   string
 		gather     time.Duration
 		limits     serveLimits
+		relayOpts  relay.Options
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -72,6 +74,9 @@ it, such as ?min_version=, do not count), and a connection idle between
 requests closes after --idle-timeout. At most --max-conns connections are
 open at once; further clients wait until one closes.
 
+--relay-nats also relays the log to NATS JetStream, as 'chronicle relay'
+does (see its help); GET /projections shows the relay as relay_nats.
+
 SIGINT or SIGTERM shut it down gracefully: new connections are refused,
 requests in flight finish (up to 30 s), event streams end (their clients
 resume elsewhere or later with Last-Event-ID), and the projections stop after their
@@ -105,7 +110,14 @@ last committed batch.`,
 			if err := limits.check(); err != nil {
 				return err
 			}
-			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits)
+			if relayOpts.URL != "" {
+				if err := relayOpts.Check(); err != nil {
+					return usagef("--relay-nats, --relay-subject-prefix: %v", err)
+				}
+			} else if c.Flags().Changed("relay-subject-prefix") {
+				return usagef("--relay-subject-prefix needs --relay-nats")
+			}
+			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, relayOpts)
 		},
 	}
 	f := c.Flags()
@@ -126,6 +138,8 @@ last committed batch.`,
 	f.IntVar(&limits.maxConns, "max-conns", 1024, "most client connections open at once; more wait for one to close")
 	f.DurationVar(&limits.feedHeartbeat, "feed-heartbeat", httpapi.DefaultFeedHeartbeat, "longest an event stream (GET /events as text/event-stream) stays silent: a comment line is sent then")
 	f.IntVar(&limits.maxFeedSubscribers, "max-feed-subscribers", httpapi.DefaultMaxFeedSubscribers, "most event streams open at once; more are answered 503 with Retry-After (each also holds one of --max-conns)")
+	f.StringVar(&relayOpts.URL, "relay-nats", "", "also relay the log to NATS JetStream at this nats://HOST:PORT (as 'chronicle relay' does)")
+	f.StringVar(&relayOpts.SubjectPrefix, "relay-subject-prefix", relay.DefaultSubjectPrefix, "with --relay-nats: the first token(s) of every subject")
 	f.IntVar(&limits.maxWaiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
 		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
@@ -248,7 +262,7 @@ type auth struct {
 	jwt    *httpapi.JWTOptions
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits) error {
+func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, relayOpts relay.Options) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -262,12 +276,27 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 	// of many appends per transaction (at most 1/gather a second each, 50
 	// by default) instead of one transaction per group commit, which
 	// appends had to wait for.
-	runner, err := projection.New(store, projection.Options{Upcaster: reg, Logger: log, Gather: gather}, orderview.Projections()...)
-	if err != nil {
-		return err
-	}
-	if err := runner.Setup(ctx); err != nil {
-		return fmt.Errorf("set up read models: %w", err)
+	// The relay's status shows in GET /projections once a relay has run on
+	// the store, here or in another process (Watch).
+	metrics := newMetricsRegistry()
+	ropts := projection.Options{Upcaster: reg, Logger: log, Gather: gather, Watch: []string{relay.Name}}
+	var runner *projection.Runner
+	if relayOpts.URL != "" {
+		var r *relay.Relay
+		r, runner, err = startRelay(ctx, store, reg, relayOpts, metrics, ropts, orderview.Projections()...)
+		if err != nil {
+			return fmt.Errorf("set up read models and relay: %w", err)
+		}
+		defer r.Close()
+		log.Info("relaying", "nats", relay.Redact(relayOpts.URL), "stream", relay.StreamName)
+	} else {
+		runner, err = projection.New(store, ropts, orderview.Projections()...)
+		if err != nil {
+			return err
+		}
+		if err := runner.Setup(ctx); err != nil {
+			return fmt.Errorf("set up read models: %w", err)
+		}
 	}
 
 	// Projections run until runCtx ends; a cancelled batch rolls back, so
@@ -287,7 +316,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		log.Info("projections stopped")
 	}
 
-	h, err := newHandler(store, reg, runner, a, limits, log)
+	h, err := newHandler(store, reg, runner, metrics, a, limits, log)
 	if err != nil {
 		stopProjections()
 		return err

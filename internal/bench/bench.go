@@ -24,7 +24,7 @@ const (
 )
 
 // Workloads are the names Run accepts, in the order "all" runs them.
-var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}
+var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10"}
 
 // Defaults of BENCHMARKS.md.
 const (
@@ -61,6 +61,11 @@ type Options struct {
 	Keep bool
 	// Serve starts the HTTP service for W8; nil skips W8 with a note.
 	Serve ServeFunc
+	// NATS is the nats:// URL of the server W10 relays to; "" skips W10
+	// with a note.
+	NATS string
+	// W10Events is the size of W10's data set; 0 means DefaultW10Events.
+	W10Events int
 	// Progress receives progress lines of data set loads and rebuilds;
 	// TTY redraws them in place. Nil: none.
 	Progress io.Writer
@@ -105,7 +110,7 @@ func (r Result) Main() string {
 	switch r.Workload {
 	case "W4", "W6":
 		return "p50"
-	case "W3", "W5", "W7":
+	case "W3", "W5", "W7", "W10":
 		return "events/s"
 	}
 	return "ops/s"
@@ -141,6 +146,7 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 	opts.Events = cmp.Or(opts.Events, DefaultEvents)
 	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
 	opts.W5Limit = cmp.Or(opts.W5Limit, DefaultW5Limit)
+	opts.W10Events = cmp.Or(opts.W10Events, DefaultW10Events)
 	if opts.Events < 1 || opts.Streams < 1 {
 		return nil, errors.New("bench: --events and the W2 stream count must be positive")
 	}
@@ -177,6 +183,8 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 			err = r.w7(ctx)
 		case "W8":
 			err = r.w8(ctx)
+		case "W10":
+			err = r.w10(ctx)
 		}
 		if err != nil {
 			return r.results, fmt.Errorf("bench %s: %w", w, err)
@@ -196,7 +204,7 @@ func selectWorkloads(names []string) ([]string, error) {
 			return Workloads, nil
 		}
 		if !slices.Contains(Workloads, n) {
-			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W8 or all)", n)
+			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W8, W10 or all)", n)
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
