@@ -32,8 +32,23 @@ const (
 // feedQuery is a parsed GET /events.
 type feedQuery struct {
 	after    chronicle.Checkpoint
+	afterNow bool   // after=now: the head, resolved by resolve
 	afterStr string // as given, or the encoded start of the log
 	opts     chronicle.ReadAllOptions
+}
+
+// resolve turns after=now into the head of the log as readers see it.
+func (q *feedQuery) resolve(ctx context.Context, s chronicle.Store) error {
+	if !q.afterNow {
+		return nil
+	}
+	h, err := s.Head(ctx)
+	if err != nil {
+		return err
+	}
+	q.after, q.afterNow = h.Checkpoint, false
+	q.afterStr = feed.EncodeCheckpoint(q.after)
+	return nil
 }
 
 // parseFeedQuery checks every parameter: unknown or repeated ones, and
@@ -47,6 +62,10 @@ func parseFeedQuery(r *http.Request) (feedQuery, error) {
 		v := vs[0]
 		switch name {
 		case "after":
+			if v == "now" { // not a checkpoint: those have 22 characters
+				q.afterNow = true
+				continue
+			}
 			cp, err := feed.ParseCheckpoint(v)
 			if err != nil {
 				return q, badField("after", "not a checkpoint this feed returned")
@@ -82,7 +101,7 @@ func parseFeedQuery(r *http.Request) (feedQuery, error) {
 		if err != nil {
 			return q, badRequest("Last-Event-ID: not a checkpoint this feed returned")
 		}
-		q.after = cp
+		q.after, q.afterNow = cp, false
 	}
 	q.afterStr = feed.EncodeCheckpoint(q.after)
 	return q, nil
@@ -117,6 +136,9 @@ type feedPage struct {
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseFeedQuery(r)
 	if err != nil {
+		return err
+	}
+	if err := q.resolve(r.Context(), s.opts.Store); err != nil {
 		return err
 	}
 	if r.Method == http.MethodGet && acceptsEventStream(r) {

@@ -579,3 +579,33 @@ func TestFeedStreamFiltered(t *testing.T) {
 		sameEvents(t, got, want)
 	})
 }
+
+// TestFeedAfterNow: after=now starts at the log's head, so that a reader
+// that only wants what is new (the console's tail) need not read the log.
+func TestFeedAfterNow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		e := newEnv(t, open())
+		// On an empty log, now is the start of the log.
+		got, next := feedAll(t, e, "limit=10&after=now", "")
+		if len(got) != 0 || next != feed.EncodeCheckpoint(chronicle.Checkpoint{}) {
+			t.Fatalf("empty log: %d events, next %q", len(got), next)
+		}
+		appendMixed(t, e.store, 20)
+		all := waitLog(t, e.store, 20)
+		got, next = feedAll(t, e, "limit=10&after=now", "")
+		if want := feed.EncodeCheckpoint(all[19].Checkpoint()); len(got) != 0 || next != want {
+			t.Fatalf("%d events, next %q; want none and the head %q", len(got), next, want)
+		}
+		// A stream from now sends only what commits after it opened; a
+		// Last-Event-ID still wins.
+		s := openStream(t, e.ts.URL, "/events?after=now", nil)
+		s2 := openStream(t, e.ts.URL, "/events?after=now", map[string]string{"Last-Event-ID": feed.EncodeCheckpoint(all[18].Checkpoint())})
+		e.create("o-now")
+		if l := s.waitLine(t, func(l string) bool { return strings.HasPrefix(l, "event: ") }); l != "event: OrderCreated" {
+			t.Errorf("stream from now starts with %q, want event: OrderCreated", l)
+		}
+		if l := s2.waitLine(t, func(l string) bool { return strings.HasPrefix(l, "id: ") }); l != "id: "+feed.EncodeCheckpoint(all[19].Checkpoint()) {
+			t.Errorf("stream with Last-Event-ID starts with %q, want the 20th event", l)
+		}
+	})
+}
