@@ -24,7 +24,7 @@ const (
 )
 
 // Workloads are the names Run accepts, in the order "all" runs them.
-var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}
+var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"}
 
 // Defaults of BENCHMARKS.md.
 const (
@@ -42,10 +42,10 @@ type Options struct {
 	// in a temporary directory next to the named file, which is never
 	// opened; ?synchronous= is kept), or "" (a temporary directory).
 	Store string
-	// Workloads to run, "W1".."W8"; empty means all.
+	// Workloads to run, "W1".."W9"; empty means all.
 	Workloads []string
-	// Clients is the list of client counts for W1, W2 and W8; nil means
-	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32). The other
+	// Clients is the list of client counts for W1, W2, W8 and W9; nil means
+	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32; W9: 8). The other
 	// workloads have one client by definition.
 	Clients          []int
 	Warmup, Duration time.Duration
@@ -59,7 +59,8 @@ type Options struct {
 	Baseline bool
 	// Keep leaves the schemas or files in place for inspection.
 	Keep bool
-	// Serve starts the HTTP service for W8; nil skips W8 with a note.
+	// Serve starts the HTTP service for W8 and W9; nil skips them with a
+	// note.
 	Serve ServeFunc
 	// Progress receives progress lines of data set loads and rebuilds;
 	// TTY redraws them in place. Nil: none.
@@ -177,6 +178,8 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 			err = r.w7(ctx)
 		case "W8":
 			err = r.w8(ctx)
+		case "W9":
+			err = r.w9(ctx)
 		}
 		if err != nil {
 			return r.results, fmt.Errorf("bench %s: %w", w, err)
@@ -196,7 +199,7 @@ func selectWorkloads(names []string) ([]string, error) {
 			return Workloads, nil
 		}
 		if !slices.Contains(Workloads, n) {
-			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W8 or all)", n)
+			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W9 or all)", n)
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
