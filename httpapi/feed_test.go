@@ -609,3 +609,41 @@ func TestFeedAfterNow(t *testing.T) {
 		}
 	})
 }
+
+// readCounter counts ReadAll calls.
+type readCounter struct {
+	chronicle.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) ReadAll(ctx context.Context, from chronicle.Checkpoint, opts chronicle.ReadAllOptions) ([]chronicle.RecordedEvent, error) {
+	c.reads.Add(1)
+	return c.Store.ReadAll(ctx, from, opts)
+}
+
+// TestFeedStreamsShareReads: streams that are caught up do not each read
+// the store for every new event: the server reads it once for all of them
+// (with 50 streams, 50 reads a commit slowed the appends down).
+func TestFeedStreamsShareReads(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		var rc *readCounter
+		e := newEnv(t, open(), func(o *Options) { rc = &readCounter{Store: o.Store}; o.Store = rc })
+		const streams, events = 30, 5
+		ss := make([]*sseStream, streams)
+		for i := range ss {
+			ss[i] = openStream(t, e.ts.URL, "/events?after=now", nil) // returns with the headers: the stream is open
+		}
+		before := rc.reads.Load()
+		for i := range events {
+			e.create(fmt.Sprintf("o-share-%d", i))
+		}
+		for _, s := range ss {
+			for range events {
+				s.waitLine(t, func(l string) bool { return l == "event: OrderCreated" })
+			}
+		}
+		if n := rc.reads.Load() - before; n >= streams*events {
+			t.Errorf("%d streams got %d events with %d reads of the store, want fewer than one per stream and event", streams, events, n)
+		}
+	})
+}
