@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,8 +34,23 @@ const (
 // feedQuery is a parsed GET /events.
 type feedQuery struct {
 	after    chronicle.Checkpoint
+	afterNow bool   // after=now: the head, resolved by resolve
 	afterStr string // as given, or the encoded start of the log
 	opts     chronicle.ReadAllOptions
+}
+
+// resolve turns after=now into the head of the log as readers see it.
+func (q *feedQuery) resolve(ctx context.Context, s chronicle.Store) error {
+	if !q.afterNow {
+		return nil
+	}
+	h, err := s.Head(ctx)
+	if err != nil {
+		return err
+	}
+	q.after, q.afterNow = h.Checkpoint, false
+	q.afterStr = feed.EncodeCheckpoint(q.after)
+	return nil
 }
 
 // parseFeedQuery checks every parameter: unknown or repeated ones, and
@@ -47,6 +64,10 @@ func parseFeedQuery(r *http.Request) (feedQuery, error) {
 		v := vs[0]
 		switch name {
 		case "after":
+			if v == "now" { // not a checkpoint: those have 22 characters
+				q.afterNow = true
+				continue
+			}
 			cp, err := feed.ParseCheckpoint(v)
 			if err != nil {
 				return q, badField("after", "not a checkpoint this feed returned")
@@ -82,7 +103,7 @@ func parseFeedQuery(r *http.Request) (feedQuery, error) {
 		if err != nil {
 			return q, badRequest("Last-Event-ID: not a checkpoint this feed returned")
 		}
-		q.after = cp
+		q.after, q.afterNow = cp, false
 	}
 	q.afterStr = feed.EncodeCheckpoint(q.after)
 	return q, nil
@@ -117,6 +138,9 @@ type feedPage struct {
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseFeedQuery(r)
 	if err != nil {
+		return err
+	}
+	if err := q.resolve(r.Context(), s.opts.Store); err != nil {
 		return err
 	}
 	if r.Method == http.MethodGet && acceptsEventStream(r) {
@@ -167,8 +191,9 @@ const (
 // streamEvents serves the feed as Server-Sent Events until the client goes
 // away, the server shuts down (EndStreams) or the store fails: every event
 // after q.after once, in the log's read order, then each new one as it
-// commits. Store notifications wake it; a poll every FeedPollInterval
-// catches what they cannot report (appends by another process on SQLite).
+// commits. A stream behind reads the store itself; once caught up it
+// follows the server's feedTail, which reads each new event once for all
+// streams.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuery) error {
 	if n := s.feedSubscribers.Add(1); n > int64(s.opts.MaxFeedSubscribers) {
 		s.feedSubscribers.Add(-1)
@@ -186,8 +211,9 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
 
-	// Subscribe before the first read, so that a commit in between wakes us.
-	notify := s.opts.Store.Notify(ctx)
+	// Before the first read, so that the tail starts no later than it.
+	s.feedTail.acquire()
+	defer s.feedTail.release()
 	cp := q.after
 	// The first page is read before answering, so that a store that is
 	// down is a 503 rather than an empty stream.
@@ -203,17 +229,12 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 	w.WriteHeader(http.StatusOK)
 
 	// scan is where the next read starts. It is the last event sent, or
-	// further on with filters: an empty filtered read moves it to the head
-	// taken before that read, so that events nobody asked for are not
-	// read again at every wake-up.
+	// further on with filters: events nobody asked for are not read again.
 	scan := cp
-	filtered := len(q.opts.EventTypes)+len(q.opts.StreamTypes) > 0
+	want := feedFilterFunc(q.opts)
 	var buf bytes.Buffer
 	heartbeat := time.NewTimer(s.opts.FeedHeartbeat)
 	defer heartbeat.Stop()
-	poll := time.NewTicker(s.opts.FeedPollInterval)
-	defer poll.Stop()
-	var chase time.Duration
 	write := func() error {
 		// Each write gets WriteTimeout of its own: the stream has no end.
 		_ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
@@ -224,40 +245,12 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 		heartbeat.Reset(s.opts.FeedHeartbeat)
 		return rc.Flush()
 	}
-	// idle waits for a reason to read again: a notification (then the
-	// chase), the poll, or the end; it sends heartbeats meanwhile.
-	idle := func() bool {
-		var chaseC <-chan time.Time
-		if chase > 0 {
-			t := time.NewTimer(chase)
-			defer t.Stop()
-			chaseC = t.C
-		}
-		for {
-			select {
-			case <-notify:
-				chase = feedChaseFirst
-			case <-chaseC:
-				if chase *= 2; chase > feedChaseMax {
-					chase = 0
-				}
-			case <-poll.C:
-			case <-heartbeat.C:
-				buf.WriteString(": heartbeat\n\n")
-				if write() != nil {
-					return false
-				}
-				continue
-			case <-ctx.Done():
-				return false
-			}
-			return true
-		}
-	}
 	if write() != nil { // the headers, at once
 		return nil
 	}
+	var head chronicle.Head
 	for {
+		// Behind the tail: read the store.
 		if len(page) > 0 {
 			for _, e := range s.feedEvents(page) {
 				writeSSE(&buf, e)
@@ -266,14 +259,19 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 				return nil // the client went away, or reads too slowly
 			}
 			scan = page[len(page)-1].Checkpoint()
-		}
-		if len(page) < q.opts.Limit && !idle() {
-			return nil
-		}
-		var head chronicle.Head
-		if filtered && len(page) == 0 {
-			// Taken before the read: an empty page then proves that no
+		} else if scan.Before(head.Checkpoint) {
+			// An empty filtered read after taking head proves that no
 			// wanted event comes before head.
+			scan = head.Checkpoint
+		}
+		if len(page) < q.opts.Limit {
+			// Caught up with the store: follow the tail.
+			if err = s.followTail(ctx, &buf, write, heartbeat, &scan, want, q.opts.Limit); err != nil || ctx.Err() != nil {
+				break
+			}
+		}
+		head = chronicle.Head{}
+		if want != nil {
 			if head, err = s.opts.Store.Head(ctx); err != nil {
 				break
 			}
@@ -281,17 +279,68 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 		if page, err = s.opts.Store.ReadAll(ctx, scan, q.opts); err != nil {
 			break
 		}
-		if len(page) == 0 && scan.Before(head.Checkpoint) {
-			scan = head.Checkpoint
-		}
 	}
-	if ctx.Err() == nil {
+	if err != nil && err != errClientGone && ctx.Err() == nil {
 		// The headers are out: end the stream; the client resumes with
 		// Last-Event-ID once the store is back.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "feed stream ended by a store error",
 			slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
 	}
 	return nil
+}
+
+// errClientGone ends a stream whose client went away or reads too slowly.
+var errClientGone = errors.New("feed client gone")
+
+// followTail sends the tail's events after *scan that want accepts (all
+// when nil), advancing *scan past every event it looked at, with
+// heartbeats when idle. It returns nil when the stream fell behind the
+// tail (read the store), errClientGone when a write failed, a store error
+// that stopped the tail, or when ctx ends.
+func (s *Server) followTail(ctx context.Context, buf *bytes.Buffer, write func() error, heartbeat *time.Timer,
+	scan *chronicle.Checkpoint, want func(tailEvent) bool, limit int) error {
+	for {
+		evs, behind, change, err := s.feedTail.next(*scan, limit)
+		switch {
+		case err != nil:
+			return err
+		case behind:
+			return nil
+		case len(evs) > 0:
+			for _, e := range evs {
+				if want == nil || want(e) {
+					buf.Write(e.sse)
+				}
+			}
+			*scan = evs[len(evs)-1].cp
+			if buf.Len() > 0 && write() != nil {
+				return errClientGone
+			}
+			continue
+		}
+		select {
+		case <-change:
+		case <-heartbeat.C:
+			buf.WriteString(": heartbeat\n\n")
+			if write() != nil {
+				return errClientGone
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// feedFilterFunc returns whether a tail event passes the filters of opts;
+// nil when there are none.
+func feedFilterFunc(opts chronicle.ReadAllOptions) func(tailEvent) bool {
+	if len(opts.EventTypes)+len(opts.StreamTypes) == 0 {
+		return nil
+	}
+	return func(e tailEvent) bool {
+		return (len(opts.EventTypes) == 0 || slices.Contains(opts.EventTypes, e.typ)) &&
+			(len(opts.StreamTypes) == 0 || slices.Contains(opts.StreamTypes, e.streamType))
+	}
 }
 
 // writeSSE appends e as one Server-Sent Event: id the checkpoint, event

@@ -579,3 +579,71 @@ func TestFeedStreamFiltered(t *testing.T) {
 		sameEvents(t, got, want)
 	})
 }
+
+// TestFeedAfterNow: after=now starts at the log's head, so that a reader
+// that only wants what is new (the console's tail) need not read the log.
+func TestFeedAfterNow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		e := newEnv(t, open())
+		// On an empty log, now is the start of the log.
+		got, next := feedAll(t, e, "limit=10&after=now", "")
+		if len(got) != 0 || next != feed.EncodeCheckpoint(chronicle.Checkpoint{}) {
+			t.Fatalf("empty log: %d events, next %q", len(got), next)
+		}
+		appendMixed(t, e.store, 20)
+		all := waitLog(t, e.store, 20)
+		got, next = feedAll(t, e, "limit=10&after=now", "")
+		if want := feed.EncodeCheckpoint(all[19].Checkpoint()); len(got) != 0 || next != want {
+			t.Fatalf("%d events, next %q; want none and the head %q", len(got), next, want)
+		}
+		// A stream from now sends only what commits after it opened; a
+		// Last-Event-ID still wins.
+		s := openStream(t, e.ts.URL, "/events?after=now", nil)
+		s2 := openStream(t, e.ts.URL, "/events?after=now", map[string]string{"Last-Event-ID": feed.EncodeCheckpoint(all[18].Checkpoint())})
+		e.create("o-now")
+		if l := s.waitLine(t, func(l string) bool { return strings.HasPrefix(l, "event: ") }); l != "event: OrderCreated" {
+			t.Errorf("stream from now starts with %q, want event: OrderCreated", l)
+		}
+		if l := s2.waitLine(t, func(l string) bool { return strings.HasPrefix(l, "id: ") }); l != "id: "+feed.EncodeCheckpoint(all[19].Checkpoint()) {
+			t.Errorf("stream with Last-Event-ID starts with %q, want the 20th event", l)
+		}
+	})
+}
+
+// readCounter counts ReadAll calls.
+type readCounter struct {
+	chronicle.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) ReadAll(ctx context.Context, from chronicle.Checkpoint, opts chronicle.ReadAllOptions) ([]chronicle.RecordedEvent, error) {
+	c.reads.Add(1)
+	return c.Store.ReadAll(ctx, from, opts)
+}
+
+// TestFeedStreamsShareReads: streams that are caught up do not each read
+// the store for every new event: the server reads it once for all of them
+// (with 50 streams, 50 reads a commit slowed the appends down).
+func TestFeedStreamsShareReads(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		var rc *readCounter
+		e := newEnv(t, open(), func(o *Options) { rc = &readCounter{Store: o.Store}; o.Store = rc })
+		const streams, events = 30, 5
+		ss := make([]*sseStream, streams)
+		for i := range ss {
+			ss[i] = openStream(t, e.ts.URL, "/events?after=now", nil) // returns with the headers: the stream is open
+		}
+		before := rc.reads.Load()
+		for i := range events {
+			e.create(fmt.Sprintf("o-share-%d", i))
+		}
+		for _, s := range ss {
+			for range events {
+				s.waitLine(t, func(l string) bool { return l == "event: OrderCreated" })
+			}
+		}
+		if n := rc.reads.Load() - before; n >= streams*events {
+			t.Errorf("%d streams got %d events with %d reads of the store, want fewer than one per stream and event", streams, events, n)
+		}
+	})
+}

@@ -112,6 +112,8 @@ type Server struct {
 	// streams ends when the event streams must (EndStreams, Close).
 	streams    context.Context
 	endStreams context.CancelFunc
+	// feedTail reads new events once for all event streams.
+	feedTail *feedTail
 }
 
 // route is a registered pattern and the role it needs; the OpenAPI test
@@ -186,6 +188,7 @@ func New(opts Options) (*Server, error) {
 		rebuilds: newBackground(),
 	}
 	s.streams, s.endStreams = context.WithCancel(context.Background())
+	s.feedTail = newFeedTail(s)
 	s.registerRoutes()
 	return s, nil
 }

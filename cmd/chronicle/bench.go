@@ -46,13 +46,16 @@ and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts.
               snapshots every 50 and off
   W7 rebuild  rebuild order_summaries and order_status_history
   W8 HTTP     create -> pay -> ship over HTTP against chronicle serve
+  W9 feed     50 subscribers of GET /events (Server-Sent Events) while
+              clients create orders over HTTP; every subscriber must get
+              every event; p50/p99 from a POST's response to delivery
   W10 relay   relay 200,000 stored events into a fresh JetStream stream
               (file storage) on the NATS server of --nats (skipped without)
 
 Each client is one goroutine with one operation in flight; after the
 warm-up, operations that start and end inside the measured window count.
---clients applies to W1, W2 and W8 (default: 1,8,32 for W1, 8,32 for W2, 32
-for W8); the others have one client by definition.
+--clients applies to W1, W2, W8 and W9 (default: 1,8,32 for W1, 8,32 for W2,
+32 for W8, 8 for W9); the others have one client by definition.
 
 Where it runs: bench never writes to an existing store. With a postgres://
 URL it creates a fresh schema per workload (bench_<run>_<workload>) in that
@@ -71,7 +74,7 @@ sets (W2's streams, and the default --events) for quick runs.
 the same run, each right after chronicle's, and prints the ratio chronicle /
 plain of the row's main figure (ops/s, events/s, or p50 for W4).
 
-W8 starts "chronicle serve" as a child process on loopback (--serve
+W8 and W9 start "chronicle serve" as a child process on loopback (--serve
 process), so that the peak RSS reported is the server's alone; --serve
 inprocess runs it inside bench (RSS then includes the clients).
 
@@ -165,8 +168,8 @@ at the end unless --keep.`,
 		},
 	}
 	f := c.Flags()
-	f.StringSliceVar(&workloads, "workload", []string{"W1"}, "workloads to run: W1..W8, W10, comma-separated, or all")
-	f.IntSliceVar(&clients, "clients", []int{1, 8, 32}, "client counts for W1, W2 and W8: a run per value")
+	f.StringSliceVar(&workloads, "workload", []string{"W1"}, "workloads to run: W1..W10, comma-separated, or all")
+	f.IntSliceVar(&clients, "clients", []int{1, 8, 32}, "client counts for W1, W2, W8 and W9: a run per value")
 	f.DurationVar(&duration, "duration", 10*time.Second, "measured window")
 	f.DurationVar(&warmup, "warmup", 2*time.Second, "warm-up before the measured window")
 	f.IntVar(&events, "events", bench.DefaultEvents, "events in the W4/W5 and W7 data sets")
@@ -175,7 +178,7 @@ at the end unless --keep.`,
 	f.BoolVar(&baseline, "baseline", false, "also run the seed's plain table (PostgreSQL only) and print ratios")
 	f.BoolVar(&keep, "keep", false, "keep the schemas or files the run created")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
-	f.StringVar(&serveMode, "serve", "process", "how W8 runs the server: process (a child chronicle serve) or inprocess")
+	f.StringVar(&serveMode, "serve", "process", "how W8 and W9 run the server: process (a child chronicle serve) or inprocess")
 	f.StringVar(&natsURL, "nats", "", "W10: the NATS server (with JetStream) to relay to, nats://HOST:PORT")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write bench's own CPU profile (clients and store code) to this file")
 	return c

@@ -323,6 +323,116 @@ function chart(times, points) {
   return el("div", {}, s, legend);
 }
 
+// ---- live tail ---------------------------------------------------------
+// The newest events of the whole log, as they commit. It reads GET /events
+// as Server-Sent Events through fetch rather than EventSource, which cannot
+// send the Authorization header: the token stays where every other request
+// of the console keeps it, out of URLs and cookies. It resumes with
+// Last-Event-ID after the last event shown, so a dropped connection or a
+// server restart neither skips nor repeats one.
+
+const TAIL_ROWS = 200; // older rows are dropped
+const TAIL_IDLE_MS = 45000; // three heartbeats of silence: the connection is dead
+
+const tail = { last: null, gen: 0, ctrl: null, count: 0 };
+
+function setTailStatus(text, live) {
+  const s = $("#tail-status");
+  s.textContent = text;
+  s.className = "badge " + (live ? "live" : "stopped");
+}
+
+function addTailRow(ev) {
+  const tbody = $("#tail tbody");
+  const m = /^order-(.+)$/.exec(ev.stream_id);
+  const tr = el("tr", { "data-checkpoint": ev.checkpoint, "data-stream": ev.stream_id, "data-version": ev.version },
+    el("td", { class: "time" }, fmtTime(ev.recorded_at)),
+    el("td", { class: "type" }, ev.type),
+    el("td", { class: "stream" }, ev.stream_id),
+    el("td", {}, "v" + ev.version),
+    actorCell(ev.metadata));
+  if (m) { // an order's stream: its timeline, at this event
+    tr.classList.add("order");
+    tr.addEventListener("click", () => loadOrder(m[1], ev.version));
+  }
+  tbody.prepend(tr);
+  while (tbody.rows.length > TAIL_ROWS) tbody.lastElementChild.remove();
+  tail.count++;
+  $("#tail-count").textContent = tail.count + " since opened" + (tail.count > TAIL_ROWS ? ", last " + TAIL_ROWS + " shown" : "");
+}
+
+// tailStream reads one event stream until it ends; it throws when the
+// connection fails or the server refuses.
+async function tailStream(ctrl) {
+  const headers = { Accept: "text/event-stream", "Last-Event-ID": tail.last };
+  const token = sessionStorage.getItem("chronicle-token");
+  if (token) headers.Authorization = "Bearer " + token;
+  const res = await fetch("/events", { headers, signal: ctrl.signal, cache: "no-store" });
+  if (!res.ok) {
+    let body = null;
+    try { body = await res.json(); } catch (_) { body = null; }
+    throw new APIError(res.status, body);
+  }
+  setTailStatus("live", true);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let idle = setTimeout(() => ctrl.abort(), TAIL_IDLE_MS);
+  try {
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      clearTimeout(idle);
+      idle = setTimeout(() => ctrl.abort(), TAIL_IDLE_MS);
+      buf += value.replace(/\r\n?/g, "\n");
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        let id = null, data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("id: ")) id = line.slice(4);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        if (id === null || !data) continue; // a heartbeat
+        addTailRow(JSON.parse(data));
+        tail.last = id;
+      }
+    }
+  } finally {
+    clearTimeout(idle);
+  }
+}
+
+// startTail (re)starts the tail, as when the token changes; the place in
+// the log is kept.
+async function startTail() {
+  const gen = ++tail.gen;
+  if (tail.ctrl) tail.ctrl.abort();
+  let delay = 250;
+  while (gen === tail.gen) {
+    const ctrl = new AbortController();
+    tail.ctrl = ctrl;
+    try {
+      if (tail.last === null) {
+        // The end of the log now: the tail shows what commits from here.
+        tail.last = (await api("/events?after=now&limit=1")).next;
+      }
+      await tailStream(ctrl);
+      delay = 250; // it was up: the next failure is new
+    } catch (e) {
+      if (gen !== tail.gen) return;
+      if (e.status === 401 || e.status === 403) {
+        setTailStatus(e.status === 401 ? "needs a token" : "not allowed", false);
+        return; // until the token changes
+      }
+    }
+    if (gen !== tail.gen) return;
+    setTailStatus("reconnecting", false);
+    await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+    delay = Math.min(delay * 2, 10000);
+  }
+}
+
 // ---- wiring ------------------------------------------------------------
 
 function refreshAll() {
@@ -339,6 +449,7 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.setItem("chronicle-token", $("#token").value.trim());
     showMessage("");
     refreshAll();
+    startTail();
     if (state.orderId) loadOrder(state.orderId, state.selected);
   });
   $("#token-clear").addEventListener("click", () => { sessionStorage.removeItem("chronicle-token"); $("#token").value = ""; });
@@ -347,6 +458,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#stats-range").addEventListener("change", loadStats);
   $("#recent-status").addEventListener("change", loadRecent);
   refreshAll();
+  startTail();
   const m = /order=([^&]+)(?:&v=(\d+))?/.exec(location.hash);
   if (m) loadOrder(decodeURIComponent(m[1]), m[2] ? Number(m[2]) : null);
 });

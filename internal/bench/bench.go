@@ -24,7 +24,7 @@ const (
 )
 
 // Workloads are the names Run accepts, in the order "all" runs them.
-var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10"}
+var Workloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10"}
 
 // Defaults of BENCHMARKS.md.
 const (
@@ -42,10 +42,10 @@ type Options struct {
 	// in a temporary directory next to the named file, which is never
 	// opened; ?synchronous= is kept), or "" (a temporary directory).
 	Store string
-	// Workloads to run, "W1".."W8"; empty means all.
+	// Workloads to run, "W1".."W9"; empty means all.
 	Workloads []string
-	// Clients is the list of client counts for W1, W2 and W8; nil means
-	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32). The other
+	// Clients is the list of client counts for W1, W2, W8 and W9; nil means
+	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32; W9: 8). The other
 	// workloads have one client by definition.
 	Clients          []int
 	Warmup, Duration time.Duration
@@ -59,7 +59,8 @@ type Options struct {
 	Baseline bool
 	// Keep leaves the schemas or files in place for inspection.
 	Keep bool
-	// Serve starts the HTTP service for W8; nil skips W8 with a note.
+	// Serve starts the HTTP service for W8 and W9; nil skips them with a
+	// note.
 	Serve ServeFunc
 	// NATS is the nats:// URL of the server W10 relays to; "" skips W10
 	// with a note.
@@ -183,6 +184,8 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 			err = r.w7(ctx)
 		case "W8":
 			err = r.w8(ctx)
+		case "W9":
+			err = r.w9(ctx)
 		case "W10":
 			err = r.w10(ctx)
 		}
@@ -204,7 +207,7 @@ func selectWorkloads(names []string) ([]string, error) {
 			return Workloads, nil
 		}
 		if !slices.Contains(Workloads, n) {
-			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W8, W10 or all)", n)
+			return nil, fmt.Errorf("bench: unknown workload %q (want W1..W10 or all)", n)
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)

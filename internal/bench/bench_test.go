@@ -37,8 +37,8 @@ func TestSelectWorkloads(t *testing.T) {
 			t.Errorf("selectWorkloads(%q) = %q, %v, want %q", tc.in, got, err, tc.want)
 		}
 	}
-	if _, err := selectWorkloads([]string{"W9"}); err == nil {
-		t.Error("selectWorkloads(W9): no error")
+	if _, err := selectWorkloads([]string{"W99"}); err == nil {
+		t.Error("selectWorkloads(W99): no error")
 	}
 }
 
