@@ -93,7 +93,9 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 
 // wrapAAD binds a wrapped key to its id and subject: a row cannot lend its
 // key to another.
-func wrapAAD(id, subject string) []byte { return []byte("chronicle data key\x00" + id + "\x00" + subject) }
+func wrapAAD(id, subject string) []byte {
+	return []byte("chronicle data key\x00" + id + "\x00" + subject)
+}
 
 func (k *Keyring) unwrap(dk chronicle.DataKey) (dataKey, error) {
 	ns := k.master.NonceSize()
