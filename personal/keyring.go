@@ -220,3 +220,10 @@ func (k *Keyring) Erase(ctx context.Context, subject string) (time.Time, error) 
 	k.mu.Unlock()
 	return at, err
 }
+
+// CreateKey makes sure the subject has a live data key (erasing a subject
+// with none then leaves a tombstone).
+func (k *Keyring) CreateKey(ctx context.Context, subject string) error {
+	_, err := k.subjectKey(ctx, subject)
+	return err
+}

@@ -250,7 +250,7 @@ type auth struct {
 
 func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits) error {
 	ctx := c.Context()
-	store, loc, err := m.openStore(c, log)
+	store, loc, keys, err := m.openStore(c, log)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		log.Info("projections stopped")
 	}
 
-	h, err := newHandler(store, reg, runner, a, limits, log)
+	h, err := newHandler(store, keys, reg, runner, a, limits, log)
 	if err != nil {
 		stopProjections()
 		return err
