@@ -137,6 +137,8 @@ func testErasure(t *testing.T, store, keyFile string) {
 		}
 	}
 	key := dataKey(t, store, keyFile, "cust_er")
+	// Only ciphertext ever reached the store.
+	noPlaintextInFiles(t, store, nil)
 
 	code, body := call(t, "DELETE", base+"/customers/cust_er/personal-data", "")
 	var e struct {
@@ -350,4 +352,41 @@ WHERE n.nspname = $1`, loc.Schema)
 		t.Fatal(err)
 	}
 	check("after CHECKPOINT", files)
+}
+
+// TestMasterKey: keygen makes a key; a SQLite store makes master.key (0600)
+// beside its file and refuses another key; an in-memory store gets a key of
+// its own; PostgreSQL refuses to start without one, saying how to make it.
+func TestMasterKey(t *testing.T) {
+	c := newCLI(t, nil)
+	out, _, code := c.run("keygen")
+	if _, err := personal.ParseMasterKey([]byte(out)); code != 0 || err != nil {
+		t.Fatalf("keygen: exit %d, %q: %v", code, out, err)
+	}
+
+	dir := t.TempDir()
+	store := "sqlite://" + filepath.Join(dir, "chronicle.db")
+	if _, stderr, code := c.run("timeline", "nope", "--store", store); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Fatalf("timeline on a new SQLite store: exit %d: %s", code, stderr)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "master.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master.key: %v, %v", fi, err)
+	}
+	other := filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(other, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := c.run("timeline", "nope", "--store", store, "--master-key", other)
+	if code != 1 || !strings.Contains(stderr, "master key does not match") {
+		t.Fatalf("another master key: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := c.run("timeline", "nope", "--store", "sqlite::memory:"); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Fatalf("in-memory store: exit %d: %s", code, stderr)
+	}
+
+	_, stderr, code = c.run("timeline", "nope", "--store", "postgres://nobody@127.0.0.1:1/x?sslmode=disable")
+	if code != 2 || !strings.Contains(stderr, "chronicle keygen > master.key") {
+		t.Fatalf("PostgreSQL without a master key: exit %d: %s", code, stderr)
+	}
 }
