@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // NewMasterKey returns a new master key (32 random bytes) encoded as its
@@ -38,27 +39,37 @@ func ParseMasterKey(b []byte) ([]byte, error) {
 }
 
 // CreateMasterKey reads the key file at path, creating it (mode 0600, a
-// new key) when it does not exist; created says which.
+// new key) when it does not exist; created says which. Processes creating
+// it at once agree on one key: it appears whole, or not at all.
 func CreateMasterKey(path string) (key []byte, created bool, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if key, err := ReadMasterKey(path); !errors.Is(err, os.ErrNotExist) {
+		return key, false, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".master.key-*")
+	if err != nil {
+		return nil, false, fmt.Errorf("create master key: %w", err)
+	}
+	defer os.Remove(f.Name())
+	enc := NewMasterKey()
+	_, err = f.Write(enc)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o600)
+	}
+	if err == nil {
+		// Link, unlike rename, fails when another process got there first.
+		err = os.Link(f.Name(), path)
+	}
 	if errors.Is(err, os.ErrExist) {
 		key, err = ReadMasterKey(path)
 		return key, false, err
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("create master key: %w", err)
-	}
-	enc := NewMasterKey()
-	if _, err := f.Write(enc); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, false, fmt.Errorf("create master key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("create master key: %w", err)
-	}
-	if err := f.Close(); err != nil {
 		return nil, false, fmt.Errorf("create master key: %w", err)
 	}
 	key, err = ParseMasterKey(enc)

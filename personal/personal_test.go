@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chronicle-es/chronicle"
@@ -177,4 +180,63 @@ func TestWrongMasterKey(t *testing.T) {
 			t.Fatalf("NewKeyring(other key) error = %v, want ErrWrongMasterKey", err)
 		}
 	})
+}
+
+// TestSealAnyValue: a personal field of any JSON type, under a key spelled
+// with escapes, is stored as a token and revealed as the same value, also
+// when the token sits inside a longer string.
+func TestSealAnyValue(t *testing.T) {
+	ctx := context.Background()
+	b := testbackends.SQLite(t, testbackends.Options{})
+	k := newKeyring(t, b, masterKey(t))
+	s := personal.NewStore(b, k, personal.NewPolicy(personal.Rule{Type: "Signed", Fields: []string{"who", "where"}, Subject: "person"}))
+	data := `{"person":"p1","w\u0068o":{"first":"Ada","last":"Lovelace"},"where":["Marylebone",1815],"note":"kept"}`
+	if _, err := s.Append(ctx, "doc-1", chronicle.NoStream, []chronicle.Event{{Type: "Signed", Data: []byte(data)}}); err != nil {
+		t.Fatal(err)
+	}
+	stored := readJSON(t, b, "doc-1")
+	if bytes.Contains(stored, []byte("Lovelace")) || bytes.Contains(stored, []byte("Marylebone")) || !bytes.Contains(stored, []byte("kept")) {
+		t.Fatalf("stored: %s", stored)
+	}
+	got, err := k.Reveal(ctx, stored, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(got, &v); err != nil {
+		t.Fatalf("revealed %s: %v", got, err)
+	}
+	if want := `map[note:kept person:p1 where:[Marylebone 1815] who:map[first:Ada last:Lovelace]]`; fmt.Sprint(v) != want {
+		t.Fatalf("revealed %v, want %s", v, want)
+	}
+	tok := tokenOf(t, []byte(`"who":"`+strings.Split(string(stored), `"who":"`)[1]), "who")
+	inner, err := k.Reveal(ctx, []byte(`{"s":"by `+tok+`!"}`), true)
+	if err != nil || !json.Valid(inner) || !strings.Contains(string(inner), `Lovelace`) {
+		t.Fatalf("token inside a string revealed as %s, %v", inner, err)
+	}
+}
+
+// TestCreateMasterKeyOnce: processes creating the key file at once agree
+// on one key.
+func TestCreateMasterKeyOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.key")
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, _, err := personal.CreateMasterKey(path)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if !bytes.Equal(k, keys[0]) || len(k) != 32 {
+			t.Fatalf("keys differ: %x vs %x", k, keys[0])
+		}
+	}
 }

@@ -124,8 +124,12 @@ func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Even
 }
 
 // mentions reports whether data may hold one of fields: a cheap test that
-// spares parsing events that carry none.
+// spares parsing events that carry none. A key may be spelled with \u
+// escapes: such data is always parsed.
 func mentions(data []byte, fields []string) bool {
+	if bytes.Contains(data, []byte(`\u`)) {
+		return true
+	}
 	for _, f := range fields {
 		if bytes.Contains(data, []byte(`"`+f+`"`)) {
 			return true

@@ -111,6 +111,9 @@ func (k *Keyring) Reveal(ctx context.Context, b []byte, asJSON bool) ([]byte, er
 			if value, err = open(aead, t.id, t.payload); err != nil {
 				return nil, err
 			}
+			if !json.Valid(value) {
+				return nil, fmt.Errorf("personal: token of key %s holds no JSON value", t.id)
+			}
 		}
 		start, end := t.start, t.end
 		quoted := start > 0 && end < len(b) && b[start-1] == '"' && b[end] == '"'
@@ -119,6 +122,10 @@ func (k *Keyring) Reveal(ctx context.Context, b []byte, asJSON bool) ([]byte, er
 			start, end = start-1, end+1
 		case asJSON && value[0] == '"':
 			value = value[1 : len(value)-1] // the string's escaped text
+		case asJSON:
+			// Another value inside a string: its JSON text, escaped.
+			q, _ := json.Marshal(string(value))
+			value = q[1 : len(q)-1]
 		case value[0] == '"':
 			var s string
 			if err := json.Unmarshal(value, &s); err == nil {
