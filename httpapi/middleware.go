@@ -72,7 +72,9 @@ type recorder struct {
 	bytes        int64
 	writeTimeout time.Duration
 	// personal reveals personal fields in what is written (nil: none);
-	// ctx is the request's, log says why a response was cut.
+	// ctx is the request's (a recorder lives exactly as long as its
+	// request, and Write has no other way to get it); log says why a
+	// response was cut.
 	personal Personal
 	ctx      context.Context
 	log      *slog.Logger
