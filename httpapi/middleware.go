@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chronicle-es/chronicle/personal"
 )
 
 type ctxKey int
@@ -68,6 +71,13 @@ type recorder struct {
 	status       int
 	bytes        int64
 	writeTimeout time.Duration
+	// personal reveals personal fields in what is written (nil: none);
+	// ctx is the request's (a recorder lives exactly as long as its
+	// request, and Write has no other way to get it); log says why a
+	// response was cut.
+	personal Personal
+	ctx      context.Context
+	log      *slog.Logger
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -82,6 +92,23 @@ func (rec *recorder) Write(b []byte) (int, error) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 		rec.startWrite()
+	}
+	if rec.personal != nil && bytes.Contains(b, []byte(personal.Prefix)) {
+		// Every body is written whole (a page, an event, a timeline), so
+		// no token is split between two writes.
+		ct := rec.Header().Get("Content-Type")
+		out, err := rec.personal.Reveal(rec.ctx, b, !strings.HasPrefix(ct, "text/plain"))
+		if err != nil {
+			// The status is sent already: cut the response rather than
+			// send personal data unrevealed or half a body.
+			rec.log.LogAttrs(rec.ctx, slog.LevelError, "reveal personal data", slog.Any("error", err))
+			panic(http.ErrAbortHandler)
+		}
+		if _, err := rec.ResponseWriter.Write(out); err != nil {
+			return 0, err
+		}
+		rec.bytes += int64(len(out))
+		return len(b), nil
 	}
 	n, err := rec.ResponseWriter.Write(b)
 	rec.bytes += int64(n)
@@ -109,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
-	rec := &recorder{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
+	rec := &recorder{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout, personal: s.opts.Personal, ctx: r.Context(), log: s.log}
 	s.metrics.inflight.Inc()
 	defer func() {
 		s.metrics.inflight.Dec()

@@ -80,6 +80,11 @@ type Options struct {
 	// Console serves the web console: GET / and GET /console/... When nil,
 	// GET / answers a short text pointing at the API.
 	Console http.Handler
+	// Personal reveals the personal fields of every response (they are
+	// stored encrypted: see package personal) and serves DELETE
+	// /customers/{customer_id}/personal-data. Nil: bodies go out as
+	// stored.
+	Personal Personal
 }
 
 // DefaultWriteTimeout is Options.WriteTimeout when left 0: time for a
@@ -225,6 +230,7 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /events", RoleRead, s.events)
 
 	// Operations.
+	s.handle("DELETE /customers/{customer_id}/personal-data", RoleAdmin, s.erasePersonalData)
 	s.handle("GET /projections", RoleRead, s.listProjections)
 	s.handle("POST /projections/{name}/rebuild", RoleAdmin, s.rebuildProjection)
 	s.handle("GET /healthz", RoleNone, s.healthz)

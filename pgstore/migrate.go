@@ -80,6 +80,25 @@ CREATE TRIGGER streams_no_delete BEFORE DELETE ON streams
 CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON streams
 	FOR EACH STATEMENT EXECUTE FUNCTION streams_kept();
 `,
+	3: `
+-- Data keys of personal data, wrapped by a master key kept outside the
+-- store; one live key per subject. Erasing sets wrapped to NULL and keeps
+-- the row as a tombstone (erased_at).
+CREATE TABLE data_keys (
+	key_id     text PRIMARY KEY,
+	subject    text NOT NULL,
+	wrapped    bytea,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	erased_at  timestamptz
+);
+CREATE UNIQUE INDEX data_keys_live ON data_keys (subject) WHERE erased_at IS NULL;
+CREATE INDEX data_keys_subject ON data_keys (subject, erased_at);
+-- A value derived from the master key, to refuse another key at start.
+CREATE TABLE key_check (
+	id    integer PRIMARY KEY CHECK (id = 1),
+	value bytea NOT NULL
+);
+`,
 }
 
 // migrateLockClass is the first key of the advisory lock that serializes

@@ -72,6 +72,10 @@ type Options struct {
 	// AckTimeout bounds the wait for a window's acknowledgements; the
 	// window is then published again. Default DefaultAckTimeout.
 	AckTimeout time.Duration
+	// Reveal, when set, is given the bodies of each window before they are
+	// published and returns them as readers may see them (the personal
+	// fields decrypted, or "[erased]"), as GET /events shows them.
+	Reveal func(ctx context.Context, bodies [][]byte) ([][]byte, error)
 	// Metrics, when set, counts what the relay does.
 	Metrics *Metrics
 	// Logger receives the connection's comings and goings. Default: discard.
@@ -277,15 +281,25 @@ func (r *Relay) deliver(ctx context.Context, events []chronicle.RecordedEvent) e
 		return err
 	}
 	out := eventjson.Events(events, r.opts.Upcaster)
-	futures := make([]jetstream.PubAckFuture, 0, len(out))
+	bodies := make([][]byte, len(out))
 	for i, e := range out {
 		body, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("relay: encode %s v%d: %w", e.StreamID, e.Version, err)
 		}
+		bodies[i] = body
+	}
+	if r.opts.Reveal != nil {
+		var err error
+		if bodies, err = r.opts.Reveal(ctx, bodies); err != nil {
+			return fmt.Errorf("relay: reveal: %w", err)
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(out))
+	for i, e := range out {
 		msg := &nats.Msg{
 			Subject: r.Subject(chronicle.StreamType(e.StreamID), events[i].Type),
-			Data:    body,
+			Data:    bodies[i],
 			Header: nats.Header{
 				HeaderStream:     {e.StreamID},
 				HeaderVersion:    {strconv.FormatInt(e.Version, 10)},

@@ -23,6 +23,9 @@ func dsnParams(p connParams) string {
 	if p.immediate {
 		q += "&_txlock=immediate"
 	}
+	if p.secureDelete {
+		q += "&_secure_delete=on"
+	}
 	// p.tempMemory, p.noAutoCheckpoint: this driver's DSN has neither
 	// temp_store nor wal_autocheckpoint; statement journals may spill to a
 	// temporary file, and commits still checkpoint (slower, same results).

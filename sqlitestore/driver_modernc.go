@@ -32,6 +32,9 @@ func dsnParams(p connParams) string {
 	if p.noAutoCheckpoint {
 		q += "&_pragma=wal_autocheckpoint(0)"
 	}
+	if p.secureDelete {
+		q += "&_pragma=secure_delete(1)"
+	}
 	return q
 }
 

@@ -63,6 +63,25 @@ BEGIN SELECT RAISE(ABORT, 'chronicle: events are immutable: an event is stored t
 CREATE TRIGGER streams_no_delete BEFORE DELETE ON streams
 BEGIN SELECT RAISE(ABORT, 'chronicle: streams are never removed'); END;
 `,
+	`
+-- Data keys of personal data, wrapped by a master key kept outside the
+-- store; one live key per subject. Erasing sets wrapped to NULL and keeps
+-- the row as a tombstone (erased_at).
+CREATE TABLE data_keys (
+	key_id     TEXT PRIMARY KEY,
+	subject    TEXT NOT NULL,
+	wrapped    BLOB,             -- NULL once erased
+	created_at INTEGER NOT NULL, -- unix microseconds, UTC
+	erased_at  INTEGER
+);
+CREATE UNIQUE INDEX data_keys_live ON data_keys (subject) WHERE erased_at IS NULL;
+CREATE INDEX data_keys_subject ON data_keys (subject, erased_at);
+-- A value derived from the master key, to refuse another key at start.
+CREATE TABLE key_check (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	value BLOB NOT NULL
+);
+`,
 }
 
 // migrate brings the schema up to date in one IMMEDIATE transaction, so two

@@ -88,6 +88,9 @@ type connParams struct {
 	// noAutoCheckpoint: commits on this connection never checkpoint the WAL
 	// themselves (wal_autocheckpoint=0); the store's checkpointer does.
 	noAutoCheckpoint bool
+	// secureDelete zeroes the bytes of deleted content (secure_delete), so
+	// that an erased data key leaves no copy in free space.
+	secureDelete bool
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -138,7 +141,7 @@ func (s *Store) openDBs(ctx context.Context, path string) error {
 	open := func(name string, p connParams) (*sql.DB, error) {
 		return sql.Open(driverName, name+"&"+dsnParams(p))
 	}
-	writer := connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true, tempMemory: true}
+	writer := connParams{busyTimeoutMS: s.opts.BusyTimeout, synchronous: s.opts.Synchronous, immediate: true, tempMemory: true, secureDelete: true}
 	if !s.memory {
 		writer.noAutoCheckpoint = true
 	}

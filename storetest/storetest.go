@@ -77,6 +77,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("EventByID", func(t *testing.T) { testEventByID(t, h) })
 	t.Run("Notify", func(t *testing.T) { testNotify(t, h) })
 	t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, h) })
+	t.Run("DataKeys", func(t *testing.T) { testDataKeys(t, h) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h) })
 	t.Run("Soak", func(t *testing.T) { testSoak(t, h) })
 }

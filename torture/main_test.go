@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/personal"
 )
 
 // envPostgres names the development PostgreSQL the suite uses for its
@@ -40,6 +41,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	// Every chronicle process of the suite shares one master key: a
+	// PostgreSQL store needs one given.
+	key := filepath.Join(dir, "master.key")
+	if err := os.WriteFile(key, personal.NewMasterKey(), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("CHRONICLE_MASTER_KEY_FILE", key)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -187,13 +187,17 @@ at the end unless --keep.`,
 // serveInProcess runs serve inside this process for W8, with the same
 // wiring as the serve command (it is the serve command).
 func (m *Main) serveInProcess(ctx context.Context, storeURL string) (*bench.Server, error) {
+	key, removeKey, err := bench.TempMasterKey()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	addrc := make(chan string, 1)
 	sm := &Main{Stdout: io.Discard, Stderr: m.Stderr, Getenv: func(string) string { return "" },
 		Ready: func(addr string) { addrc <- addr }}
 	done := make(chan error, 1)
 	go func() {
-		done <- sm.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--log-level", "error"})
+		done <- sm.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--master-key", key, "--log-level", "error"})
 	}()
 	select {
 	case addr := <-addrc:
@@ -201,10 +205,11 @@ func (m *Main) serveInProcess(ctx context.Context, storeURL string) (*bench.Serv
 			Base:      "http://" + addr,
 			InProcess: true,
 			PeakRSS:   func() (int64, error) { return bench.PeakRSS("/proc/self/status") },
-			Stop:      func() error { cancel(); return <-done },
+			Stop:      func() error { defer removeKey(); cancel(); return <-done },
 		}, nil
 	case err := <-done:
 		cancel()
+		removeKey()
 		return nil, fmt.Errorf("serve exited before listening: %w", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -165,6 +164,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		return &usageError{fmt.Errorf("%s%w", cmdPrefix(c), err)}
 	})
 	root.PersistentFlags().String("store", "", "store URL (default $CHRONICLE_STORE, else sqlite at ./chronicle-data/chronicle.db)")
+	root.PersistentFlags().String("master-key", "", "file of the master key of personal data (default $"+envMasterKey+", else master.key beside a SQLite store)")
 	root.AddCommand(
 		m.serveCommand(),
 		m.relayCommand(),
@@ -174,6 +174,8 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		m.auditCommand(),
 		m.benchCommand(),
 		m.demoCommand(),
+		m.keygenCommand(),
+		m.eraseCommand(),
 	)
 	return root
 }
@@ -214,20 +216,6 @@ func (m *Main) storeURL(c *cobra.Command) string {
 		return u
 	}
 	return m.Getenv(storeurl.Env)
-}
-
-// openStore opens the store the command line names. A URL that cannot be
-// parsed is a usage error.
-func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, storeurl.Location, error) {
-	loc, err := storeurl.Parse(m.storeURL(c))
-	if err != nil {
-		return nil, loc, &usageError{err}
-	}
-	s, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: log})
-	if err != nil {
-		return nil, loc, err
-	}
-	return s, loc, nil
 }
 
 func (m *Main) isTerminal(w io.Writer) bool {

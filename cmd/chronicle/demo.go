@@ -17,6 +17,7 @@ import (
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/personal"
 )
 
 func (m *Main) demoCommand() *cobra.Command {
@@ -44,7 +45,7 @@ history is recorded now; the read models are built by 'chronicle serve' (or
 			if orders < 1 || workers < 1 {
 				return usagef("demo: --orders and --workers must be at least 1")
 			}
-			store, loc, err := m.openStore(c, slog.New(slog.DiscardHandler))
+			store, loc, keys, err := m.openStore(c, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}
@@ -54,7 +55,7 @@ history is recorded now; the read models are built by 'chronicle serve' (or
 			}
 			start := time.Now()
 			who := chronicle.Metadata{Actor: m.cliActor(), RequestID: chronicle.NewEventID()}
-			events, err := runDemo(c.Context(), store, orders, workers, seed, who)
+			events, err := runDemo(c.Context(), personal.NewStore(store, keys, order.PersonalData()), orders, workers, seed, who)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/personal"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/upcast"
 )
@@ -41,7 +42,7 @@ func newMetricsRegistry() *prometheus.Registry {
 // the write timeout), and the web console at /. Its Close releases what
 // the handler started (background rebuilds); call it after the HTTP server
 // has shut down. metrics is what /metrics serves (newMetricsRegistry).
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, metrics *prometheus.Registry, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
+func newHandler(store storeurl.Store, keys *personal.Keyring, reg *upcast.Registry, runner *projection.Runner, metrics *prometheus.Registry, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
 	appends, err := httpapi.NewAppendMetrics(metrics)
 	if err != nil {
 		return nil, err
@@ -52,7 +53,7 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		// The state cache spares a command its load (two reads) when it
 		// creates an order or follows a recent one: ~1 KiB an order, within
 		// aggregate.DefaultStateCacheBytes however large the orders.
-		Orders:       aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
+		Orders:       aggregate.New(appends.Wrap(personal.NewStore(store, keys, order.PersonalData())), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
 		Views:        orderview.NewReader(store),
 		Projections:  runner,
 		Logger:       log,
@@ -60,6 +61,7 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		Tokens:       a.tokens,
 		JWT:          a.jwt,
 		Console:      console.Handler(),
+		Personal:     keys,
 		WriteTimeout: limits.write,
 
 		MaxMinVersionWaiters: limits.maxWaiters,

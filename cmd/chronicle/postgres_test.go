@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chronicle-es/chronicle/personal"
 )
 
 // pgStoreURL returns a store URL for a fresh schema of the test PostgreSQL,
@@ -48,11 +51,23 @@ func pgStoreURL(t *testing.T) string {
 	return u.String()
 }
 
+// masterKeyFile returns a new master key file (PostgreSQL stores need one
+// given).
+func masterKeyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(path, personal.NewMasterKey(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestPostgres runs the read-only and operations commands on PostgreSQL,
 // with serve writing to the same schema meanwhile.
 func TestPostgres(t *testing.T) {
 	store := pgStoreURL(t)
-	c := newCLI(t, map[string]string{"CHRONICLE_STORE": store})
+	key := masterKeyFile(t)
+	c := newCLI(t, map[string]string{"CHRONICLE_STORE": store, envMasterKey: key})
 	appendRaw(t, store, "ord_pg1",
 		ev("OrderCreated", 1, `{"customer_id":"cust_456","total":9999}`),
 		ev("PaymentReceived", 1, `{"method":"card","amount":9999}`),
@@ -76,7 +91,7 @@ func TestPostgres(t *testing.T) {
 		}
 	}
 
-	base := startInProcess(t, map[string]string{"CHRONICLE_STORE": store})
+	base := startInProcess(t, map[string]string{"CHRONICLE_STORE": store, envMasterKey: key})
 	id := createOrderOverHTTP(t, base)
 	out, _, code = c.run("timeline", id)
 	if code != 0 || !strings.Contains(out, "v1 OrderCreated {customer: cust_live, items: 1, total: $25.00}") {

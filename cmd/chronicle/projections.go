@@ -23,7 +23,7 @@ import (
 // openRunner opens the store and a projection runner over the order read
 // models, with their tables set up. The caller closes the store.
 func (m *Main) openRunner(c *cobra.Command) (storeurl.Store, *projection.Runner, error) {
-	store, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+	store, _, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chronicle-es/chronicle/personal"
 	"log/slog"
 	"net"
 	"net/http"
@@ -82,12 +83,13 @@ flight.`,
 
 func (m *Main) relay(c *cobra.Command, opts relay.Options, metricsAddr string, log *slog.Logger) error {
 	ctx := c.Context()
-	store, loc, err := m.openStore(c, log)
+	store, loc, keys, err := m.openStore(c, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	log.Info("store open", "store", loc.String())
+	opts.Reveal = revealer(keys)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r, runner, err := startRelay(ctx, store, order.NewRegistry(), opts, reg, projection.Options{Logger: log})
@@ -116,6 +118,14 @@ func (m *Main) relay(c *cobra.Command, opts relay.Options, metricsAddr string, l
 		return err
 	}
 	return nil
+}
+
+// revealer is the relay's Reveal with keys: messages carry personal data
+// decrypted, as GET /events does.
+func revealer(keys *personal.Keyring) func(context.Context, [][]byte) ([][]byte, error) {
+	return func(ctx context.Context, bodies [][]byte) ([][]byte, error) {
+		return keys.RevealEach(ctx, bodies, true)
+	}
 }
 
 // startRelay makes the relay (counted in reg) and a runner of it with

@@ -122,12 +122,13 @@ func TestServeLogsNoPassword(t *testing.T) {
 	q := asParam.Query()
 	q.Set("password", pw)
 	asParam.RawQuery = q.Encode()
+	key := masterKeyFile(t)
 	for _, store := range []string{asUserinfo.String(), asParam.String()} {
 		ctx, cancel := context.WithCancel(context.Background())
 		var stderr bytes.Buffer
 		m := &Main{Stdout: &bytes.Buffer{}, Stderr: &lockedWriter{w: &stderr}, Getenv: func(string) string { return "" },
 			Ready: func(string) { cancel() }}
-		err := m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--store", store, "--log-level", "debug"})
+		err := m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--store", store, "--master-key", key, "--log-level", "debug"})
 		cancel()
 		if err != nil {
 			t.Fatalf("serve: %v", err)

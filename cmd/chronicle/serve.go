@@ -264,7 +264,7 @@ type auth struct {
 
 func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, relayOpts relay.Options) error {
 	ctx := c.Context()
-	store, loc, err := m.openStore(c, log)
+	store, loc, keys, err := m.openStore(c, log)
 	if err != nil {
 		return err
 	}
@@ -283,6 +283,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 	var runner *projection.Runner
 	if relayOpts.URL != "" {
 		var r *relay.Relay
+		relayOpts.Reveal = revealer(keys)
 		r, runner, err = startRelay(ctx, store, reg, relayOpts, metrics, ropts, orderview.Projections()...)
 		if err != nil {
 			return fmt.Errorf("set up read models and relay: %w", err)
@@ -316,7 +317,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		log.Info("projections stopped")
 	}
 
-	h, err := newHandler(store, reg, runner, metrics, a, limits, log)
+	h, err := newHandler(store, keys, reg, runner, metrics, a, limits, log)
 	if err != nil {
 		stopProjections()
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,7 +65,7 @@ open, SQLite included: that is how to debug a live system.`,
 			if at != "" && version > 0 {
 				return usagef("timeline: give --at or --version, not both")
 			}
-			store, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+			store, _, keys, err := m.openStore(c, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}
@@ -106,27 +107,39 @@ open, SQLite included: that is how to debug a live system.`,
 				}
 				state, label = &s, fmt.Sprintf("state at %s (v%d)", asOf.UTC().Format(time.RFC3339Nano), s.Version)
 			}
-			if asJSON {
-				return writeTimelineJSON(m.Stdout, tl, state)
-			}
-			if err := tl.WriteText(m.Stdout); err != nil {
-				return err
-			}
-			if state != nil {
-				b, err := json.MarshalIndent(state, "", "  ")
-				if err != nil {
+			// Personal fields are tokens until the output is revealed.
+			out := &bytes.Buffer{}
+			if err := func() error {
+				if asJSON {
+					return writeTimelineJSON(out, tl, state)
+				}
+				if err := tl.WriteText(out); err != nil {
 					return err
 				}
-				// Escaped like the timeline: JSON's escapes leave DEL, C1
-				// controls and bidi overrides raw.
-				lines := strings.Split(string(b), "\n")
-				for i, l := range lines {
-					lines[i] = freetext.Escape(l)
+				if state != nil {
+					b, err := json.MarshalIndent(state, "", "  ")
+					if err != nil {
+						return err
+					}
+					// Escaped like the timeline: JSON's escapes leave DEL, C1
+					// controls and bidi overrides raw.
+					lines := strings.Split(string(b), "\n")
+					for i, l := range lines {
+						lines[i] = freetext.Escape(l)
+					}
+					_, err = fmt.Fprintf(out, "\n%s:\n%s\n", label, strings.Join(lines, "\n"))
+					return err
 				}
-				_, err = fmt.Fprintf(m.Stdout, "\n%s:\n%s\n", label, strings.Join(lines, "\n"))
+				return nil
+			}(); err != nil {
 				return err
 			}
-			return nil
+			revealed, err := keys.Reveal(ctx, out.Bytes(), asJSON)
+			if err != nil {
+				return err
+			}
+			_, err = m.Stdout.Write(revealed)
+			return err
 		},
 	}
 	f := c.Flags()

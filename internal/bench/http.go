@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chronicle-es/chronicle/personal"
 )
 
 // Server is a running order service for W8.
@@ -32,13 +34,36 @@ type Server struct {
 // on loopback, and returns once it is ready. ctx bounds the starting only.
 type ServeFunc func(ctx context.Context, storeURL string) (*Server, error)
 
+// TempMasterKey writes a new master key to a temporary file for a server
+// on a fresh store; remove removes the file.
+func TempMasterKey() (path string, remove func(), err error) {
+	f, err := os.CreateTemp("", "chronicle-bench-*.key")
+	if err != nil {
+		return "", nil, err
+	}
+	_, err = f.Write(personal.NewMasterKey())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	remove = func() { os.Remove(f.Name()) }
+	if err != nil {
+		remove()
+		return "", nil, err
+	}
+	return f.Name(), remove, nil
+}
+
 // ChildServe returns a ServeFunc that runs "exe serve" as a child process
 // (exe is the chronicle binary), so that its peak RSS is the server's
 // alone. Auth is off: the child gets no CHRONICLE_TOKENS and listens on
 // 127.0.0.1.
 func ChildServe(exe string) ServeFunc {
 	return func(ctx context.Context, storeURL string) (*Server, error) {
-		cmd := exec.Command(exe, "serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--log-format", "json", "--log-level", "info")
+		key, removeKey, err := TempMasterKey()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(exe, "serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--master-key", key, "--log-format", "json", "--log-level", "info")
 		for _, kv := range os.Environ() {
 			if !strings.HasPrefix(kv, "CHRONICLE_TOKENS=") && !strings.HasPrefix(kv, "CHRONICLE_STORE=") {
 				cmd.Env = append(cmd.Env, kv)
@@ -52,6 +77,7 @@ func ChildServe(exe string) ServeFunc {
 			return nil, err
 		}
 		stop := func() error {
+			defer removeKey()
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			return cmd.Wait()
 		}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/httpapi"
+	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/personal"
+	"github.com/chronicle-es/chronicle/projection"
+)
+
+// envMasterKey names the master key file when --master-key does not.
+const envMasterKey = "CHRONICLE_MASTER_KEY_FILE"
+
+// masterKey returns the master key for the store at loc: --master-key,
+// else $CHRONICLE_MASTER_KEY_FILE, else (SQLite) master.key beside the
+// database file, created on first use; an in-memory store gets a key of
+// its own, gone with it. PostgreSQL needs one given: every process sharing
+// the store must use the same.
+func (m *Main) masterKey(c *cobra.Command, loc storeurl.Location, log *slog.Logger) ([]byte, error) {
+	path, _ := c.Flags().GetString("master-key")
+	if path == "" {
+		path = m.Getenv(envMasterKey)
+	}
+	if path != "" {
+		return personal.ReadMasterKey(path)
+	}
+	if loc.Kind != storeurl.SQLite {
+		return nil, &usageError{errors.New("no master key: a PostgreSQL store needs the one its data keys were made with, " +
+			"the same for every process: make one with 'chronicle keygen > master.key' and pass --master-key master.key " +
+			"(or set " + envMasterKey + ")")}
+	}
+	if loc.Path == ":memory:" {
+		return personal.ParseMasterKey(personal.NewMasterKey())
+	}
+	path = filepath.Join(filepath.Dir(loc.Path), "master.key")
+	key, created, err := personal.CreateMasterKey(path)
+	if created {
+		log.Info("created a master key for the store's personal data: keep it, and back it up apart from the store", "path", path)
+	}
+	return key, err
+}
+
+// openStore opens the store the command line names, with the keyring of its
+// personal data. A URL that cannot be parsed is a usage error; a master key
+// that does not match the store's is refused here, before anything runs.
+func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, storeurl.Location, *personal.Keyring, error) {
+	loc, err := storeurl.Parse(m.storeURL(c))
+	if err != nil {
+		return nil, loc, nil, &usageError{err}
+	}
+	if loc.Kind != storeurl.SQLite {
+		// Refuse before connecting: the missing key is the message to see.
+		if _, err := m.masterKey(c, loc, log); err != nil {
+			return nil, loc, nil, err
+		}
+	}
+	s, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: log})
+	if err != nil {
+		return nil, loc, nil, err
+	}
+	master, err := m.masterKey(c, loc, log)
+	var keys *personal.Keyring
+	if err == nil {
+		keys, err = personal.NewKeyring(c.Context(), s, master)
+	}
+	clear(master)
+	if err != nil {
+		s.Close()
+		return nil, loc, nil, err
+	}
+	return s, loc, keys, nil
+}
+
+func (m *Main) keygenCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen",
+		Short: "Print a new master key (32 random bytes, base64)",
+		Long: `Print a new master key for the data keys of personal data. Keep it apart from
+the store: whoever has both can read the personal data not erased yet, and
+without it nobody can. Every process sharing a store needs the same key.`,
+		Example: `  chronicle keygen > master.key && chmod 600 master.key
+  chronicle serve --store postgres://... --master-key master.key`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			_, err := m.Stdout.Write(personal.NewMasterKey())
+			return err
+		},
+	}
+}
+
+func (m *Main) eraseCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "erase CUSTOMER_ID",
+		Short: "Erase a customer's personal data (destroy its data key)",
+		Long: `Erase a customer's personal data: its data key is destroyed, so every
+personal field of its orders (shipping name, line1, city, postal code, who
+signed for the delivery) reads as "[erased]" from now on, everywhere. Nothing
+else changes: statuses, totals, versions, hashes. Prints the same JSON as
+DELETE /customers/{customer_id}/personal-data; erasing again prints the same.
+Exit 1 for a customer with no personal data stored.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			customer := args[0]
+			store, _, keys, err := m.openStore(c, slog.New(slog.DiscardHandler))
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			// The orders come from the read model, whose tables may not
+			// exist yet.
+			runner, err := projection.New(store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
+			if err == nil {
+				err = runner.Setup(c.Context())
+			}
+			if err != nil {
+				return err
+			}
+			e, err := httpapi.Erase(c.Context(), keys, orderview.NewReader(store), customer)
+			if errors.Is(err, chronicle.ErrNotFound) {
+				return fmt.Errorf("customer %s has no personal data in this store", customer)
+			}
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(m.Stdout, "%s\n", b)
+			return err
+		},
+	}
+}

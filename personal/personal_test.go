@@ -1,0 +1,245 @@
+package personal_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/testbackends"
+	"github.com/chronicle-es/chronicle/order"
+	"github.com/chronicle-es/chronicle/personal"
+)
+
+func newKeyring(t *testing.T, b testbackends.Backend, master []byte) *personal.Keyring {
+	t.Helper()
+	k, err := personal.NewKeyring(context.Background(), b.(chronicle.KeyStore), master)
+	if err != nil {
+		t.Fatalf("NewKeyring: %v", err)
+	}
+	return k
+}
+
+func masterKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := personal.ParseMasterKey(personal.NewMasterKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func appendOrder(t *testing.T, s chronicle.Store, id, customer, name, signedBy string) {
+	t.Helper()
+	ctx := context.Background()
+	evs := []chronicle.Event{
+		{Type: order.TypeOrderCreated, SchemaVersion: 3, Data: []byte(`{"customer_id":"` + customer + `","currency":"USD","items":[],"total":100}`)},
+		{Type: order.TypeShippingAddressChanged, Data: []byte(`{"name":"` + name + `","line1":"1 Secret Lane","city":"Hushville","postal_code":"99999","country":"US"}`)},
+	}
+	if _, err := s.Append(ctx, "order-"+id, chronicle.NoStream, evs); err != nil {
+		t.Fatalf("append %s: %v", id, err)
+	}
+	// A later append takes the subject from the stream.
+	if _, err := s.Append(ctx, "order-"+id, chronicle.Any, []chronicle.Event{
+		{Type: order.TypeOrderShipped, Data: []byte(`{"carrier":"Parcelwing","tracking":"T1"}`)},
+		{Type: order.TypeOrderDelivered, Data: []byte(`{"signed_by":"` + signedBy + `"}`)},
+	}); err != nil {
+		t.Fatalf("append %s: %v", id, err)
+	}
+}
+
+func readJSON(t *testing.T, s chronicle.Store, stream string) []byte {
+	t.Helper()
+	evs, err := s.ReadStream(context.Background(), stream, chronicle.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, e := range evs {
+		b.Write(e.Data)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// TestEncryptRevealErase: personal fields reach the store as tokens only,
+// reveal as plaintext, and as "[erased]" after erasure, in this keyring and
+// in another one (another process) that had the key cached; nothing else
+// changes, and the customer's next order gets a new key.
+func TestEncryptRevealErase(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		master := masterKey(t)
+		k1, k2 := newKeyring(t, b, master), newKeyring(t, b, master)
+		s := personal.NewStore(b, k1, order.PersonalData())
+		appendOrder(t, s, "o1", "cust_1", "Zebulon Quartz", "Zebulon Q.")
+		appendOrder(t, s, "o2", "cust_2", "Ottoline Brie", "O. Brie")
+
+		stored := readJSON(t, b, "order-o1")
+		for _, secret := range []string{"Zebulon", "Secret Lane", "Hushville", "99999"} {
+			if bytes.Contains(stored, []byte(secret)) {
+				t.Fatalf("stored events hold %q:\n%s", secret, stored)
+			}
+		}
+		for _, kept := range []string{"Parcelwing", `"country":"US"`, "cust_1", personal.Prefix} {
+			if !bytes.Contains(stored, []byte(kept)) {
+				t.Fatalf("stored events lack %q:\n%s", kept, stored)
+			}
+		}
+
+		for _, k := range []*personal.Keyring{k1, k2} {
+			got, err := k.Reveal(ctx, stored, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range bytes.Split(bytes.TrimSpace(got), []byte("\n")) {
+				if !json.Valid(line) {
+					t.Fatalf("revealed invalid JSON: %s", line)
+				}
+			}
+			if !bytes.Contains(got, []byte(`"name":"Zebulon Quartz"`)) ||
+				!bytes.Contains(got, []byte(`"signed_by":"Zebulon Q."`)) || !bytes.Contains(got, []byte(`"postal_code":"99999"`)) {
+				t.Fatalf("revealed:\n%s", got)
+			}
+		}
+		text, err := k1.Reveal(ctx, []byte("signed_by: "+tokenOf(t, stored, "signed_by")), false)
+		if err != nil || string(text) != "signed_by: Zebulon Q." {
+			t.Fatalf("Reveal(text) = %q, %v", text, err)
+		}
+
+		at, err := k1.Erase(ctx, "cust_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k1.Erase(ctx, "cust_nobody"); !errors.Is(err, chronicle.ErrNotFound) {
+			t.Fatalf("erase unknown: %v, want ErrNotFound", err)
+		}
+		if after := readJSON(t, b, "order-o1"); !bytes.Equal(after, stored) {
+			t.Fatalf("erasure changed stored events")
+		}
+		for _, k := range []*personal.Keyring{k1, k2} {
+			got, err := k.Reveal(ctx, stored, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(got, []byte("Zebulon")) || bytes.Contains(got, []byte("Hushville")) {
+				t.Fatalf("erased data revealed:\n%s", got)
+			}
+			if n := bytes.Count(got, []byte(`"[erased]"`)); n != 5 {
+				t.Fatalf("%d erased fields, want 5:\n%s", n, got)
+			}
+			if !bytes.Contains(got, []byte("Parcelwing")) || !bytes.Contains(got, []byte(`"total":100`)) {
+				t.Fatalf("erasure changed other fields:\n%s", got)
+			}
+			other, err := k.Reveal(ctx, readJSON(t, b, "order-o2"), true)
+			if err != nil || !bytes.Contains(other, []byte("Ottoline Brie")) {
+				t.Fatalf("other customer's data: %s, %v", other, err)
+			}
+		}
+
+		// k2 (another process) had the key cached, and learns of the
+		// erasure only from the store.
+		if at2, err := k2.Erase(ctx, "cust_1"); err != nil || !at2.Equal(at) {
+			t.Fatalf("erase again = %v, %v; want %v", at2, err, at)
+		}
+
+		// Ordering again: a new key; the old order stays erased.
+		appendOrder(t, s, "o3", "cust_1", "Zebulon Again", "Z.")
+		got, err := k2.Reveal(ctx, append(readJSON(t, b, "order-o3"), stored...), true)
+		if err != nil || !bytes.Contains(got, []byte("Zebulon Again")) || bytes.Contains(got, []byte("Zebulon Quartz")) {
+			t.Fatalf("after ordering again: %s, %v", got, err)
+		}
+		if tokenKey(tokenOf(t, readJSON(t, b, "order-o3"), "name")) == tokenKey(tokenOf(t, stored, "name")) {
+			t.Fatalf("the new order uses the erased key")
+		}
+	})
+}
+
+func tokenOf(t *testing.T, data []byte, field string) string {
+	t.Helper()
+	i := bytes.Index(data, []byte(`"`+field+`":"`))
+	if i < 0 {
+		t.Fatalf("no %s in %s", field, data)
+	}
+	rest := data[i+len(field)+4:]
+	return string(rest[:bytes.IndexByte(rest, '"')])
+}
+
+func tokenKey(tok string) string { return strings.Split(tok, ":")[2] }
+
+// TestWrongMasterKey: a store is refused to a master key other than the one
+// its data keys were wrapped with.
+func TestWrongMasterKey(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		newKeyring(t, b, masterKey(t))
+		_, err := personal.NewKeyring(context.Background(), b.(chronicle.KeyStore), masterKey(t))
+		if !errors.Is(err, personal.ErrWrongMasterKey) {
+			t.Fatalf("NewKeyring(other key) error = %v, want ErrWrongMasterKey", err)
+		}
+	})
+}
+
+// TestSealAnyValue: a personal field of any JSON type, under a key spelled
+// with escapes, is stored as a token and revealed as the same value, also
+// when the token sits inside a longer string.
+func TestSealAnyValue(t *testing.T) {
+	ctx := context.Background()
+	b := testbackends.SQLite(t, testbackends.Options{})
+	k := newKeyring(t, b, masterKey(t))
+	s := personal.NewStore(b, k, personal.NewPolicy(personal.Rule{Type: "Signed", Fields: []string{"who", "where"}, Subject: "person"}))
+	data := `{"person":"p1","w\u0068o":{"first":"Ada","last":"Lovelace"},"where":["Marylebone",1815],"note":"kept"}`
+	if _, err := s.Append(ctx, "doc-1", chronicle.NoStream, []chronicle.Event{{Type: "Signed", Data: []byte(data)}}); err != nil {
+		t.Fatal(err)
+	}
+	stored := readJSON(t, b, "doc-1")
+	if bytes.Contains(stored, []byte("Lovelace")) || bytes.Contains(stored, []byte("Marylebone")) || !bytes.Contains(stored, []byte("kept")) {
+		t.Fatalf("stored: %s", stored)
+	}
+	got, err := k.Reveal(ctx, stored, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(got, &v); err != nil {
+		t.Fatalf("revealed %s: %v", got, err)
+	}
+	if want := `map[note:kept person:p1 where:[Marylebone 1815] who:map[first:Ada last:Lovelace]]`; fmt.Sprint(v) != want {
+		t.Fatalf("revealed %v, want %s", v, want)
+	}
+	tok := tokenOf(t, []byte(`"who":"`+strings.Split(string(stored), `"who":"`)[1]), "who")
+	inner, err := k.Reveal(ctx, []byte(`{"s":"by `+tok+`!"}`), true)
+	if err != nil || !json.Valid(inner) || !strings.Contains(string(inner), `Lovelace`) {
+		t.Fatalf("token inside a string revealed as %s, %v", inner, err)
+	}
+}
+
+// TestCreateMasterKeyOnce: processes creating the key file at once agree
+// on one key.
+func TestCreateMasterKeyOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.key")
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, _, err := personal.CreateMasterKey(path)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if !bytes.Equal(k, keys[0]) || len(k) != 32 {
+			t.Fatalf("keys differ: %x vs %x", k, keys[0])
+		}
+	}
+}

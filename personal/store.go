@@ -1,0 +1,204 @@
+package personal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+// Store is an event store that encrypts the personal fields of the events
+// appended through it (see Policy); everything else passes through, reads
+// included: events read back hold tokens (see Keyring.Reveal).
+//
+// A retried append of personal data is encrypted again, with new nonces, so
+// the store sees other content under the same event ids and answers
+// chronicle.ErrDuplicateEvent rather than the first append's result: look
+// the events up by id to tell a retry (the HTTP API's idempotency does).
+type Store struct {
+	chronicle.Store
+	keys   *Keyring
+	policy *Policy
+
+	mu       sync.Mutex
+	subjects map[string]string // stream -> subject, for events that name none
+}
+
+// NewStore returns s encrypting, with keys, the fields policy declares.
+func NewStore(s chronicle.Store, keys *Keyring, policy *Policy) *Store {
+	return &Store{Store: s, keys: keys, policy: policy, subjects: map[string]string{}}
+}
+
+// Unwrap returns the store this one wraps.
+func (s *Store) Unwrap() chronicle.Store { return s.Store }
+
+// Append encrypts the personal fields of events and appends them.
+// Errors: those of the wrapped store's Append; ErrNoSubject; the key
+// store's.
+func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
+	evs, err := s.seal(ctx, stream, events)
+	if err != nil {
+		return chronicle.AppendResult{}, err
+	}
+	return s.Store.Append(ctx, stream, expected, evs)
+}
+
+type appendRecorder interface {
+	AppendRecorded(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, []chronicle.RecordedEvent, error)
+}
+
+// AppendRecorded is Append that also returns the events as stored (with
+// tokens), when the wrapped store can; otherwise it reads them back.
+func (s *Store) AppendRecorded(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
+	evs, err := s.seal(ctx, stream, events)
+	if err != nil {
+		return chronicle.AppendResult{}, nil, err
+	}
+	if ar, ok := s.Store.(appendRecorder); ok {
+		return ar.AppendRecorded(ctx, stream, expected, evs)
+	}
+	res, err := s.Store.Append(ctx, stream, expected, evs)
+	if err != nil {
+		return res, nil, err
+	}
+	rec, err := s.Store.ReadStream(ctx, stream, chronicle.ReadStreamOptions{From: res.FirstVersion, To: res.LastVersion})
+	return res, rec, err
+}
+
+// seal returns events with their personal fields as tokens; events without
+// any are the same values (no copy, no parse).
+func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Event) ([]chronicle.Event, error) {
+	var out []chronicle.Event
+	for i, e := range events {
+		r, ok := s.policy.rule(e.Type, e.SchemaVersion)
+		if !ok || len(r.Fields) == 0 || !mentions(e.Data, r.Fields) {
+			continue
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(e.Data, &obj); err != nil {
+			continue // not an object: the store refuses it or keeps it as it is
+		}
+		subject, err := s.subject(ctx, stream, r, obj, events[:i])
+		if err != nil {
+			return nil, err
+		}
+		dk, err := s.keys.subjectKey(ctx, subject)
+		if err != nil {
+			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		changed := false
+		for _, f := range r.Fields {
+			v, ok := obj[f]
+			if !ok || bytes.Equal(v, []byte("null")) {
+				continue
+			}
+			tok, err := seal(dk, v)
+			if err != nil {
+				return nil, fmt.Errorf("append %s: %w", stream, err)
+			}
+			obj[f], _ = json.Marshal(tok)
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(obj); err != nil {
+			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		if out == nil {
+			out = append([]chronicle.Event(nil), events...)
+		}
+		out[i].Data = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	}
+	if out == nil {
+		return events, nil
+	}
+	return out, nil
+}
+
+// mentions reports whether data may hold one of fields: a cheap test that
+// spares parsing events that carry none. A key may be spelled with \u
+// escapes: such data is always parsed.
+func mentions(data []byte, fields []string) bool {
+	if bytes.Contains(data, []byte(`\u`)) {
+		return true
+	}
+	for _, f := range fields {
+		if bytes.Contains(data, []byte(`"`+f+`"`)) {
+			return true
+		}
+	}
+	return false
+}
+
+// subject returns whose data an event holds: its subject field, or the
+// stream's subject (from the same append, a cache, or the stream).
+func (s *Store) subject(ctx context.Context, stream string, r Rule, obj map[string]json.RawMessage, before []chronicle.Event) (string, error) {
+	if r.Subject != "" {
+		if sub := stringField(obj[r.Subject]); sub != "" {
+			return sub, nil
+		}
+		return "", fmt.Errorf("append %s: %w: %s has no %s", stream, ErrNoSubject, r.Type, r.Subject)
+	}
+	for i := len(before) - 1; i >= 0; i-- {
+		if sub := s.namedSubject(before[i].Type, before[i].SchemaVersion, before[i].Data); sub != "" {
+			return sub, nil
+		}
+	}
+	s.mu.Lock()
+	sub, ok := s.subjects[stream]
+	s.mu.Unlock()
+	if ok {
+		return sub, nil
+	}
+	for from := int64(1); ; {
+		page, err := s.Store.ReadStream(ctx, stream, chronicle.ReadStreamOptions{From: from, Limit: 100})
+		if err != nil && !errors.Is(err, chronicle.ErrStreamNotFound) {
+			return "", fmt.Errorf("append %s: subject: %w", stream, err)
+		}
+		for _, e := range page {
+			if sub := s.namedSubject(e.Type, e.SchemaVersion, e.Data); sub != "" {
+				s.mu.Lock()
+				if len(s.subjects) >= maxCachedKeys {
+					clear(s.subjects)
+				}
+				s.subjects[stream] = sub
+				s.mu.Unlock()
+				return sub, nil
+			}
+		}
+		if len(page) < 100 {
+			return "", fmt.Errorf("append %s: %w: no event of the stream names one", stream, ErrNoSubject)
+		}
+		from = page[len(page)-1].Version + 1
+	}
+}
+
+// namedSubject returns the subject an event names, if its rule has a
+// subject field.
+func (s *Store) namedSubject(typ string, version int, data []byte) string {
+	r, ok := s.policy.rule(typ, version)
+	if !ok || r.Subject == "" || !bytes.Contains(data, []byte(`"`+r.Subject+`"`)) {
+		return ""
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ""
+	}
+	return stringField(obj[r.Subject])
+}
+
+func stringField(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}

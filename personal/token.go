@@ -1,0 +1,169 @@
+package personal
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Prefix starts every token: the stored form of one personal field.
+const Prefix = "chronicle:pd1:"
+
+// erasedJSON is what an erased field reveals as.
+var erasedJSON = []byte(`"` + Erased + `"`)
+
+// seal returns the token of a field's JSON value.
+func seal(dk dataKey, value []byte) (string, error) {
+	ns := dk.aead.NonceSize()
+	buf := make([]byte, ns, ns+len(value)+dk.aead.Overhead())
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	buf = dk.aead.Seal(buf, buf[:ns], value, []byte(Prefix+dk.id))
+	return Prefix + dk.id + ":" + base64.RawURLEncoding.EncodeToString(buf), nil
+}
+
+// open decrypts a token's payload with its key.
+func open(aead cipher.AEAD, id, payload string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	ns := aead.NonceSize()
+	if err != nil || len(b) < ns {
+		return nil, fmt.Errorf("personal: malformed token of key %s", id)
+	}
+	v, err := aead.Open(nil, b[:ns], b[ns:], []byte(Prefix+id))
+	if err != nil {
+		return nil, fmt.Errorf("personal: token of key %s does not decrypt: %w", id, err)
+	}
+	return v, nil
+}
+
+// token is one token found in a text: b[start:end].
+type token struct {
+	start, end  int
+	id, payload string
+}
+
+func tokenChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == ':'
+}
+
+// findTokens returns the tokens in b, in order.
+func findTokens(b []byte) []token {
+	var out []token
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(Prefix))
+		if j < 0 {
+			return out
+		}
+		start := i + j
+		end := start + len(Prefix)
+		for end < len(b) && tokenChar(b[end]) {
+			end++
+		}
+		i = end
+		rest := string(b[start+len(Prefix) : end])
+		id, payload, ok := strings.Cut(rest, ":")
+		if !ok || id == "" || payload == "" || strings.Contains(payload, ":") {
+			continue // not a token: leave it as it is
+		}
+		out = append(out, token{start: start, end: end, id: id, payload: payload})
+	}
+}
+
+// Reveal returns b with every token replaced by the value it encrypts, or
+// by "[erased]" when its key is gone. It asks the KeyStore, once for all the
+// tokens of b, which keys are live: an erasure by any process is seen at
+// once. b is JSON when asJSON (a token that is a whole JSON string becomes
+// the JSON value it encrypts; one inside a longer string becomes its text,
+// escaped), else text (a token becomes the string it encrypts, or the JSON
+// of another value). b comes back unchanged, without a query, when it holds
+// no token.
+func (k *Keyring) Reveal(ctx context.Context, b []byte, asJSON bool) ([]byte, error) {
+	out, err := k.RevealEach(ctx, [][]byte{b}, asJSON)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// RevealEach is Reveal of every b of bs, with one question to the KeyStore
+// for all of them (the relay reveals a window of messages at once).
+func (k *Keyring) RevealEach(ctx context.Context, bs [][]byte, asJSON bool) ([][]byte, error) {
+	toks := make([][]token, len(bs))
+	var ids []string
+	seen := map[string]bool{}
+	for i, b := range bs {
+		if !bytes.Contains(b, []byte(Prefix)) {
+			continue
+		}
+		toks[i] = findTokens(b)
+		for _, t := range toks[i] {
+			if !seen[t.id] {
+				seen[t.id] = true
+				ids = append(ids, t.id)
+			}
+		}
+	}
+	out := slices.Clone(bs)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	live, err := k.liveKeys(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, b := range bs {
+		if len(toks[i]) > 0 {
+			if out[i], err = replaceTokens(b, toks[i], live, asJSON); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// replaceTokens returns b with each of its tokens toks replaced as Reveal
+// says, live holding the keys that are not erased.
+func replaceTokens(b []byte, toks []token, live map[string]cipher.AEAD, asJSON bool) ([]byte, error) {
+	var err error
+	out := make([]byte, 0, len(b))
+	last := 0
+	for _, t := range toks {
+		value := erasedJSON
+		if aead, ok := live[t.id]; ok {
+			if value, err = open(aead, t.id, t.payload); err != nil {
+				return nil, err
+			}
+			if !json.Valid(value) {
+				return nil, fmt.Errorf("personal: token of key %s holds no JSON value", t.id)
+			}
+		}
+		start, end := t.start, t.end
+		quoted := start > 0 && end < len(b) && b[start-1] == '"' && b[end] == '"'
+		switch {
+		case asJSON && quoted:
+			start, end = start-1, end+1
+		case asJSON && value[0] == '"':
+			value = value[1 : len(value)-1] // the string's escaped text
+		case asJSON:
+			// Another value inside a string: its JSON text, escaped.
+			q, _ := json.Marshal(string(value))
+			value = q[1 : len(q)-1]
+		case value[0] == '"':
+			var s string
+			if err := json.Unmarshal(value, &s); err == nil {
+				value = []byte(s)
+			}
+		}
+		out = append(out, b[last:start]...)
+		out = append(out, value...)
+		last = end
+	}
+	return append(out, b[last:]...), nil
+}
