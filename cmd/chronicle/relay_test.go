@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/chronicle-es/chronicle/personal"
 	"io"
 	"net"
 	"net/http"
@@ -113,7 +114,9 @@ func feedEvents(t *testing.T, base string) []json.RawMessage {
 // /projections and /metrics.
 func TestServeRelaysToNATS(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { serveRelays(t, nil) })
-	t.Run("postgres", func(t *testing.T) { serveRelays(t, map[string]string{"CHRONICLE_STORE": pgStoreURL(t)}) })
+	t.Run("postgres", func(t *testing.T) {
+		serveRelays(t, map[string]string{"CHRONICLE_STORE": pgStoreURL(t), "CHRONICLE_MASTER_KEY_FILE": masterKeyFile(t)})
+	})
 }
 
 func serveRelays(t *testing.T, env map[string]string) {
@@ -123,14 +126,21 @@ func serveRelays(t *testing.T, env map[string]string) {
 		id := createOrderOverHTTP(t, base)
 		do(t, "POST", base+"/orders/"+id+"/payments", `{"method":"card","amount":2500}`)
 	}
-	waitRelayed(t, base, 10)
+	// Personal data is stored encrypted; the message shows it as GET
+	// /events does.
+	id := createOrderOverHTTP(t, base)
+	do(t, "PUT", base+"/orders/"+id+"/shipping-address", `{"name":"Ada Relaytest","line1":"1 Quay","city":"Delft","postal_code":"2611","country":"NL"}`)
+	waitRelayed(t, base, 12)
 	msgs, err := srv.ReadAll(relay.StreamName, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	events := feedEvents(t, base)
-	if len(msgs) != 10 || len(events) != 10 {
-		t.Fatalf("%d messages, %d events in GET /events; want 10", len(msgs), len(events))
+	if len(msgs) != 12 || len(events) != 12 {
+		t.Fatalf("%d messages, %d events in GET /events; want 12", len(msgs), len(events))
+	}
+	if last := msgs[11].Data; !bytes.Contains(last, []byte(`"Ada Relaytest"`)) || bytes.Contains(last, []byte(personal.Prefix)) {
+		t.Errorf("the address message does not show the name in the clear: %s", last)
 	}
 	for i, m := range msgs {
 		var want bytes.Buffer
@@ -140,7 +150,8 @@ func serveRelays(t *testing.T, env map[string]string) {
 		if !bytes.Equal(m.Data, want.Bytes()) {
 			t.Errorf("message %d:\n%s\nGET /events:\n%s", i+1, m.Data, want.Bytes())
 		}
-		if !strings.HasPrefix(m.Subject, "acme.orders.order.Order") && !strings.HasPrefix(m.Subject, "acme.orders.order.Payment") {
+		if !strings.HasPrefix(m.Subject, "acme.orders.order.Order") && !strings.HasPrefix(m.Subject, "acme.orders.order.Payment") &&
+			m.Subject != "acme.orders.order.ShippingAddressChanged" {
 			t.Errorf("message %d: subject %s", i+1, m.Subject)
 		}
 	}
@@ -159,7 +170,7 @@ func serveRelays(t *testing.T, env map[string]string) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, want := range []string{"chronicle_relay_acknowledged_total 10", "chronicle_relay_published_total 10",
+	for _, want := range []string{"chronicle_relay_acknowledged_total 12", "chronicle_relay_published_total 12",
 		"chronicle_relay_retried_total 0", "chronicle_relay_lag_events 0", `chronicle_projection_lag_events{projection="relay_nats"} 0`} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
