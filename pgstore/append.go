@@ -46,6 +46,9 @@ const maxRetries = 1000
 // may or may not have landed then; retry it with the same event ids).
 // Cancelling ctx abandons the wait, not a batch already committing.
 func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
+	if s.readOnly {
+		return chronicle.AppendResult{}, fmt.Errorf("append %s: %w", stream, ErrReadOnly)
+	}
 	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
 	if err != nil {
 		return chronicle.AppendResult{}, err

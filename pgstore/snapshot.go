@@ -26,6 +26,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap chronicle.Snapshot) error
 	if s.closed() {
 		return fmt.Errorf("save snapshot %s: %w", snap.StreamID, chronicle.ErrClosed)
 	}
+	if s.readOnly {
+		return fmt.Errorf("save snapshot %s: %w", snap.StreamID, ErrReadOnly)
+	}
 	_, err := s.pool.Exec(ctx, `
 INSERT INTO snapshots (stream_id, version, schema_version, data, taken_at)
 VALUES ($1, $2, $3, $4::text::json, now())
@@ -62,6 +65,9 @@ func (s *Store) DeleteSnapshot(ctx context.Context, stream string) error {
 	if s.closed() {
 		return fmt.Errorf("delete snapshot %s: %w", stream, chronicle.ErrClosed)
 	}
+	if s.readOnly {
+		return fmt.Errorf("delete snapshot %s: %w", stream, ErrReadOnly)
+	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM snapshots WHERE stream_id = $1`, stream)
 	return s.opErr("delete snapshot "+stream, err)
 }
@@ -70,6 +76,9 @@ func (s *Store) DeleteSnapshot(ctx context.Context, stream string) error {
 func (s *Store) DeleteAllSnapshots(ctx context.Context) error {
 	if s.closed() {
 		return fmt.Errorf("delete snapshots: %w", chronicle.ErrClosed)
+	}
+	if s.readOnly {
+		return fmt.Errorf("delete snapshots: %w", ErrReadOnly)
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM snapshots`)
 	return s.opErr("delete snapshots", err)
