@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"math"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,6 +14,7 @@ import (
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/upcast"
 )
@@ -33,9 +35,41 @@ const stateCacheSize = 10_000
 // the write timeout), and the web console at /. Its Close releases what
 // the handler started (background rebuilds); call it after the HTTP server
 // has shut down.
-func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.Runner, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
+func newHandler(store storeurl.Store, replicas []*pgstore.Replica, reg *upcast.Registry, runner *projection.Runner, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var reps []httpapi.Replica
+	for _, r := range replicas {
+		reps = append(reps, httpapi.Replica{
+			Store: r,
+			// Snapshots off: a replica cannot write them, and time travel
+			// replays an order's few events anyway.
+			Orders: aggregate.New(r, nil, reg, order.Definition(), aggregate.WithLogger(log)),
+			Views:  orderview.NewReader(r),
+			Health: r,
+		})
+		labels := prometheus.Labels{"replica": r.Name()}
+		metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "chronicle_replica_lag_seconds", ConstLabels: labels,
+				Help: "How far the replica was behind the primary at its last check; NaN when unknown (unreachable).",
+			}, func() float64 {
+				if lag, ok := r.Lag(); ok {
+					return lag.Seconds()
+				}
+				return math.NaN()
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "chronicle_replica_usable", ConstLabels: labels,
+				Help: "1 when the replica serves reads (reachable, a standby, within --replica-max-lag), else 0.",
+			}, func() float64 {
+				if r.Usable() {
+					return 1
+				}
+				return 0
+			}),
+		)
+	}
 	appends, err := httpapi.NewAppendMetrics(metrics)
 	if err != nil {
 		return nil, err
@@ -48,6 +82,7 @@ func newHandler(store storeurl.Store, reg *upcast.Registry, runner *projection.R
 		// aggregate.DefaultStateCacheBytes however large the orders.
 		Orders:       aggregate.New(appends.Wrap(store), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
 		Views:        orderview.NewReader(store),
+		Replicas:     reps,
 		Projections:  runner,
 		Logger:       log,
 		Registry:     metrics,
