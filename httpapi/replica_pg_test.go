@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -252,6 +253,59 @@ func TestReplicaServesReads(t *testing.T) {
 	// A write on the replica's store is refused before reaching PostgreSQL.
 	if _, err := e.replica.Append(context.Background(), "x-1", chronicle.Any, []chronicle.Event{{Type: "X", Data: []byte(`{}`)}}); !errors.Is(err, pgstore.ErrReadOnly) {
 		t.Errorf("Append on a replica: %v, want ErrReadOnly", err)
+	}
+	if err := e.replica.SaveSnapshot(context.Background(), chronicle.Snapshot{StreamID: "x-1", Version: 1, Data: []byte(`{}`)}); !errors.Is(err, pgstore.ErrReadOnly) {
+		t.Errorf("SaveSnapshot on a replica: %v, want ErrReadOnly", err)
+	}
+}
+
+// TestReplicaIdlePrimaryNoLag: a paused standby of a primary that writes
+// nothing has nothing to replay: it is not behind, however long the
+// primary stays idle (a lag measured from the last replayed commit's time
+// would grow and wrongly send reads to the primary).
+func TestReplicaIdlePrimaryNoLag(t *testing.T) {
+	e := newReplicaEnv(t, pgstore.Options{}, pgstore.ReplicaOptions{MaxLag: 200 * time.Millisecond})
+	e.create("ord_idle")
+	t.Cleanup(func() { e.setReplay(false) })
+	lsn := func(conn interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}, fn string) string {
+		var v string
+		if err := conn.QueryRowContext(context.Background(), "SELECT "+fn+"()::text").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// Background work (the projections' last transaction, a NOTIFY,
+	// autovacuum) may write WAL now and then: retry until the standby is
+	// paused having replayed all of it, and a window of 4 max lags passes
+	// with no more.
+	for try := 0; ; try++ {
+		if try == 20 {
+			t.Skip("the primary never stayed idle for 800ms")
+		}
+		e.setReplay(false)
+		e.waitReplayed()
+		e.setReplay(true)
+		before := lsn(e.primary.SQLDB(), "pg_current_wal_flush_lsn")
+		if got := lsn(e.replica.SQLDB(), "pg_last_wal_replay_lsn"); got != before {
+			t.Logf("try %d: replayed %s, flushed %s", try, got, before)
+			continue
+		}
+		time.Sleep(800 * time.Millisecond)
+		usable := e.replica.Usable()
+		if after := lsn(e.primary.SQLDB(), "pg_current_wal_flush_lsn"); after != before {
+			t.Logf("try %d: the primary wrote WAL (%s to %s)", try, before, after)
+			continue
+		}
+		if !usable {
+			lag, ok := e.replica.Lag()
+			t.Fatalf("paused standby of an idle primary is not usable (lag %v, known %v)", lag, ok)
+		}
+		break
+	}
+	if _, src := e.source(req{method: "GET", path: "/orders/ord_idle"}, 200); src != "replica" {
+		t.Errorf("source %q, want replica", src)
 	}
 }
 
