@@ -35,7 +35,8 @@ type Upcaster = timeline.Upcaster
 
 // getOrder answers GET /orders/{id}: the read model, optionally after
 // waiting for a version (?min_version=), or the state rebuilt from the log
-// at a version (?version=) or time (?as_of=).
+// at a version (?version=) or time (?as_of=). On a replica ?min_version=
+// waits for the replica's read model (waitReplica).
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, src *source) error {
 	id, err := pathOrderID(r)
 	if err != nil {
