@@ -130,10 +130,13 @@ func (w *startedWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *startedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Replica polls for ?min_version=, between these.
+// A ?min_version= wait on a replica polls its read model (a standby
+// cannot LISTEN), first after replicaPollFirst, then doubling: replication
+// usually takes milliseconds, and the cap bounds what a full set of waiters
+// costs the standby (MaxMinVersionWaiters point reads per replicaPollMax).
 const (
 	replicaPollFirst = time.Millisecond
-	replicaPollMax   = 20 * time.Millisecond
+	replicaPollMax   = 50 * time.Millisecond
 )
 
 // waitReplica waits until the replica's read model shows the order at
