@@ -604,3 +604,69 @@ func TestReplicaFeedNeverSkips(t *testing.T) {
 		t.Errorf("time travel to version 2 on the standby: source %q, %s", src, got.body)
 	}
 }
+
+// TestReplicaCutOffFromPrimary: a standby that stops receiving WAL (its
+// connection to the primary cut) has replayed all it received, so its own
+// view says it is not behind; measured against the primary's WAL it is,
+// and reads go to the primary until it follows again.
+func TestReplicaCutOffFromPrimary(t *testing.T) {
+	e := newReplicaEnv(t, pgstore.Options{}, pgstore.ReplicaOptions{MaxLag: 500 * time.Millisecond})
+	ctx := context.Background()
+	var conninfo string
+	if err := e.admin.QueryRow(ctx, "SHOW primary_conninfo").Scan(&conninfo); err != nil {
+		t.Fatal(err)
+	}
+	setConninfo := func(v string) {
+		t.Helper()
+		if _, err := e.admin.Exec(ctx, "ALTER SYSTEM SET primary_conninfo = '"+strings.ReplaceAll(v, "'", "''")+"'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.admin.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setConninfo("")
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			setConninfo(conninfo)
+		}
+	})
+	// Wait until the WAL receiver is gone.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := e.admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_wal_receiver").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the WAL receiver still runs 30 s after primary_conninfo was emptied")
+		}
+	}
+	e.create("ord_cut")
+	for i := 0; ; i++ {
+		e.mustDo(req{method: "POST", path: "/orders/ord_cut/items", body: `{"sku":"CUT","quantity":1,"unit_price":100}`}, 200)
+		var caughtUp bool
+		if err := e.admin.QueryRow(ctx, "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()").Scan(&caughtUp); err != nil {
+			t.Fatal(err)
+		}
+		if !caughtUp {
+			t.Fatal("a standby cut off from its primary shows received WAL not replayed")
+		}
+		if _, src := e.source(req{method: "GET", path: "/orders?limit=1"}, 200); src == "primary" {
+			break
+		}
+		if i > 2000 {
+			t.Fatal("reads stayed on the standby cut off from the primary")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	setConninfo(conninfo)
+	restored = true
+	e.waitUsable(true)
+	if got, src := e.source(req{method: "GET", path: "/orders/ord_cut?min_version=2"}, 200); src != "replica" {
+		t.Errorf("after reconnecting: source %q, want replica\n%s", src, got.body)
+	}
+}
