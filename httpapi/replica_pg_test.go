@@ -670,3 +670,40 @@ func TestReplicaCutOffFromPrimary(t *testing.T) {
 		t.Errorf("after reconnecting: source %q, want replica\n%s", src, got.body)
 	}
 }
+
+// TestReplicaFeedStream: an event stream served by a standby is woken by
+// the primary's notifications (a standby cannot LISTEN), and carries on
+// from the primary, missing nothing, when the standby stops.
+func TestReplicaFeedStream(t *testing.T) {
+	// No poll: only notifications and their chase deliver.
+	e := newReplicaEnv(t, pgstore.Options{}, pgstore.ReplicaOptions{},
+		func(o *Options) { o.FeedPollInterval, o.FeedHeartbeat = time.Hour, time.Hour })
+	s := openStream(t, e.ts.URL, "/events", nil)
+	if src := s.res.Header.Get("X-Chronicle-Source"); src != "replica" {
+		t.Fatalf("stream served by %q, want replica", src)
+	}
+	isData := func(id string) func(string) bool {
+		return func(l string) bool { return strings.HasPrefix(l, "data: ") && strings.Contains(l, `"stream_id":"order-`+id+`"`) }
+	}
+	e.create("ord_s1")
+	s.waitLine(t, isData("ord_s1"))
+
+	if err := e.standby.Stop(false); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = e.standby.Start()
+		}
+	})
+	e.create("ord_s2")
+	e.create("ord_s3")
+	s.waitLine(t, isData("ord_s2"))
+	s.waitLine(t, isData("ord_s3"))
+	if err := e.standby.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	e.waitUsable(true)
+}
