@@ -683,7 +683,9 @@ func TestReplicaFeedStream(t *testing.T) {
 		t.Fatalf("stream served by %q, want replica", src)
 	}
 	isData := func(id string) func(string) bool {
-		return func(l string) bool { return strings.HasPrefix(l, "data: ") && strings.Contains(l, `"stream_id":"order-`+id+`"`) }
+		return func(l string) bool {
+			return strings.HasPrefix(l, "data: ") && strings.Contains(l, `"stream_id":"order-`+id+`"`)
+		}
 	}
 	e.create("ord_s1")
 	s.waitLine(t, isData("ord_s1"))
