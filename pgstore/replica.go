@@ -181,8 +181,8 @@ func (r *Replica) watch(ctx context.Context) {
 // Unlike the standby's own view (pg_last_xact_replay_timestamp, received
 // against replayed WAL), this sees a standby that stopped receiving, and
 // an idle primary costs no false lag.
-func (r *Replica) check(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, max(2*r.opts.CheckInterval, 2*time.Second))
+func (r *Replica) check(watching context.Context) {
+	ctx, cancel := context.WithTimeout(watching, max(2*r.opts.CheckInterval, 2*time.Second))
 	defer cancel()
 	var flushed int64
 	if err := r.primary.pool.QueryRow(ctx, `SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8`).Scan(&flushed); err == nil {
@@ -198,7 +198,7 @@ func (r *Replica) check(ctx context.Context) {
 	var replayed *int64
 	err := r.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8`).Scan(&standby, &replayed)
 	switch {
-	case ctx.Err() != nil && err != nil && errors.Is(err, context.Canceled):
+	case watching.Err() != nil:
 		return // closing
 	case err != nil:
 		r.set(false, -1, "unreachable", err)
