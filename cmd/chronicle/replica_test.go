@@ -26,6 +26,9 @@ func TestServeReplicaUsage(t *testing.T) {
 			t.Errorf("chronicle %s: exit %d, stderr %q; want 2 and a reason", strings.Join(args, " "), code, stderr)
 		}
 	}
+	if _, err := os.Stat(strings.TrimPrefix(store, "sqlite://")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused serve created the SQLite store: %v", err)
+	}
 }
 
 // TestServeWithReplica: serve --replica on a real streaming standby sends

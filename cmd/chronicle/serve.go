@@ -120,6 +120,10 @@ last committed batch.`,
 			if replicas.maxLag <= 0 {
 				return usagef("--replica-max-lag %s: want a duration above 0", replicas.maxLag)
 			}
+			if loc, err := storeurl.Parse(m.storeURL(c)); err == nil && loc.Kind != storeurl.Postgres && len(replicas.urls) > 0 {
+				// Before the store is opened: that would create a SQLite file.
+				return usagef("--replica needs a PostgreSQL --store (a streaming-replication standby of it)")
+			}
 			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, replicas)
 		},
 	}
