@@ -65,6 +65,7 @@ type Replica struct {
 	// oldest first, that the replica has not replayed yet.
 	samples []walSample
 	caught  bool // the replica has replayed a sample: its lag is known
+	checked bool // a check has run (and logged the first state)
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -74,6 +75,10 @@ type walSample struct {
 	at  time.Time
 	lsn int64
 }
+
+// notCaughtUp is why a replica not yet seen to replay a sampled position
+// serves no reads.
+const notCaughtUp = "not caught up with the primary yet"
 
 // maxWALSamples bounds the samples of a replica that stopped replaying.
 const maxWALSamples = 4096
@@ -217,7 +222,7 @@ func (r *Replica) check(watching context.Context) {
 		r.samples = slices.Delete(r.samples, 0, i)
 	}
 	if !r.caught {
-		r.set(false, -1, "not caught up with the primary yet", nil)
+		r.set(false, -1, notCaughtUp, nil)
 		return
 	}
 	var lag time.Duration
@@ -236,14 +241,20 @@ func (r *Replica) set(usable bool, lag time.Duration, reason string, err error) 
 	r.lag.Store(int64(lag))
 	was := r.usable.Swap(usable)
 	r.failed.Store(false)
+	first := !r.checked
+	r.checked = true
 	switch {
-	case usable && !was:
+	case usable && (!was || first):
 		r.log.Info("pgstore: replica serves reads", "replica", r.name, "lag", lag)
-	case !usable && was:
+	case !usable && (was || first):
 		attrs := []any{"replica", r.name, "reason", reason}
 		if err != nil {
 			attrs = append(attrs, "err", err)
 		}
-		r.log.Warn("pgstore: replica does not serve reads", attrs...)
+		level := slog.LevelWarn
+		if reason == notCaughtUp {
+			level = slog.LevelInfo // a new replica's first check, usually
+		}
+		r.log.Log(context.Background(), level, "pgstore: replica does not serve reads", attrs...)
 	}
 }
