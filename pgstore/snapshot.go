@@ -12,7 +12,8 @@ import (
 
 // SaveSnapshot stores snap as its stream's snapshot unless the stored one has
 // the same schema version and a higher stream version.
-// Errors: *chronicle.InvalidError for a bad stream id, version or data.
+// Errors: *chronicle.InvalidError for a bad stream id, version or data;
+// ErrReadOnly on a Replica.
 func (s *Store) SaveSnapshot(ctx context.Context, snap chronicle.Snapshot) error {
 	if err := chronicle.ValidateName("stream_id", snap.StreamID); err != nil {
 		return err
@@ -60,7 +61,8 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (chronicle.Snap
 	return snap, nil
 }
 
-// DeleteSnapshot removes stream's snapshot, if any.
+// DeleteSnapshot removes stream's snapshot, if any. Errors: ErrReadOnly on
+// a Replica.
 func (s *Store) DeleteSnapshot(ctx context.Context, stream string) error {
 	if s.closed() {
 		return fmt.Errorf("delete snapshot %s: %w", stream, chronicle.ErrClosed)
@@ -72,7 +74,8 @@ func (s *Store) DeleteSnapshot(ctx context.Context, stream string) error {
 	return s.opErr("delete snapshot "+stream, err)
 }
 
-// DeleteAllSnapshots removes every snapshot.
+// DeleteAllSnapshots removes every snapshot. Errors: ErrReadOnly on a
+// Replica.
 func (s *Store) DeleteAllSnapshots(ctx context.Context) error {
 	if s.closed() {
 		return fmt.Errorf("delete snapshots: %w", chronicle.ErrClosed)
