@@ -135,7 +135,7 @@ type feedPage struct {
 
 // events answers GET /events: a page of the global log, or with Accept:
 // text/event-stream a stream of it that follows new events.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) events(w http.ResponseWriter, r *http.Request, src *source) error {
 	q, err := parseFeedQuery(r)
 	if err != nil {
 		return err
@@ -147,9 +147,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		if !r.URL.Query().Has("limit") {
 			q.opts.Limit = MaxFeedLimit // a stream's read size, not a page's
 		}
-		return s.streamEvents(w, r, q)
+		return s.streamEvents(w, r, q, src)
 	}
-	page, err := s.opts.Store.ReadAll(r.Context(), q.after, q.opts)
+	page, err := src.store.ReadAll(r.Context(), q.after, q.opts)
 	if err != nil {
 		return err
 	}
@@ -191,10 +191,11 @@ const (
 // streamEvents serves the feed as Server-Sent Events until the client goes
 // away, the server shuts down (EndStreams) or the store fails: every event
 // after q.after once, in the log's read order, then each new one as it
-// commits. A stream behind reads the store itself; once caught up it
+// commits. A stream behind reads the store itself (the replica it is
+// served from, if any); once caught up it
 // follows the server's feedTail, which reads each new event once for all
 // streams.
-func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuery) error {
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuery, src *source) error {
 	if n := s.feedSubscribers.Add(1); n > int64(s.opts.MaxFeedSubscribers) {
 		s.feedSubscribers.Add(-1)
 		e := newError(http.StatusServiceUnavailable, typeUnavailable, "too many feed subscribers; retry shortly")
@@ -217,9 +218,26 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 	cp := q.after
 	// The first page is read before answering, so that a store that is
 	// down is a 503 rather than an empty stream.
-	page, err := s.opts.Store.ReadAll(ctx, cp, q.opts)
+	page, err := src.store.ReadAll(ctx, cp, q.opts)
 	if err != nil {
 		return err
+	}
+	// Once started, a stream read from a replica moves to the primary when
+	// the replica fails or falls behind: checkpoints are the same on both.
+	store := func() chronicle.Store {
+		if src.replica != nil && !src.replica.Health.Usable() {
+			src = s.primary()
+		}
+		return src.store
+	}
+	readAll := func(cp chronicle.Checkpoint) ([]chronicle.RecordedEvent, error) {
+		page, err := store().ReadAll(ctx, cp, q.opts)
+		if err != nil && src.replica != nil && ctx.Err() == nil {
+			s.retryOnPrimary(r, src, err)
+			src = s.primary()
+			page, err = src.store.ReadAll(ctx, cp, q.opts)
+		}
+		return page, err
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -272,11 +290,11 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q feedQuer
 		}
 		head = chronicle.Head{}
 		if want != nil {
-			if head, err = s.opts.Store.Head(ctx); err != nil {
+			if head, err = store().Head(ctx); err != nil {
 				break
 			}
 		}
-		if page, err = s.opts.Store.ReadAll(ctx, scan, q.opts); err != nil {
+		if page, err = readAll(scan); err != nil {
 			break
 		}
 	}

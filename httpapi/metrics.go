@@ -15,6 +15,10 @@ type metrics struct {
 	replays   prometheus.Counter
 	// feedSubscribers counts the open event streams of GET /events.
 	feedSubscribers prometheus.Gauge
+	// reads counts queries by where they were served; replicaFailures the
+	// replica reads answered again by the primary.
+	reads           *prometheus.CounterVec
+	replicaFailures prometheus.Counter
 }
 
 // latencyBuckets span a fast SQLite append (~100 µs) to a slow wait (5 s).
@@ -54,8 +58,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "chronicle_feed_subscribers",
 			Help: "Event streams (GET /events as Server-Sent Events) open.",
 		}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chronicle_reads_total",
+			Help: "Queries (GET of orders, lists, stats, timelines, time travel, /events) by where they were served: primary or replica.",
+		}, []string{"source"}),
+		replicaFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chronicle_replica_read_failures_total",
+			Help: "Reads that failed on a replica and were answered by the primary.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.commands, m.conflicts, m.replays, m.feedSubscribers} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.commands, m.conflicts, m.replays, m.feedSubscribers, m.reads, m.replicaFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

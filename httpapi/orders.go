@@ -17,7 +17,12 @@ import (
 // (load, decide, append) and load an order now or in the past.
 // *aggregate.Repository[order.State, order.Command, order.Event] is one.
 type Orders interface {
+	OrderLoader
 	Handle(ctx context.Context, id string, cmd order.Command, opts ...aggregate.CommandOption) (aggregate.Result[order.State], error)
+}
+
+// OrderLoader loads an order now or in the past: the read side of Orders.
+type OrderLoader interface {
 	Load(ctx context.Context, id string) (aggregate.Loaded[order.State], error)
 	LoadVersion(ctx context.Context, id string, version int64) (aggregate.Loaded[order.State], error)
 	LoadAsOf(ctx context.Context, id string, t time.Time) (aggregate.Loaded[order.State], error)
@@ -157,6 +162,7 @@ const commandEventIDs = 4
 // run the command, answer the new state.
 func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) error {
 	ctx := r.Context()
+	w.Header().Set(sourceHeader, sourcePrimary) // a command's answer reads the primary
 	start := time.Now()
 	outcome := "error"
 	defer func() {

@@ -35,8 +35,9 @@ type Upcaster = timeline.Upcaster
 
 // getOrder answers GET /orders/{id}: the read model, optionally after
 // waiting for a version (?min_version=), or the state rebuilt from the log
-// at a version (?version=) or time (?as_of=).
-func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
+// at a version (?version=) or time (?as_of=). On a replica ?min_version=
+// waits for the replica's read model (waitReplica).
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, src *source) error {
 	id, err := pathOrderID(r)
 	if err != nil {
 		return mapDomainError(err)
@@ -58,7 +59,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		l, err := s.opts.Orders.LoadVersion(ctx, id, v)
+		l, err := src.orders.LoadVersion(ctx, id, v)
 		if err != nil {
 			return s.timeTravelError(ctx, id, err, "order "+id+" has no version "+itoa(v))
 		}
@@ -68,7 +69,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		l, err := s.opts.Orders.LoadAsOf(ctx, id, t)
+		l, err := src.orders.LoadAsOf(ctx, id, t)
 		if err != nil {
 			return s.timeTravelError(ctx, id, err, "order "+id+" did not exist at "+t.Format(time.RFC3339Nano))
 		}
@@ -87,6 +88,14 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 			e.header = http.Header{"Retry-After": {"1"}}
 			return e
 		}
+		if src.replica != nil {
+			st, err := s.waitReplica(ctx, w, src, id, v, time.Now().Add(s.opts.MinVersionWait))
+			s.minVersionWaiters.Add(-1)
+			if err != nil {
+				return err
+			}
+			return writeOrder(w, st)
+		}
 		stream, _ := order.StreamID(id) // id is valid
 		wctx, cancel := context.WithTimeout(ctx, s.opts.MinVersionWait)
 		err = s.opts.Projections.WaitForStream(wctx, orderview.SummariesName, stream, v)
@@ -100,11 +109,11 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	st, err := s.opts.Views.Get(ctx, id)
+	st, err := src.views.Get(ctx, id)
 	if errors.Is(err, chronicle.ErrNotFound) {
 		// The read model may not have caught up with a new order yet:
 		// answer from the log rather than deny an order that exists.
-		l, lerr := s.opts.Orders.Load(ctx, id)
+		l, lerr := src.orders.Load(ctx, id)
 		if lerr != nil {
 			return s.timeTravelError(ctx, id, lerr, "order "+id+" not found")
 		}
@@ -135,7 +144,7 @@ type listBody struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, src *source) error {
 	q := r.URL.Query()
 	var f orderview.Filter
 	if v := q.Get("status"); v != "" {
@@ -165,7 +174,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
 		f.Limit = int(n)
 	}
 	f.Cursor = q.Get("cursor")
-	page, err := s.opts.Views.List(r.Context(), f)
+	page, err := src.views.List(r.Context(), f)
 	if errors.Is(err, orderview.ErrBadCursor) {
 		return badField("cursor", "not a cursor this API returned")
 	}
@@ -184,7 +193,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
 
 // orderEvents answers the timeline, as JSON or (?format=text) as the CLI
 // prints it.
-func (s *Server) orderEvents(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) orderEvents(w http.ResponseWriter, r *http.Request, src *source) error {
 	id, err := pathOrderID(r)
 	if err != nil {
 		return mapDomainError(err)
@@ -194,7 +203,7 @@ func (s *Server) orderEvents(w http.ResponseWriter, r *http.Request) error {
 		return badField("format", "want json or text")
 	}
 	stream, _ := order.StreamID(id)
-	tl, err := timeline.Load(r.Context(), s.opts.Store, s.opts.Upcaster, id, stream, chronicle.ReadStreamOptions{})
+	tl, err := timeline.Load(r.Context(), src.store, s.opts.Upcaster, id, stream, chronicle.ReadStreamOptions{})
 	if errors.Is(err, chronicle.ErrStreamNotFound) {
 		return notFound("order %s not found", id)
 	}
@@ -215,7 +224,7 @@ type statusBody struct {
 	Counts map[order.Status]int64 `json:"counts"`
 }
 
-func (s *Server) statusCounts(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) statusCounts(w http.ResponseWriter, r *http.Request, src *source) error {
 	at := time.Now().UTC()
 	if r.URL.Query().Has("at") {
 		t, err := timeParam(r, "at")
@@ -224,7 +233,7 @@ func (s *Server) statusCounts(w http.ResponseWriter, r *http.Request) error {
 		}
 		at = t
 	}
-	counts, err := s.opts.Views.StatusCounts(r.Context(), at)
+	counts, err := src.views.StatusCounts(r.Context(), at)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,11 @@ type Options struct {
 	Orders Orders
 	// Views answers the read-model queries.
 	Views Views
+	// Replicas, when set, take the reads (GET of orders, lists, stats,
+	// timelines, time travel and the event feed) while one is usable;
+	// commands and their answers stay on the primary. Each read's answer
+	// says where it was served in X-Chronicle-Source: primary or replica.
+	Replicas []Replica
 	// Projections reports on and rebuilds read models, and lets
 	// ?min_version= wait for them; *projection.Runner is one.
 	Projections Projections
@@ -114,6 +119,8 @@ type Server struct {
 	minVersionWaiters atomic.Int64
 	// feedSubscribers counts the event streams open.
 	feedSubscribers atomic.Int64
+	// nextReplica takes the replicas in turn.
+	nextReplica atomic.Uint64
 	// streams ends when the event streams must (EndStreams, Close).
 	streams    context.Context
 	endStreams context.CancelFunc
@@ -140,6 +147,11 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("httpapi: Options.Views is required")
 	case opts.Projections == nil:
 		return nil, errors.New("httpapi: Options.Projections is required")
+	}
+	for _, rep := range opts.Replicas {
+		if rep.Store == nil || rep.Orders == nil || rep.Views == nil || rep.Health == nil {
+			return nil, errors.New("httpapi: a Replica needs Store, Orders, Views and Health")
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -222,12 +234,12 @@ func (s *Server) registerRoutes() {
 	s.handle("POST /orders/{id}/delivery", RoleWrite, s.commandRoute(command{name: "deliver", decode: decodeBody[order.Deliver]}))
 	s.handle("POST /orders/{id}/cancellation", RoleWrite, s.commandRoute(command{name: "cancel", decode: decodeBody[order.Cancel]}))
 
-	// Queries: read role.
-	s.handle("GET /orders", RoleRead, s.listOrders)
-	s.handle("GET /orders/{id}", RoleRead, s.getOrder)
-	s.handle("GET /orders/{id}/events", RoleRead, s.orderEvents)
-	s.handle("GET /stats/order-status", RoleRead, s.statusCounts)
-	s.handle("GET /events", RoleRead, s.events)
+	// Queries: read role, served by a replica when one is usable.
+	s.handle("GET /orders", RoleRead, s.read(s.listOrders))
+	s.handle("GET /orders/{id}", RoleRead, s.read(s.getOrder))
+	s.handle("GET /orders/{id}/events", RoleRead, s.read(s.orderEvents))
+	s.handle("GET /stats/order-status", RoleRead, s.read(s.statusCounts))
+	s.handle("GET /events", RoleRead, s.read(s.events))
 
 	// Operations.
 	s.handle("DELETE /customers/{customer_id}/personal-data", RoleAdmin, s.erasePersonalData)

@@ -42,10 +42,13 @@ const maxRetries = 1000
 // Append adds events to stream if its version satisfies expected. See
 // chronicle.Store. Errors: *chronicle.InvalidError before anything is
 // written, *chronicle.ConflictError, *chronicle.DuplicateEventError,
-// chronicle.ErrClosed, ctx's error, or a wrapped database error (the append
-// may or may not have landed then; retry it with the same event ids).
-// Cancelling ctx abandons the wait, not a batch already committing.
+// chronicle.ErrClosed, ErrReadOnly on a Replica, ctx's error, or a wrapped
+// database error (the append may or may not have landed then; retry it with
+// the same event ids). Cancelling ctx abandons the wait, not a batch already committing.
 func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
+	if s.readOnly {
+		return chronicle.AppendResult{}, fmt.Errorf("append %s: %w", stream, ErrReadOnly)
+	}
 	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
 	if err != nil {
 		return chronicle.AppendResult{}, err

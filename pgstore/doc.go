@@ -33,6 +33,16 @@
 //
 //	ALTER ROLE chronicle_app SET idle_in_transaction_session_timeout = '60s';
 //
+// # Replicas
+//
+// OpenReplica returns a *Replica: a read-only Store on a streaming-replication
+// standby of the store's database (same schema, same events and
+// checkpoints, same read-model tables). Its ReadAll is gap-safe too: a hot
+// standby's pg_current_snapshot() counts as running every transaction of the
+// primary whose end it has not replayed. It measures its lag behind the
+// primary every ReplicaOptions.CheckInterval and says whether it may serve
+// reads (Usable); writes fail with ErrReadOnly.
+//
 // # Immutability and least privilege
 //
 // Triggers refuse UPDATE, DELETE (row triggers) and TRUNCATE (statement

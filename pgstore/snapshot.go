@@ -12,7 +12,8 @@ import (
 
 // SaveSnapshot stores snap as its stream's snapshot unless the stored one has
 // the same schema version and a higher stream version.
-// Errors: *chronicle.InvalidError for a bad stream id, version or data.
+// Errors: *chronicle.InvalidError for a bad stream id, version or data;
+// ErrReadOnly on a Replica.
 func (s *Store) SaveSnapshot(ctx context.Context, snap chronicle.Snapshot) error {
 	if err := chronicle.ValidateName("stream_id", snap.StreamID); err != nil {
 		return err
@@ -25,6 +26,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap chronicle.Snapshot) error
 	}
 	if s.closed() {
 		return fmt.Errorf("save snapshot %s: %w", snap.StreamID, chronicle.ErrClosed)
+	}
+	if s.readOnly {
+		return fmt.Errorf("save snapshot %s: %w", snap.StreamID, ErrReadOnly)
 	}
 	_, err := s.pool.Exec(ctx, `
 INSERT INTO snapshots (stream_id, version, schema_version, data, taken_at)
@@ -57,19 +61,27 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (chronicle.Snap
 	return snap, nil
 }
 
-// DeleteSnapshot removes stream's snapshot, if any.
+// DeleteSnapshot removes stream's snapshot, if any. Errors: ErrReadOnly on
+// a Replica.
 func (s *Store) DeleteSnapshot(ctx context.Context, stream string) error {
 	if s.closed() {
 		return fmt.Errorf("delete snapshot %s: %w", stream, chronicle.ErrClosed)
+	}
+	if s.readOnly {
+		return fmt.Errorf("delete snapshot %s: %w", stream, ErrReadOnly)
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM snapshots WHERE stream_id = $1`, stream)
 	return s.opErr("delete snapshot "+stream, err)
 }
 
-// DeleteAllSnapshots removes every snapshot.
+// DeleteAllSnapshots removes every snapshot. Errors: ErrReadOnly on a
+// Replica.
 func (s *Store) DeleteAllSnapshots(ctx context.Context) error {
 	if s.closed() {
 		return fmt.Errorf("delete snapshots: %w", chronicle.ErrClosed)
+	}
+	if s.readOnly {
+		return fmt.Errorf("delete snapshots: %w", ErrReadOnly)
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM snapshots`)
 	return s.opErr("delete snapshots", err)

@@ -64,6 +64,9 @@ type Store struct {
 	channel string // NOTIFY channel
 	opts    Options
 	log     *slog.Logger
+	// readOnly: a Replica's store, with no committers, notifier or
+	// listener.
+	readOnly bool
 
 	// Group commit: appends wait in pending; at most Options.Committers
 	// goroutines (callers of Append, or ones they hand over to) commit them.
@@ -210,8 +213,10 @@ func (s *Store) Close() error {
 		}
 		s.subMu.Unlock()
 		s.db.Close()
-		s.wpool.Close()
-		s.npool.Close()
+		if !s.readOnly {
+			s.wpool.Close()
+			s.npool.Close()
+		}
 		s.pool.Close()
 	})
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"math"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -14,6 +15,7 @@ import (
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/personal"
+	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/upcast"
 )
@@ -41,8 +43,41 @@ func newMetricsRegistry() *prometheus.Registry {
 // runner for /projections and ?min_version= (limits bound the waiters and
 // the write timeout), and the web console at /. Its Close releases what
 // the handler started (background rebuilds); call it after the HTTP server
-// has shut down. metrics is what /metrics serves (newMetricsRegistry).
-func newHandler(store storeurl.Store, keys *personal.Keyring, reg *upcast.Registry, runner *projection.Runner, metrics *prometheus.Registry, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
+// has shut down. metrics is what /metrics serves (newMetricsRegistry);
+// replicas are the standbys that serve reads.
+func newHandler(store storeurl.Store, keys *personal.Keyring, replicas []*pgstore.Replica, reg *upcast.Registry, runner *projection.Runner, metrics *prometheus.Registry, a auth, limits serveLimits, log *slog.Logger) (*httpapi.Server, error) {
+	var reps []httpapi.Replica
+	for _, r := range replicas {
+		reps = append(reps, httpapi.Replica{
+			Store: r,
+			// Snapshots off: a replica cannot write them, and time travel
+			// replays an order's few events anyway.
+			Orders: aggregate.New(r, nil, reg, order.Definition(), aggregate.WithLogger(log)),
+			Views:  orderview.NewReader(r),
+			Health: r,
+		})
+		labels := prometheus.Labels{"replica": r.Name()}
+		metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "chronicle_replica_lag_seconds", ConstLabels: labels,
+				Help: "How far the replica was behind the primary at its last check; NaN when unknown (unreachable).",
+			}, func() float64 {
+				if lag, ok := r.Lag(); ok {
+					return lag.Seconds()
+				}
+				return math.NaN()
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "chronicle_replica_usable", ConstLabels: labels,
+				Help: "1 when the replica serves reads (reachable, a standby, within --replica-max-lag), else 0.",
+			}, func() float64 {
+				if r.Usable() {
+					return 1
+				}
+				return 0
+			}),
+		)
+	}
 	appends, err := httpapi.NewAppendMetrics(metrics)
 	if err != nil {
 		return nil, err
@@ -55,6 +90,7 @@ func newHandler(store storeurl.Store, keys *personal.Keyring, reg *upcast.Regist
 		// aggregate.DefaultStateCacheBytes however large the orders.
 		Orders:       aggregate.New(appends.Wrap(personal.NewStore(store, keys, order.PersonalData())), store, reg, order.Definition(), aggregate.WithLogger(log), aggregate.WithStateCache(stateCacheSize)),
 		Views:        orderview.NewReader(store),
+		Replicas:     reps,
 		Projections:  runner,
 		Logger:       log,
 		Registry:     metrics,

@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle/httpapi"
+	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/relay"
 )
@@ -39,6 +41,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		gather     time.Duration
 		limits     serveLimits
 		relayOpts  relay.Options
+		replicas   replicaFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -77,13 +80,22 @@ open at once; further clients wait until one closes.
 --relay-nats also relays the log to NATS JetStream, as 'chronicle relay'
 does (see its help); GET /projections shows the relay as relay_nats.
 
+Read replicas: with a PostgreSQL --store, each --replica names a
+streaming-replication standby of it (pg_basebackup -R). Reads (GET of
+orders, lists, stats, timelines, time travel, /events) go to a standby that
+is reachable and less than --replica-max-lag behind, else to the primary;
+commands always go to the primary. A read that fails on a standby is
+answered by the primary. ?min_version= on a standby waits for it to replay
+that version. X-Chronicle-Source says where each read was served.
+
 SIGINT or SIGTERM shut it down gracefully: new connections are refused,
 requests in flight finish (up to 30 s), event streams end (their clients
 resume elsewhere or later with Last-Event-ID), and the projections stop after their
 last committed batch.`,
 		Example: `  chronicle serve
   chronicle serve --addr 127.0.0.1:9090 --store sqlite:///var/lib/chronicle/chronicle.db
-  CHRONICLE_TOKENS=s3cret:admin chronicle serve --addr 0.0.0.0:8080 --store postgres://localhost/chronicle`,
+  CHRONICLE_TOKENS=s3cret:admin chronicle serve --addr 0.0.0.0:8080 --store postgres://localhost/chronicle
+  chronicle serve --store postgres://primary/chronicle --replica postgres://standby1/chronicle --replica postgres://standby2/chronicle`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
 			log, err := newLogger(m.Stderr, logFormat, logLevel)
@@ -117,7 +129,14 @@ last committed batch.`,
 			} else if c.Flags().Changed("relay-subject-prefix") {
 				return usagef("--relay-subject-prefix needs --relay-nats")
 			}
-			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, relayOpts)
+			if replicas.maxLag <= 0 {
+				return usagef("--replica-max-lag %s: want a duration above 0", replicas.maxLag)
+			}
+			if loc, err := storeurl.Parse(m.storeURL(c)); err == nil && loc.Kind != storeurl.Postgres && len(replicas.urls) > 0 {
+				// Before the store is opened: that would create a SQLite file.
+				return usagef("--replica needs a PostgreSQL --store (a streaming-replication standby of it)")
+			}
+			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, relayOpts, replicas)
 		},
 	}
 	f := c.Flags()
@@ -140,6 +159,8 @@ last committed batch.`,
 	f.IntVar(&limits.maxFeedSubscribers, "max-feed-subscribers", httpapi.DefaultMaxFeedSubscribers, "most event streams open at once; more are answered 503 with Retry-After (each also holds one of --max-conns)")
 	f.StringVar(&relayOpts.URL, "relay-nats", "", "also relay the log to NATS JetStream at this nats://HOST:PORT (as 'chronicle relay' does)")
 	f.StringVar(&relayOpts.SubjectPrefix, "relay-subject-prefix", relay.DefaultSubjectPrefix, "with --relay-nats: the first token(s) of every subject")
+	f.StringArrayVar(&replicas.urls, "replica", nil, "a streaming-replication standby of the PostgreSQL --store to serve reads (repeatable)")
+	f.DurationVar(&replicas.maxLag, "replica-max-lag", pgstore.DefaultReplicaMaxLag, "a standby further behind the primary than this serves no reads")
 	f.IntVar(&limits.maxWaiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
 		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
@@ -262,7 +283,7 @@ type auth struct {
 	jwt    *httpapi.JWTOptions
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, relayOpts relay.Options) error {
+func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, relayOpts relay.Options, rf replicaFlags) error {
 	ctx := c.Context()
 	store, loc, keys, err := m.openStore(c, log)
 	if err != nil {
@@ -270,6 +291,15 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 	}
 	defer store.Close()
 	log.Info("store open", "store", loc.String())
+	replicas, err := openReplicas(ctx, store, rf, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, r := range replicas {
+			r.Close()
+		}
+	}()
 
 	reg := order.NewRegistry()
 	// Gather: under a stream of commands the read models apply the events
@@ -317,7 +347,7 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		log.Info("projections stopped")
 	}
 
-	h, err := newHandler(store, keys, reg, runner, metrics, a, limits, log)
+	h, err := newHandler(store, keys, replicas, reg, runner, metrics, a, limits, log)
 	if err != nil {
 		stopProjections()
 		return err
@@ -367,4 +397,46 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 		err = nil
 	}
 	return err
+}
+
+// replicaFlags are serve's --replica and --replica-max-lag.
+type replicaFlags struct {
+	urls   []string
+	maxLag time.Duration
+}
+
+// openReplicas opens the --replica standbys of a PostgreSQL store. They
+// need not be up: one that is down or behind serves no reads until it
+// catches up.
+func openReplicas(ctx context.Context, store storeurl.Store, rf replicaFlags, log *slog.Logger) ([]*pgstore.Replica, error) {
+	if len(rf.urls) == 0 {
+		return nil, nil
+	}
+	primary, ok := store.(*pgstore.Store)
+	if !ok {
+		return nil, usagef("--replica needs a PostgreSQL --store (a streaming-replication standby of it)")
+	}
+	var out []*pgstore.Replica
+	for _, raw := range rf.urls {
+		rl, err := storeurl.Parse(raw)
+		if err == nil && rl.Kind != storeurl.Postgres {
+			err = fmt.Errorf("--replica %s: want a postgres:// URL", storeurl.Redact(raw))
+		}
+		if err == nil && rl.Schema != "" && rl.Schema != primary.Schema() {
+			err = fmt.Errorf("--replica %s: schema %s differs from the store's (%s)", storeurl.Redact(raw), rl.Schema, primary.Schema())
+		}
+		var r *pgstore.Replica
+		if err == nil {
+			r, err = pgstore.OpenReplica(ctx, rl.URL, primary, pgstore.ReplicaOptions{MaxLag: rf.maxLag, Logger: log})
+		}
+		if err != nil {
+			for _, r := range out {
+				r.Close()
+			}
+			return nil, &usageError{err}
+		}
+		log.Info("replica open", "replica", r.Name(), "max_lag", rf.maxLag)
+		out = append(out, r)
+	}
+	return out, nil
 }
