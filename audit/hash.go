@@ -91,26 +91,43 @@ func FromRecorded(e chronicle.RecordedEvent, prev Hash) Event {
 // It returns an error matching ErrJSON when data or metadata cannot be
 // canonicalized (see Canonicalize).
 func HashEvent(e Event) (Hash, error) {
-	data, err := jsonHash(e.Data, "")
+	data, meta, err := Digests(e.Data, e.Metadata)
 	if err != nil {
-		return Hash{}, fmt.Errorf("hash event %s v%d: data: %w", e.StreamID, e.Version, err)
+		return Hash{}, fmt.Errorf("hash event %s v%d: %w", e.StreamID, e.Version, err)
 	}
-	meta, err := jsonHash(e.Metadata, "{}")
-	if err != nil {
-		return Hash{}, fmt.Errorf("hash event %s v%d: metadata: %w", e.StreamID, e.Version, err)
+	return HashLines(e.PrevHash, e.StreamID, e.Version, e.EventID, e.Type, e.SchemaVersion, e.RecordedAt, data, meta), nil
+}
+
+// Digests returns the hex SHA-256 of the canonical (RFC 8785) data and of
+// the canonical metadata ({} when nil or null): the last two lines of an
+// event's hash. A store computes them once per event, before it knows the
+// event's version, prev_hash and recorded_at (see HashLines). The error
+// matches ErrJSON.
+func Digests(data, metadata json.RawMessage) (dataHex, metadataHex string, err error) {
+	if dataHex, err = jsonHash(data, ""); err != nil {
+		return "", "", fmt.Errorf("data: %w", err)
 	}
+	if metadataHex, err = jsonHash(metadata, "{}"); err != nil {
+		return "", "", fmt.Errorf("metadata: %w", err)
+	}
+	return dataHex, metadataHex, nil
+}
+
+// HashLines returns an event's hash from its fields, with data and metadata
+// given by their Digests; HashEvent is HashLines of Digests.
+func HashLines(prev Hash, streamID string, version int64, eventID, typ string, schemaVersion int, recordedAt time.Time, dataHex, metadataHex string) Hash {
 	lines := []string{
-		e.PrevHash.String(),
-		e.StreamID,
-		strconv.FormatInt(e.Version, 10),
-		e.EventID,
-		e.Type,
-		strconv.Itoa(e.SchemaVersion),
-		e.RecordedAt.UTC().Format(TimeFormat),
-		data,
-		meta,
+		prev.String(),
+		streamID,
+		strconv.FormatInt(version, 10),
+		eventID,
+		typ,
+		strconv.Itoa(schemaVersion),
+		recordedAt.UTC().Format(TimeFormat),
+		dataHex,
+		metadataHex,
 	}
-	return sha256.Sum256([]byte(strings.Join(lines, "\n"))), nil
+	return sha256.Sum256([]byte(strings.Join(lines, "\n")))
 }
 
 // jsonHash is the hex SHA-256 of b's canonical form; b empty or null is

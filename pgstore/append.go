@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 )
 
 // appendReq is one Append waiting for a committer.
@@ -20,6 +21,7 @@ type appendReq struct {
 	stream   string
 	expected chronicle.ExpectedVersion
 	events   []chronicle.Event // prepared: ids assigned, schema versions set
+	digests  [][2]string       // the events' audit.Digests, for events_hash
 	retries  int
 	done     chan appendOutcome // buffered 1: a committer never blocks on it
 }
@@ -50,8 +52,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected chronicle.Ex
 	if err != nil {
 		return chronicle.AppendResult{}, err
 	}
+	// The hash's canonical JSON, computed once by the caller; the rest of
+	// the hash needs the version, prev_hash and recorded_at, which only the
+	// statement knows (events_hash).
+	digests, err := eventDigests(evs)
+	if err != nil {
+		return chronicle.AppendResult{}, err
+	}
 	for attempt := 0; ; attempt++ {
-		out, err := s.submit(ctx, &appendReq{ctx: ctx, stream: stream, expected: expected, events: evs, done: make(chan appendOutcome, 1)})
+		out, err := s.submit(ctx, &appendReq{ctx: ctx, stream: stream, expected: expected, events: evs, digests: digests, done: make(chan appendOutcome, 1)})
 		if err != nil {
 			return chronicle.AppendResult{}, err
 		}
@@ -236,8 +245,8 @@ type querier interface {
 // stream's version after the statement with whether this append advanced it.
 const batchSQL = `
 WITH ev AS MATERIALIZED (
-	SELECT * FROM unnest($5::int4[], $6::int4[], $7::uuid[], $8::text[], $9::int4[], $10::text[], $11::text[])
-		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, k)
+	SELECT * FROM unnest($5::int4[], $6::int4[], $7::uuid[], $8::text[], $9::int4[], $10::text[], $11::text[], $13::text[], $14::text[])
+		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, data_digest, metadata_digest, k)
 ),
 a AS MATERIALIZED (
 	SELECT a.*, $12::bool AND EXISTS (
@@ -274,9 +283,9 @@ won AS MATERIALIZED (
 	SELECT stream_id, version FROM ins
 ),
 new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, data_digest, metadata_digest)
 	SELECT a.stream_id, a.stream_type, won.version - a.n + ev.off, ev.event_id, ev.event_type,
-		ev.schema_version, ev.data::json, ev.metadata::json
+		ev.schema_version, ev.data::json, ev.metadata::json, ev.data_digest, ev.metadata_digest
 	FROM ev
 	JOIN a ON a.i = ev.i
 	JOIN won ON won.stream_id = a.stream_id
@@ -323,6 +332,8 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		evSchema = make([]int32, 0, nev)
 		evData   = make([]string, 0, nev)
 		evMeta   = make([]*string, 0, nev)
+		evDataD  = make([]string, 0, nev)
+		evMetaD  = make([]string, 0, nev)
 	)
 	for i, r := range batch {
 		streams[i] = r.stream
@@ -337,10 +348,12 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 			evSchema = append(evSchema, int32(e.SchemaVersion))
 			evData = append(evData, string(e.Data))
 			evMeta = append(evMeta, metadataArg(e))
+			evDataD = append(evDataD, r.digests[j][0])
+			evMetaD = append(evMetaD, r.digests[j][1])
 		}
 	}
 	rows, err := q.Query(ctx, batchSQL, streams, types, expected, counts,
-		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, checkDup)
+		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, checkDup, evDataD, evMetaD)
 	if err != nil {
 		return nil, err
 	}
@@ -397,10 +410,11 @@ won AS MATERIALIZED (
 	SELECT version FROM ins
 ),
 new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-	SELECT $1, $2, won.version - $4 + ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json
-	FROM won, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::text[])
-		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, k)
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, data_digest, metadata_digest)
+	SELECT $1, $2, won.version - $4 + ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json,
+		ev.data_digest, ev.metadata_digest
+	FROM won, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::text[], $10::text[], $11::text[])
+		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, data_digest, metadata_digest, k)
 	ORDER BY ev.k -- positions follow versions
 	RETURNING position
 )
@@ -419,10 +433,11 @@ WITH ins AS (
 	RETURNING version
 ),
 new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-	SELECT $1, $2, ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json
-	FROM ins, unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
-		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, k)
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, data_digest, metadata_digest)
+	SELECT $1, $2, ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json,
+		ev.data_digest, ev.metadata_digest
+	FROM ins, unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::text[])
+		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, data_digest, metadata_digest, k)
 	ORDER BY ev.k -- positions follow versions
 	RETURNING position
 )
@@ -436,20 +451,23 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		schema = make([]int32, len(r.events))
 		data   = make([]string, len(r.events))
 		meta   = make([]*string, len(r.events))
+		dataD  = make([]string, len(r.events))
+		metaD  = make([]string, len(r.events))
 	)
 	for i, e := range r.events {
 		ids[i], types[i], schema[i] = uuidBytes(e.ID), e.Type, int32(e.SchemaVersion)
 		data[i], meta[i] = string(e.Data), metadataArg(e)
+		dataD[i], metaD[i] = r.digests[i][0], r.digests[i][1]
 	}
 	create := r.expected == chronicle.NoStream
 	var rows pgx.Rows
 	var err error
 	if create {
 		rows, err = q.Query(ctx, createSQL, r.stream, chronicle.StreamType(r.stream), int64(len(r.events)),
-			ids, types, schema, data, meta)
+			ids, types, schema, data, meta, dataD, metaD)
 	} else {
 		rows, err = q.Query(ctx, oneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected), int32(len(r.events)),
-			ids, types, schema, data, meta)
+			ids, types, schema, data, meta, dataD, metaD)
 	}
 	if err != nil {
 		return nil, err
@@ -790,4 +808,18 @@ SELECT count(*), min(position), max(position) FROM events WHERE tx_id = $1 AND s
 		FirstPosition: minPos,
 		LastPosition:  maxPos,
 	}, len(got), nil
+}
+
+// eventDigests returns each event's audit.Digests; JSON that has no
+// canonical form (a number beyond a double's range) is invalid.
+func eventDigests(evs []chronicle.Event) ([][2]string, error) {
+	out := make([][2]string, len(evs))
+	for i, e := range evs {
+		d, m, err := audit.Digests(e.Data, e.Metadata)
+		if err != nil {
+			return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d]", i), Reason: err.Error()}
+		}
+		out[i] = [2]string{d, m}
+	}
+	return out, nil
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 )
 
 // migrations are applied in order, each once; never edit one that shipped,
@@ -80,6 +84,66 @@ CREATE TRIGGER streams_no_delete BEFORE DELETE ON streams
 CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON streams
 	FOR EACH STATEMENT EXECUTE FUNCTION streams_kept();
 `,
+	3: `
+-- hash and prev_hash: 32-byte SHA-256 (package audit), computed by
+-- events_hash inside the INSERT. data_digest and metadata_digest are its
+-- inputs (the hex SHA-256 of the canonical JSON, which SQL cannot compute),
+-- required on insert and never stored.
+ALTER TABLE events ADD COLUMN hash bytea, ADD COLUMN prev_hash bytea,
+	ADD COLUMN data_digest text, ADD COLUMN metadata_digest text;
+
+-- The previous event is found by the primary key. It is committed (the
+-- append holds its stream's row lock, taken after the previous append
+-- committed; a VOLATILE function's queries see what committed since the
+-- statement began) or inserted earlier by the same statement (rows are
+-- inserted in version order, and a row trigger sees the rows before it).
+CREATE FUNCTION events_hash() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	prev bytea;
+BEGIN
+	IF NEW.data_digest IS NULL OR NEW.metadata_digest IS NULL THEN
+		RAISE EXCEPTION 'chronicle: an event needs data_digest and metadata_digest to be hashed'
+			USING ERRCODE = 'not_null_violation';
+	END IF;
+	IF NEW.version = 1 THEN
+		prev := decode(repeat('00', 32), 'hex');
+	ELSE
+		SELECT e.hash INTO prev FROM events e WHERE e.stream_id = NEW.stream_id AND e.version = NEW.version - 1;
+		IF prev IS NULL THEN
+			RAISE EXCEPTION 'chronicle: % v% has no previous hash', NEW.stream_id, NEW.version
+				USING ERRCODE = 'not_null_violation';
+		END IF;
+	END IF;
+	NEW.prev_hash := prev;
+	NEW.hash := sha256(convert_to(concat_ws(E'\n',
+		encode(prev, 'hex'), NEW.stream_id, NEW.version::text, NEW.event_id::text,
+		NEW.event_type, NEW.schema_version::text,
+		to_char(NEW.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+		NEW.data_digest, NEW.metadata_digest), 'UTF8'));
+	NEW.data_digest := NULL;
+	NEW.metadata_digest := NULL;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER events_hash BEFORE INSERT ON events
+	FOR EACH ROW EXECUTE FUNCTION events_hash();
+
+-- The only update allowed: hashing an event stored before hashes existed
+-- (hashStored), which changes nothing else.
+CREATE OR REPLACE FUNCTION events_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND length(NEW.hash) = 32 AND length(NEW.prev_hash) = 32
+		AND (NEW.position, NEW.tx_id, NEW.stream_id, NEW.stream_type, NEW.version, NEW.event_id,
+			NEW.event_type, NEW.schema_version, NEW.data::text, NEW.metadata::text, NEW.recorded_at,
+			NEW.data_digest, NEW.metadata_digest)
+		IS NOT DISTINCT FROM (OLD.position, OLD.tx_id, OLD.stream_id, OLD.stream_type, OLD.version, OLD.event_id,
+			OLD.event_type, OLD.schema_version, OLD.data::text, OLD.metadata::text, OLD.recorded_at,
+			OLD.data_digest, OLD.metadata_digest) THEN
+		RETURN NEW;
+	END IF;
+	RAISE EXCEPTION 'chronicle: events are immutable: % refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END $$;
+`,
 }
 
 // migrateLockClass is the first key of the advisory lock that serializes
@@ -90,7 +154,98 @@ const migrateLockClass = 0x6368726f
 // run it at once: the advisory lock makes the second wait and then find
 // nothing to do.
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	return migrateSteps(ctx, pool, schema, migrations)
+	if err := migrateSteps(ctx, pool, schema, migrations); err != nil {
+		return err
+	}
+	return hashStored(ctx, pool, schema)
+}
+
+// hashBatch is how many events hashStored hashes per transaction.
+const hashBatch = 1000
+
+// hashStored hashes the events stored before hashes existed, in log order,
+// hashBatch per transaction: killed, it goes on where it stopped (only
+// events without a hash are hashed). Processes opening the store at once
+// take turns per batch.
+func hashStored(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	var none bool
+	err := pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+ident(schema)+`.events WHERE hash IS NULL)`).Scan(&none)
+	if err != nil || none {
+		return err
+	}
+	var after chronicle.Checkpoint
+	for {
+		n, last, err := hashSome(ctx, pool, schema, after)
+		if err != nil {
+			return fmt.Errorf("migrate: hash stored events: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		after = last
+	}
+}
+
+// hashSome hashes up to hashBatch unhashed events after the checkpoint
+// after, in one transaction; it returns how many and the last one's place.
+func hashSome(ctx context.Context, pool *pgxpool.Pool, schema string, after chronicle.Checkpoint) (int, chronicle.Checkpoint, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, after, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	q := ident(schema)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(migrateLockClass), schema+"/hash"); err != nil {
+		return 0, after, err
+	}
+	rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM `+q+`.events
+WHERE (tx_id, position) > ($1::text::xid8, $2) AND hash IS NULL ORDER BY tx_id, position LIMIT $3`,
+		strconv.FormatUint(after.TxID, 10), after.Position, hashBatch)
+	if err != nil {
+		return 0, after, err
+	}
+	evs, err := scanEvents(rows, hashBatch)
+	if err != nil {
+		return 0, after, err
+	}
+	// A stream's events come in version order: the previous one is hashed
+	// earlier in this batch or in an earlier one.
+	hashes := make(map[string]audit.Hash)
+	var (
+		streams       = make([]string, len(evs))
+		versions      = make([]int64, len(evs))
+		hashed, prevs = make([][]byte, len(evs)), make([][]byte, len(evs))
+	)
+	for i, e := range evs {
+		prev, ok := hashes[e.StreamID]
+		if !ok && e.Version > 1 {
+			var b []byte
+			err := tx.QueryRow(ctx, `SELECT hash FROM `+q+`.events WHERE stream_id = $1 AND version = $2`, e.StreamID, e.Version-1).Scan(&b)
+			if err != nil || len(b) != len(prev) {
+				return 0, after, fmt.Errorf("%s v%d: previous event's hash: %v", e.StreamID, e.Version, err)
+			}
+			prev = audit.Hash(b)
+		}
+		h, err := audit.HashEvent(audit.FromRecorded(e, prev))
+		if err != nil {
+			return 0, after, err
+		}
+		hashes[e.StreamID] = h
+		streams[i], versions[i], hashed[i], prevs[i] = e.StreamID, e.Version, h[:], prev[:]
+	}
+	_, err = tx.Exec(ctx, `UPDATE `+q+`.events e SET hash = u.hash, prev_hash = u.prev_hash
+FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(stream_id, version, hash, prev_hash)
+WHERE e.stream_id = u.stream_id AND e.version = u.version`, streams, versions, hashed, prevs)
+	if err != nil {
+		return 0, after, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, after, err
+	}
+	if len(evs) == 0 {
+		return 0, after, nil
+	}
+	return len(evs), evs[len(evs)-1].Checkpoint(), nil
 }
 
 // migrateSteps is migrate with the migrations given (tests stop early).
