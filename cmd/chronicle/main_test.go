@@ -135,10 +135,20 @@ func TestTimeline(t *testing.T) {
 			SchemaVersion int             `json:"schema_version"`
 			Data          json.RawMessage `json:"data"`
 			Position      int64           `json:"position"`
+			Hash          string          `json:"hash"`
+			PrevHash      string          `json:"prev_hash"`
 		} `json:"events"`
 	}
 	if err := json.Unmarshal([]byte(out), &tl); err != nil || code != 0 {
 		t.Fatalf("timeline --json: exit %d, %v:\n%s", code, err, out)
+	}
+	// The stored events' chain, in lowercase hex.
+	prev := strings.Repeat("0", 64)
+	for _, e := range tl.Events {
+		if e.PrevHash != prev || len(e.Hash) != 64 || strings.Trim(e.Hash, "0123456789abcdef") != "" || e.Hash == prev {
+			t.Errorf("timeline --json: v%d hash %q prev_hash %q, want prev_hash %q", e.Version, e.Hash, e.PrevHash, prev)
+		}
+		prev = e.Hash
 	}
 	if tl.OrderID != "ord_123" || tl.Version != 4 || len(tl.Events) != 4 {
 		t.Fatalf("timeline --json:\n%s", out)
