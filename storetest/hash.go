@@ -44,6 +44,12 @@ func testHashChain(t *testing.T, h Harness) {
 			multi[3].Metadata = json.RawMessage(`{}`)
 			mustAppend(t, s, single, chronicle.Exact(3), multi)
 
+			// A new stream, several events at once.
+			created := "order-hash-created"
+			streams = append(streams, created)
+			mustAppend(t, s, created, chronicle.NoStream, newEvents(4, "Created"))
+			mustAppend(t, s, created, chronicle.Exact(4), newEvents(2, "After"))
+
 			// A retry writes nothing and changes no hash.
 			before := mustReadStream(t, s, single, chronicle.ReadStreamOptions{})
 			mustAppend(t, s, single, chronicle.Exact(3), multi)
