@@ -116,18 +116,17 @@ func Digests(data, metadata json.RawMessage) (dataHex, metadataHex string, err e
 // HashLines returns an event's hash from its fields, with data and metadata
 // given by their Digests; HashEvent is HashLines of Digests.
 func HashLines(prev Hash, streamID string, version int64, eventID, typ string, schemaVersion int, recordedAt time.Time, dataHex, metadataHex string) Hash {
-	lines := []string{
-		prev.String(),
-		streamID,
-		strconv.FormatInt(version, 10),
-		eventID,
-		typ,
-		strconv.Itoa(schemaVersion),
-		recordedAt.UTC().Format(TimeFormat),
-		dataHex,
-		metadataHex,
-	}
-	return sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	var buf [512]byte
+	b := hex.AppendEncode(buf[:0], prev[:])
+	b = append(append(b, '\n'), streamID...)
+	b = strconv.AppendInt(append(b, '\n'), version, 10)
+	b = append(append(b, '\n'), eventID...)
+	b = append(append(b, '\n'), typ...)
+	b = strconv.AppendInt(append(b, '\n'), int64(schemaVersion), 10)
+	b = recordedAt.UTC().AppendFormat(append(b, '\n'), TimeFormat)
+	b = append(append(b, '\n'), dataHex...)
+	b = append(append(b, '\n'), metadataHex...)
+	return sha256.Sum256(b)
 }
 
 // jsonHash is the hex SHA-256 of b's canonical form; b empty or null is
@@ -136,7 +135,9 @@ func jsonHash(b json.RawMessage, null string) (string, error) {
 	if null != "" && (len(b) == 0 || string(b) == "null") {
 		b = json.RawMessage(null)
 	}
-	c, err := Canonicalize(b)
+	p := parsers.Get().(*parser)
+	defer p.release()
+	c, err := p.canonicalize(b)
 	if err != nil {
 		return "", err
 	}
