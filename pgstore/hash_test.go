@@ -2,7 +2,9 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -77,6 +79,71 @@ FROM generate_series(1, 500) v, generate_series(1, 5) s ORDER BY v, s`)
 INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data)
 VALUES ('raw-1', 'raw', 1, gen_random_uuid(), 'A', 1, '{}')`)
 	if err == nil {
-		t.Fatal("an event inserted without its digests was stored")
+		t.Fatal("an event inserted without its hash was stored")
+	}
+}
+
+// Appends are hashed on the stream head a store last saw; another store
+// appending to the same streams makes it stale. A stale head is never a
+// conflict unless the expected version fails, and the chain and the
+// stream's recorded times hold.
+func TestStaleHeads(t *testing.T) {
+	testURL(t)
+	schema := newSchema(t)
+	ctx := context.Background()
+	a := openTest(t, Options{Schema: schema})
+	b := openTest(t, Options{Schema: schema})
+	const stream = "order-1"
+	ok := func(s *Store, expected chronicle.ExpectedVersion, n int, first int64) {
+		t.Helper()
+		evs := make([]chronicle.Event, n)
+		for i := range evs {
+			evs[i] = ev("A", `{"n":1}`)
+		}
+		res, err := s.Append(ctx, stream, expected, evs)
+		if err != nil || res.FirstVersion != first {
+			t.Fatalf("append %v: %+v, %v; want first version %d", expected, res, err, first)
+		}
+	}
+	conflict := func(s *Store, expected chronicle.ExpectedVersion, actual int64) {
+		t.Helper()
+		_, err := s.Append(ctx, stream, expected, []chronicle.Event{ev("A", `{}`)})
+		var c *chronicle.ConflictError
+		if !errors.As(err, &c) || c.Actual != actual {
+			t.Fatalf("append %v: %v; want a conflict at version %d", expected, err, actual)
+		}
+	}
+	ok(a, chronicle.NoStream, 1, 1)
+	ok(b, chronicle.Exact(1), 2, 2)
+	ok(a, chronicle.Any, 1, 4)
+	conflict(b, chronicle.Exact(3), 4)
+	ok(a, chronicle.StreamExists, 2, 5)
+	ok(b, chronicle.Any, 1, 7)
+	conflict(a, chronicle.Exact(1), 7)
+	ok(a, chronicle.Exact(7), 1, 8)
+	// The stream's last event recorded later than this process's clock
+	// (another host's): the next event takes that time, not an earlier one.
+	later := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	if _, err := b.pool.Exec(ctx, `UPDATE streams SET last_at = $1 WHERE stream_id = $2`, later, stream); err != nil {
+		t.Fatal(err)
+	}
+	ok(a, chronicle.Exact(8), 1, 9)
+	evs, err := a.ReadStream(ctx, stream, chronicle.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make([]audit.Event, len(evs))
+	hashes := make([]audit.Hash, len(evs))
+	for i, e := range evs {
+		events[i], hashes[i] = audit.FromRecorded(e, e.PrevHash), e.Hash
+		if i > 0 && e.RecordedAt.Before(evs[i-1].RecordedAt) {
+			t.Errorf("v%d recorded at %v, before v%d", e.Version, e.RecordedAt, evs[i-1].Version)
+		}
+	}
+	if err := audit.CheckStream(events, hashes); err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; !last.RecordedAt.Equal(later) {
+		t.Errorf("v%d recorded at %v, want %v", last.Version, last.RecordedAt, later)
 	}
 }

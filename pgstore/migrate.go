@@ -85,59 +85,25 @@ CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON streams
 	FOR EACH STATEMENT EXECUTE FUNCTION streams_kept();
 `,
 	3: `
--- hash and prev_hash: 32-byte SHA-256 (package audit), computed by
--- events_hash inside the INSERT. data_digest and metadata_digest are its
--- inputs (the hex SHA-256 of the canonical JSON, which SQL cannot compute),
--- required on insert and never stored.
-ALTER TABLE events ADD COLUMN hash bytea, ADD COLUMN prev_hash bytea,
-	ADD COLUMN data_digest text, ADD COLUMN metadata_digest text;
-
--- The previous event is found by the primary key. It is committed (the
--- append holds its stream's row lock, taken after the previous append
--- committed; a VOLATILE function's queries see what committed since the
--- statement began) or inserted earlier by the same statement (rows are
--- inserted in version order, and a row trigger sees the rows before it).
-CREATE FUNCTION events_hash() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-	prev bytea;
-BEGIN
-	IF NEW.data_digest IS NULL OR NEW.metadata_digest IS NULL THEN
-		RAISE EXCEPTION 'chronicle: an event needs data_digest and metadata_digest to be hashed'
-			USING ERRCODE = 'not_null_violation';
-	END IF;
-	IF NEW.version = 1 THEN
-		prev := decode(repeat('00', 32), 'hex');
-	ELSE
-		SELECT e.hash INTO prev FROM events e WHERE e.stream_id = NEW.stream_id AND e.version = NEW.version - 1;
-		IF prev IS NULL THEN
-			RAISE EXCEPTION 'chronicle: % v% has no previous hash', NEW.stream_id, NEW.version
-				USING ERRCODE = 'not_null_violation';
-		END IF;
-	END IF;
-	NEW.prev_hash := prev;
-	NEW.hash := sha256(convert_to(concat_ws(E'\n',
-		encode(prev, 'hex'), NEW.stream_id, NEW.version::text, NEW.event_id::text,
-		NEW.event_type, NEW.schema_version::text,
-		to_char(NEW.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-		NEW.data_digest, NEW.metadata_digest), 'UTF8'));
-	NEW.data_digest := NULL;
-	NEW.metadata_digest := NULL;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER events_hash BEFORE INSERT ON events
-	FOR EACH ROW EXECUTE FUNCTION events_hash();
+-- hash and prev_hash: 32-byte SHA-256 (package audit), computed by the
+-- appending process and checked by the append statement against the
+-- stream's row: last_hash and last_at are the hash and recorded_at of the
+-- stream's last event. NOT VALID: the events stored before hashing are
+-- hashed at open (hashStored); every row inserted must have its hash.
+ALTER TABLE events ADD COLUMN hash bytea, ADD COLUMN prev_hash bytea;
+ALTER TABLE events ADD CONSTRAINT events_hashed
+	CHECK (coalesce(length(hash), 0) = 32 AND coalesce(length(prev_hash), 0) = 32) NOT VALID;
+ALTER TABLE streams ADD COLUMN last_hash bytea, ADD COLUMN last_at timestamptz;
 
 -- The only update allowed: hashing an event stored before hashes existed
 -- (hashStored), which changes nothing else.
 CREATE OR REPLACE FUNCTION events_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND length(NEW.hash) = 32 AND length(NEW.prev_hash) = 32
+	IF TG_OP = 'UPDATE' AND OLD.hash IS NULL
 		AND (NEW.position, NEW.tx_id, NEW.stream_id, NEW.stream_type, NEW.version, NEW.event_id,
-			NEW.event_type, NEW.schema_version, NEW.data::text, NEW.metadata::text, NEW.recorded_at,
-			NEW.data_digest, NEW.metadata_digest)
+			NEW.event_type, NEW.schema_version, NEW.data::text, NEW.metadata::text, NEW.recorded_at)
 		IS NOT DISTINCT FROM (OLD.position, OLD.tx_id, OLD.stream_id, OLD.stream_type, OLD.version, OLD.event_id,
-			OLD.event_type, OLD.schema_version, OLD.data::text, OLD.metadata::text, OLD.recorded_at,
-			OLD.data_digest, OLD.metadata_digest) THEN
+			OLD.event_type, OLD.schema_version, OLD.data::text, OLD.metadata::text, OLD.recorded_at) THEN
 		RETURN NEW;
 	END IF;
 	RAISE EXCEPTION 'chronicle: events are immutable: % refused', TG_OP
@@ -236,6 +202,14 @@ WHERE (tx_id, position) > ($1::text::xid8, $2) AND hash IS NULL ORDER BY tx_id, 
 	_, err = tx.Exec(ctx, `UPDATE `+q+`.events e SET hash = u.hash, prev_hash = u.prev_hash
 FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(stream_id, version, hash, prev_hash)
 WHERE e.stream_id = u.stream_id AND e.version = u.version`, streams, versions, hashed, prevs)
+	if err != nil {
+		return 0, after, err
+	}
+	// A stream's last event hashed: its row gets what appends chain on.
+	_, err = tx.Exec(ctx, `UPDATE `+q+`.streams s SET last_hash = u.hash, last_at = e.recorded_at
+FROM unnest($1::text[], $2::int8[], $3::bytea[]) AS u(stream_id, version, hash)
+JOIN `+q+`.events e ON e.stream_id = u.stream_id AND e.version = u.version
+WHERE s.stream_id = u.stream_id AND s.version = u.version`, streams, versions, hashed)
 	if err != nil {
 		return 0, after, err
 	}

@@ -75,6 +75,7 @@ type Store struct {
 	// while one is in flight coalesce into the next).
 	notifyReq chan struct{}
 	npool     *pgxpool.Pool // the notifier's connection
+	heads     heads         // streams' heads, for hashing appends without a lookup
 	// batches and batched count commits and the appends in them.
 	batches, batched atomic.Int64
 	done             chan struct{}  // closed by Close
