@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,47 +13,97 @@ import (
 	"github.com/chronicle-es/chronicle/audit"
 )
 
+// oldStore makes, in schema, a store as the release before hashing left
+// it: 2,500 events in 5 streams, interleaved, some with metadata, the same
+// ids and times for every call.
+func oldStore(t *testing.T, pool *pgxpool.Pool, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := migrateSteps(ctx, pool, schema, migrations[:3]); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pool.Exec(ctx, `SET search_path = `+schema+`;
+INSERT INTO streams (stream_id, stream_type, version)
+SELECT 'old-' || s, 'old', 500 FROM generate_series(1, 5) s;
+INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, recorded_at)
+SELECT 'old-' || s, 'old', v, md5(s || '/' || v)::uuid, 'A', 1 + v % 2, json_build_object('v', v, 's', 'x' || s, 'f', 1.50),
+	CASE WHEN v % 3 = 0 THEN '{"actor":"bob"}'::json END, timestamptz '2026-01-01 00:00:00Z' + v * interval '1.5 ms'
+FROM generate_series(1, 500) v, generate_series(1, 5) s ORDER BY v, s;
+RESET search_path`)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storedHashes returns every event's hash and prev_hash in log order.
+func storedHashes(t *testing.T, s *Store) [][2]audit.Hash {
+	t.Helper()
+	var out [][2]audit.Hash
+	for cp := (chronicle.Checkpoint{}); ; {
+		evs, err := s.ReadAll(context.Background(), cp, chronicle.ReadAllOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return out
+		}
+		for _, e := range evs {
+			out = append(out, [2]audit.Hash{e.Hash, e.PrevHash})
+		}
+		cp = evs[len(evs)-1].Checkpoint()
+	}
+}
+
 // A store made before hashes existed gets its events hashed, in log order
-// and chained by stream, when it is opened; a migration killed after its
-// first batch goes on where it stopped; appends then chain on.
+// and chained by stream, when it is opened; an Open killed mid-way goes on
+// where it stopped and ends with the hashes of an uninterrupted one;
+// appends then chain on.
 func TestMigrateHashesStoredEvents(t *testing.T) {
 	url := testURL(t)
-	schema := newSchema(t)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if err := migrateSteps(ctx, pool, schema, migrations[:3]); err != nil {
-		t.Fatal(err)
-	}
-	// 2,500 events in 5 streams, interleaved, appended as the previous
-	// release did; some with metadata, some committed in one transaction.
 	const streams, perStream = 5, 500
-	_, err = pool.Exec(ctx, `SET search_path = `+schema+`;
-INSERT INTO streams (stream_id, stream_type, version)
-SELECT 'old-' || s, 'old', `+"500"+` FROM generate_series(1, 5) s;
-INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-SELECT 'old-' || s, 'old', v, gen_random_uuid(), 'A', 1 + v % 2, json_build_object('v', v, 's', 'x' || s, 'f', 1.50),
-	CASE WHEN v % 3 = 0 THEN '{"actor":"bob"}'::json END
-FROM generate_series(1, 500) v, generate_series(1, 5) s ORDER BY v, s`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The new schema, then one batch of hashing, as if killed after it.
-	if err := migrateSteps(ctx, pool, schema, migrations); err != nil {
-		t.Fatal(err)
-	}
-	if n, _, err := hashSome(ctx, pool, schema, chronicle.Checkpoint{}); err != nil || n != hashBatch {
-		t.Fatalf("first batch: %d, %v; want %d", n, err, hashBatch)
-	}
-	var unhashed int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.events WHERE hash IS NULL`).Scan(&unhashed); err != nil || unhashed != streams*perStream-hashBatch {
-		t.Fatalf("after the first batch %d unhashed (%v), want %d", unhashed, err, streams*perStream-hashBatch)
+
+	whole := newSchema(t)
+	oldStore(t, pool, whole)
+	want := storedHashes(t, openTest(t, Options{Schema: whole}))
+	if len(want) != streams*perStream {
+		t.Fatalf("%d events after the migration, want %d", len(want), streams*perStream)
 	}
 
-	s := openTest(t, Options{Schema: schema})
+	// Killed after its second batch: cancelled from the progress report.
+	schema := newSchema(t)
+	oldStore(t, pool, schema)
+	kill, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err = Open(kill, url, Options{Schema: schema, MigrateProgress: func(done, total int64) {
+		if total != streams*perStream {
+			t.Errorf("progress %d/%d, want a total of %d", done, total, streams*perStream)
+		}
+		if done == 2*hashBatch {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Open killed mid-migration: %v", err)
+	}
+	var unhashed int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.events WHERE hash IS NULL`).Scan(&unhashed); err != nil || unhashed != streams*perStream-2*hashBatch {
+		t.Fatalf("after the kill %d unhashed (%v), want %d", unhashed, err, streams*perStream-2*hashBatch)
+	}
+	var last [2]int64
+	s := openTest(t, Options{Schema: schema, MigrateProgress: func(done, total int64) { last = [2]int64{done, total} }})
+	if last != [2]int64{unhashed, unhashed} {
+		t.Errorf("last progress of the resumed migration %v, want %d of %d", last, unhashed, unhashed)
+	}
+	if got := storedHashes(t, s); !slices.Equal(got, want) {
+		t.Fatal("the resumed migration's hashes differ from an uninterrupted one's")
+	}
+
 	for i := 1; i <= streams; i++ {
 		stream := "old-" + string(rune('0'+i))
 		if _, err := s.Append(ctx, stream, chronicle.Exact(perStream), []chronicle.Event{ev("B", `{}`)}); err != nil {

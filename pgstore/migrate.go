@@ -118,12 +118,12 @@ const migrateLockClass = 0x6368726f
 
 // migrate brings the schema up to the latest migration. Two processes may
 // run it at once: the advisory lock makes the second wait and then find
-// nothing to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+// nothing to do. progress, when set, follows the hashing of old events.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, progress func(done, total int64)) error {
 	if err := migrateSteps(ctx, pool, schema, migrations); err != nil {
 		return err
 	}
-	return hashStored(ctx, pool, schema)
+	return hashStored(ctx, pool, schema, progress)
 }
 
 // hashBatch is how many events hashStored hashes per transaction.
@@ -132,24 +132,40 @@ const hashBatch = 1000
 // hashStored hashes the events stored before hashes existed, in log order,
 // hashBatch per transaction: killed, it goes on where it stopped (only
 // events without a hash are hashed). Processes opening the store at once
-// take turns per batch.
-func hashStored(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	var none bool
-	err := pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+ident(schema)+`.events WHERE hash IS NULL)`).Scan(&none)
-	if err != nil || none {
+// take turns per batch. Done, it validates events_hashed, which proves
+// every event hashed and makes the next open skip all this.
+func hashStored(ctx context.Context, pool *pgxpool.Pool, schema string, progress func(done, total int64)) error {
+	var validated bool
+	err := pool.QueryRow(ctx, `SELECT convalidated FROM pg_constraint
+WHERE conname = 'events_hashed' AND conrelid = $1::regclass`, ident(schema)+".events").Scan(&validated)
+	if err != nil || validated {
 		return err
 	}
-	var after chronicle.Checkpoint
+	var total int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+ident(schema)+`.events WHERE hash IS NULL`).Scan(&total); err != nil {
+		return fmt.Errorf("migrate: hash stored events: %w", err)
+	}
+	var (
+		after chronicle.Checkpoint
+		done  int64
+	)
 	for {
 		n, last, err := hashSome(ctx, pool, schema, after)
 		if err != nil {
 			return fmt.Errorf("migrate: hash stored events: %w", err)
 		}
 		if n == 0 {
-			return nil
+			break
 		}
-		after = last
+		after, done = last, done+int64(n)
+		if progress != nil {
+			progress(done, max(total, done))
+		}
 	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE `+ident(schema)+`.events VALIDATE CONSTRAINT events_hashed`); err != nil {
+		return fmt.Errorf("migrate: hash stored events: %w", err)
+	}
+	return nil
 }
 
 // hashSome hashes up to hashBatch unhashed events after the checkpoint

@@ -75,6 +75,9 @@ BEGIN SELECT RAISE(ABORT, 'chronicle: streams are never removed'); END;
 ALTER TABLE events ADD COLUMN hash BLOB;
 ALTER TABLE events ADD COLUMN prev_hash BLOB;
 ALTER TABLE streams ADD COLUMN last_hash BLOB;
+-- The events stored before hashing, until hashStored has hashed them: an
+-- index that new events never enter.
+CREATE INDEX events_unhashed ON events (position) WHERE hash IS NULL;
 CREATE TRIGGER events_hashed BEFORE INSERT ON events
 WHEN length(NEW.hash) IS NOT 32 OR length(NEW.prev_hash) IS NOT 32
 BEGIN SELECT RAISE(ABORT, 'chronicle: an event must be stored with its hash'); END;
@@ -127,26 +130,28 @@ const hashBatch = 1000
 
 // hashStored hashes the events stored before hashes existed, in log order,
 // hashBatch per transaction: killed, it goes on where it stopped (only
-// events without a hash are hashed). Then each stream's last_hash is set.
+// events without a hash are hashed), and with none left it costs one
+// lookup in an empty index.
 func (s *Store) hashStored(ctx context.Context) error {
-	var after int64
+	var total int64
+	err := s.wdb.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE hash IS NULL`).Scan(&total)
+	if err != nil || total == 0 {
+		return err
+	}
+	var after, done int64
 	for {
 		n, last, err := s.hashSome(ctx, after)
 		if err != nil {
 			return fmt.Errorf("migrate: hash stored events: %w", err)
 		}
 		if n == 0 {
-			break
+			return nil
 		}
-		after = last
+		after, done = last, done+int64(n)
+		if s.opts.MigrateProgress != nil {
+			s.opts.MigrateProgress(done, max(total, done))
+		}
 	}
-	_, err := s.wdb.ExecContext(ctx, `UPDATE streams SET last_hash =
-	(SELECT hash FROM events e WHERE e.stream_id = streams.stream_id AND e.version = streams.version)
-WHERE last_hash IS NULL`)
-	if err != nil {
-		return fmt.Errorf("migrate: hash stored events: %w", err)
-	}
-	return nil
 }
 
 // hashSome hashes up to hashBatch unhashed events after position after in
@@ -206,6 +211,10 @@ FROM events WHERE position > ? AND hash IS NULL ORDER BY position LIMIT ?`, afte
 			return 0, 0, err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE events SET hash = ?, prev_hash = ? WHERE position = ?`, h[:], prev[:], r.pos); err != nil {
+			return 0, 0, err
+		}
+		// The stream's last event: its row gets what appends chain on.
+		if _, err := tx.ExecContext(ctx, `UPDATE streams SET last_hash = ? WHERE stream_id = ? AND version = ?`, h[:], r.ev.StreamID, r.ev.Version); err != nil {
 			return 0, 0, err
 		}
 		hashes[r.ev.StreamID] = h

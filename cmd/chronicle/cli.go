@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/projection"
 )
 
 // Main is the chronicle command line. main() only maps the error of Run to
@@ -222,7 +224,19 @@ func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, st
 	if err != nil {
 		return nil, loc, &usageError{err}
 	}
-	s, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: log})
+	bar := newProgress(m.Stderr, m.isTerminal(m.Stderr))
+	bar.verb = "migrate"
+	start := time.Now()
+	s, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: log, MigrateProgress: func(done, total int64) {
+		el := time.Since(start)
+		pr := projection.Progress{Projection: "hashing stored events", EventsDone: done, Position: done,
+			HeadPosition: total, Elapsed: el, EventsPerSec: float64(done) / el.Seconds()}
+		if pr.EventsPerSec > 0 {
+			pr.ETA = time.Duration(float64(total-done) / pr.EventsPerSec * float64(time.Second))
+		}
+		bar.report(pr)
+	}})
+	bar.done()
 	if err != nil {
 		return nil, loc, err
 	}

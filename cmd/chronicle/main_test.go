@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -414,5 +416,44 @@ func TestTimelineEscapesUnsafe(t *testing.T) {
 	}
 	if !strings.Contains(out, `v2 OrderCancelled {reason: "\u202egnp.exe`) || !strings.Contains(out, `"cancel_reason": "\u202egnp.exe\u2028next\u0085line\u2066\u007f"`) {
 		t.Errorf("want the reason escaped in the timeline and in the state:\n%s", out)
+	}
+}
+
+// Opening a store whose events predate hashing shows the hashing on a
+// terminal as a progress bar.
+func TestMigrateProgressBar(t *testing.T) {
+	store := tempStore(t)
+	for i := range 3 {
+		evs := make([]chronicle.Event, 500)
+		for j := range evs {
+			evs[j] = ev("OrderCreated", 1, `{"customer_id":"cust_456","total":9999}`)
+		}
+		appendRaw(t, store, fmt.Sprintf("ord_%d", i), evs...)
+	}
+	// Take the hashes away behind the store's back: it is now as the
+	// release before hashing left it.
+	ctx := context.Background()
+	s, err := storeurl.OpenURL(ctx, store, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SQLDB().ExecContext(ctx, `DROP TRIGGER events_no_update;
+UPDATE events SET hash = NULL, prev_hash = NULL; UPDATE streams SET last_hash = NULL`)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+		IsTerminal: func(w io.Writer) bool { return w == &errb }}
+	if err := m.Run(ctx, []string{"timeline", "ord_1", "--store", store}); err != nil {
+		t.Fatal(err)
+	}
+	if s := errb.String(); !strings.Contains(s, "hashing stored events [") || !strings.Contains(s, "100% 1500 events") {
+		t.Errorf("stderr %q, want a progress bar up to 100%% of 1500 events", s)
+	}
+	if !strings.Contains(out.String(), "v500 OrderCreated") {
+		t.Errorf("timeline after the migration:\n%s", out.String())
 	}
 }
