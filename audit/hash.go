@@ -123,10 +123,41 @@ func HashLines(prev Hash, streamID string, version int64, eventID, typ string, s
 	b = append(append(b, '\n'), eventID...)
 	b = append(append(b, '\n'), typ...)
 	b = strconv.AppendInt(append(b, '\n'), int64(schemaVersion), 10)
-	b = recordedAt.UTC().AppendFormat(append(b, '\n'), TimeFormat)
+	b = appendTime(append(b, '\n'), recordedAt)
 	b = append(append(b, '\n'), dataHex...)
 	b = append(append(b, '\n'), metadataHex...)
 	return sha256.Sum256(b)
+}
+
+// appendTime appends t.UTC().Format(TimeFormat), several times faster (an
+// append hashes every event).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeFormat)
+	}
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	b = appendDigits(append(b, '.'), t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n (>= 0) in exactly width decimal digits.
+func appendDigits(b []byte, n, width int) []byte {
+	for i := width - 1; i >= 0; i-- {
+		b = append(b, 0)
+	}
+	for i := len(b) - 1; i >= len(b)-width; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 // jsonHash is the hex SHA-256 of b's canonical form; b empty or null is

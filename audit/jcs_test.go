@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -250,6 +251,22 @@ func BenchmarkDigestsJSONText(b *testing.B) {
 			}
 			sum := sha256.Sum256(v)
 			_ = hex.EncodeToString(sum[:])
+		}
+	}
+}
+
+// appendTime is TimeFormat, in UTC, whatever the time's zone.
+func TestAppendTime(t *testing.T) {
+	zone := time.FixedZone("x", -5*3600-1800)
+	for _, tm := range []time.Time{
+		time.Date(2026, 12, 3, 14, 5, 9, 123456789, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, zone),
+		time.Date(2026, 1, 1, 0, 0, 0, 1000, zone),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, want := string(appendTime(nil, tm)), tm.UTC().Format(TimeFormat); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

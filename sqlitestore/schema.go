@@ -75,8 +75,8 @@ BEGIN SELECT RAISE(ABORT, 'chronicle: streams are never removed'); END;
 ALTER TABLE events ADD COLUMN hash BLOB;
 ALTER TABLE events ADD COLUMN prev_hash BLOB;
 ALTER TABLE streams ADD COLUMN last_hash BLOB;
--- The events stored before hashing, until hashStored has hashed them: an
--- index that new events never enter.
+-- The events stored before hashing, for hashStored, which drops it when
+-- they are all hashed: no cost for appends after that.
 CREATE INDEX events_unhashed ON events (position) WHERE hash IS NULL;
 CREATE TRIGGER events_hashed BEFORE INSERT ON events
 WHEN length(NEW.hash) IS NOT 32 OR length(NEW.prev_hash) IS NOT 32
@@ -130,13 +130,17 @@ const hashBatch = 1000
 
 // hashStored hashes the events stored before hashes existed, in log order,
 // hashBatch per transaction: killed, it goes on where it stopped (only
-// events without a hash are hashed), and with none left it costs one
-// lookup in an empty index.
+// events without a hash are hashed). Done, it drops events_unhashed, whose
+// absence tells later opens there is nothing to do.
 func (s *Store) hashStored(ctx context.Context) error {
-	var total int64
-	err := s.wdb.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE hash IS NULL`).Scan(&total)
-	if err != nil || total == 0 {
+	var todo bool
+	err := s.wdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_unhashed')`).Scan(&todo)
+	if err != nil || !todo {
 		return err
+	}
+	var total int64
+	if err := s.wdb.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE hash IS NULL`).Scan(&total); err != nil {
+		return fmt.Errorf("migrate: hash stored events: %w", err)
 	}
 	var after, done int64
 	for {
@@ -145,6 +149,9 @@ func (s *Store) hashStored(ctx context.Context) error {
 			return fmt.Errorf("migrate: hash stored events: %w", err)
 		}
 		if n == 0 {
+			if _, err := s.wdb.ExecContext(ctx, `DROP INDEX IF EXISTS events_unhashed`); err != nil {
+				return fmt.Errorf("migrate: hash stored events: %w", err)
+			}
 			return nil
 		}
 		after, done = last, done+int64(n)

@@ -438,7 +438,8 @@ func TestMigrateProgressBar(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.SQLDB().ExecContext(ctx, `DROP TRIGGER events_no_update;
-UPDATE events SET hash = NULL, prev_hash = NULL; UPDATE streams SET last_hash = NULL`)
+UPDATE events SET hash = NULL, prev_hash = NULL; UPDATE streams SET last_hash = NULL;
+CREATE INDEX events_unhashed ON events (position) WHERE hash IS NULL`)
 	s.Close()
 	if err != nil {
 		t.Fatal(err)
