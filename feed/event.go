@@ -26,8 +26,10 @@ type Event struct {
 	Data          json.RawMessage `json:"data"`           // upcast to the current schema
 	Metadata      json.RawMessage `json:"metadata"`       // a JSON object, {} when none
 	RecordedAt    time.Time       `json:"recorded_at"`
-	// HASH CHAIN: hash and prev_hash (API.md) go here once
-	// chronicle.RecordedEvent carries them; see internal/eventjson.
+	// Hash and PrevHash are the stored event's hash chain (lowercase hex
+	// SHA-256; docs/audit.md says how to recompute them).
+	Hash     string `json:"hash"`
+	PrevHash string `json:"prev_hash"`
 
 	// StoredSchemaVersion is the schema version in the store when the
 	// event was upcast (it differs from SchemaVersion).

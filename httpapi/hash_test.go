@@ -63,6 +63,23 @@ func TestEventHashFromJSON(t *testing.T) {
 			}
 			prev = ev.Hash
 		}
+		// The feed shows the same chain.
+		var page struct {
+			Events []struct {
+				Version  int64  `json:"version"`
+				Hash     string `json:"hash"`
+				PrevHash string `json:"prev_hash"`
+			} `json:"events"`
+		}
+		fb := e.mustDo(req{method: "GET", path: "/events"}, http.StatusOK).body
+		if err := json.Unmarshal(fb, &page); err != nil || len(page.Events) != len(tl.Events) {
+			t.Fatalf("GET /events: %v, %d events\n%s", err, len(page.Events), fb)
+		}
+		for i, ev := range page.Events {
+			if ev.Hash != tl.Events[i].Hash || ev.PrevHash != tl.Events[i].PrevHash {
+				t.Errorf("GET /events v%d: hash %q prev_hash %q, want %s %s", ev.Version, ev.Hash, ev.PrevHash, tl.Events[i].Hash, tl.Events[i].PrevHash)
+			}
+		}
 	})
 }
 
