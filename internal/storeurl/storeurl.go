@@ -29,6 +29,7 @@ type Store interface {
 	chronicle.Store
 	chronicle.SnapshotStore
 	chronicle.SQLDatabase
+	chronicle.SealStore
 }
 
 var (
