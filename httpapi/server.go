@@ -147,6 +147,11 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Registry.Register(newProjectionCollector(opts.Projections, opts.ReadyTimeout, opts.Logger)); err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
+	if ss, ok := opts.Store.(chronicle.SealStore); ok {
+		if err := opts.Registry.Register(newSealCollector(opts.Store, ss, opts.ReadyTimeout, opts.Logger)); err != nil {
+			return nil, fmt.Errorf("httpapi: metrics: %w", err)
+		}
+	}
 	var jwt *jwtVerifier
 	if opts.JWT != nil {
 		if jwt, err = newJWTVerifier(*opts.JWT, opts.Logger); err != nil {
@@ -194,6 +199,9 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /stats/order-status", RoleRead, s.statusCounts)
 
 	// Operations.
+	s.handle("GET /audit/seals", RoleRead, s.listSeals)
+	s.handle("GET /audit/seals/latest", RoleRead, s.latestSeal)
+	s.handle("GET /audit/public-keys", RoleRead, s.publicKeys)
 	s.handle("GET /projections", RoleRead, s.listProjections)
 	s.handle("POST /projections/{name}/rebuild", RoleAdmin, s.rebuildProjection)
 	s.handle("GET /healthz", RoleNone, s.healthz)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,10 +15,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle/audit"
 	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 // shutdownTimeout bounds how long serve waits for in-flight requests.
@@ -37,6 +40,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		logLevel   string
 		gather     time.Duration
 		limits     serveLimits
+		signingKey string
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -104,7 +108,17 @@ last committed batch.`,
 			if err := limits.check(); err != nil {
 				return err
 			}
-			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits)
+			var key ed25519.PrivateKey
+			if signingKey != "" {
+				b, err := os.ReadFile(signingKey)
+				if err != nil {
+					return fmt.Errorf("--signing-key: %w", err)
+				}
+				if key, err = audit.ParsePrivateKeyPEM(b); err != nil {
+					return fmt.Errorf("--signing-key %s: %w (want an Ed25519 private key in PKCS#8 PEM: openssl genpkey -algorithm ed25519)", signingKey, err)
+				}
+			}
+			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, key)
 		},
 	}
 	f := c.Flags()
@@ -123,6 +137,7 @@ last committed batch.`,
 	f.DurationVar(&limits.write, "write-timeout", httpapi.DefaultWriteTimeout, "time a client has to read a response, from its first byte")
 	f.DurationVar(&limits.idle, "idle-timeout", 2*time.Minute, "how long a connection may stay open between requests")
 	f.IntVar(&limits.maxConns, "max-conns", 1024, "most client connections open at once; more wait for one to close")
+	f.StringVar(&signingKey, "signing-key", "", "Ed25519 private key (PKCS#8 PEM) that signs every seal of the log")
 	f.IntVar(&limits.maxWaiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
 		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
@@ -240,7 +255,7 @@ type auth struct {
 	jwt    *httpapi.JWTOptions
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits) error {
+func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, key ed25519.PrivateKey) error {
 	ctx := c.Context()
 	store, loc, err := m.openStore(c, log)
 	if err != nil {
@@ -273,10 +288,21 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 			log.Error("projections stopped", "error", err)
 		}
 	}()
+	// The sealer seals the log at least every second while events arrive
+	// (on PostgreSQL, in the one process holding its lease).
+	sealer := seal.New(store, seal.Options{Key: key, Logger: log})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sealer.Run(runCtx)
+	}()
+	if key != nil {
+		log.Info("seals are signed", "key_id", audit.KeyID(key.Public().(ed25519.PublicKey)))
+	}
 	stopProjections := func() {
 		stopRunner()
 		wg.Wait()
-		log.Info("projections stopped")
+		log.Info("projections and sealer stopped")
 	}
 
 	h, closeHandler, err := newHandler(store, reg, runner, a, limits, log)
