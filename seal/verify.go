@@ -30,12 +30,12 @@ type Report struct {
 // previous seal, its seal_hash, its signature against the store's seal
 // keys, and that its count events after the previous seal, in read order,
 // end at its last_checkpoint with its Merkle root. With opts.Anchor, the
-// chain must also hold that seal. It reads the log once, in read order, and
-// stops at the first failure.
+// chain must also hold that seal. It reads the log once, in read order.
 //
 // It returns an *audit.IntegrityError (matching audit.ErrIntegrity) naming
-// the first event (position, stream, version) or seal (seq) that does not
-// hold and what broke, or the store's error.
+// what broke: the first event, in read order, whose hash or chain link does
+// not hold (by position, stream and version); else the first seal that
+// does not (by seq); else a missing anchor. Or the store's error.
 func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error) {
 	var rep Report
 	var anchor audit.Hash
@@ -54,9 +54,7 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error
 		return rep, err
 	}
 	v := verifier{seals: seals, keys: keys, heads: map[string]streamHead{}}
-	if err := v.startSeal(); err != nil {
-		return rep, err
-	}
+	v.sealErr = v.startSeal()
 	var cp chronicle.Checkpoint
 	for {
 		page, err := store.ReadAll(ctx, cp, chronicle.ReadAllOptions{Limit: 5000})
@@ -73,14 +71,17 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error
 		}
 		cp = page[len(page)-1].Checkpoint()
 	}
-	if v.i < len(seals) {
+	if v.sealErr == nil && v.i < len(seals) {
 		s := seals[v.i]
-		return rep, &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
+		v.sealErr = &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
 			"covers %d events, but the log has only %d after seal %d's", s.Count, len(v.leaves), s.Seq-1)}
 	}
+	if v.sealErr != nil {
+		return rep, v.sealErr
+	}
 	if opts.Anchor != "" && !v.holds(anchor) {
-		return rep, &audit.IntegrityError{Reason: fmt.Sprintf(
-			"the anchor %s is not the seal_hash of any of the store's %d seals: seals were removed or rewritten", anchor, len(seals))}
+		return rep, fmt.Errorf("%w: the anchor %s is not the seal_hash of any of the store's %d seals: seals were removed or rewritten",
+			audit.ErrIntegrity, anchor, len(seals))
 	}
 	rep = Report{Events: v.events, Streams: len(v.heads), Seals: int64(len(seals)), Unsealed: int64(len(v.leaves))}
 	return rep, nil
@@ -106,15 +107,20 @@ type streamHead struct {
 	hash    [32]byte
 }
 
-// verifier checks the log one event at a time against the seals.
+// verifier checks the log one event at a time against the seals. An
+// event's own failure (its hash, its stream's chain) ends the check at
+// once; a seal's is kept while the events go on being checked, since an
+// event removed or changed also breaks its seal and is better named by
+// itself.
 type verifier struct {
 	seals  []chronicle.Seal
 	keys   map[string]ed25519.PublicKey
 	heads  map[string]streamHead
 	events int64
 
-	i      int          // the seal the next event belongs to; len(seals) once past the last
-	leaves []audit.Hash // the events of seal i so far (or of the unsealed tail)
+	i       int          // the seal the next event belongs to; len(seals) once past the last
+	leaves  []audit.Hash // the events of seal i so far (or of the unsealed tail)
+	sealErr error        // the first seal that failed; seals are no longer followed after it
 }
 
 func (v *verifier) event(e chronicle.RecordedEvent) error {
@@ -142,22 +148,25 @@ func (v *verifier) event(e chronicle.RecordedEvent) error {
 	v.heads[e.StreamID] = streamHead{e.Version, e.Hash}
 	v.events++
 	v.leaves = append(v.leaves, e.Hash)
-	if v.i == len(v.seals) || int64(len(v.leaves)) < v.seals[v.i].Count {
+	if v.sealErr != nil || v.i == len(v.seals) || int64(len(v.leaves)) < v.seals[v.i].Count {
 		return nil
 	}
 	s := v.seals[v.i]
 	if e.Checkpoint() != s.LastCheckpoint {
-		return &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
+		v.sealErr = &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
 			"its %d events end at position %d (%s v%d), not at its last_checkpoint (position %d): events were removed or inserted",
 			s.Count, e.Position, e.StreamID, e.Version, s.LastCheckpoint.Position)}
+		return nil
 	}
 	if root := audit.MerkleRoot(v.leaves); root != s.Root {
-		return &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
+		v.sealErr = &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
 			"root does not match the Merkle root of its %d events (recomputed %s): events were changed, reordered or replaced", s.Count, root)}
+		return nil
 	}
 	v.i++
 	v.leaves = v.leaves[:0]
-	return v.startSeal()
+	v.sealErr = v.startSeal()
+	return nil
 }
 
 func gap(last, next int64) string {
