@@ -95,6 +95,7 @@ func openRaw(t *testing.T, storeURL string) rawDB {
 // round r.
 type sealedLog struct {
 	url    string
+	key    ed25519.PrivateKey
 	events map[string][]chronicle.RecordedEvent // by order id, version order
 	seals  []chronicle.Seal
 }
@@ -144,7 +145,7 @@ func newSealedLog(t *testing.T, storeURL string) sealedLog {
 			t.Fatalf("round %d: seal %d of %d events (%v, %v), want seal %d of the round's 4 events", r, seal.Seq, seal.Count, ok, err, r)
 		}
 	}
-	l := sealedLog{url: storeURL, events: map[string][]chronicle.RecordedEvent{}}
+	l := sealedLog{url: storeURL, key: key, events: map[string][]chronicle.RecordedEvent{}}
 	for o := range 4 {
 		id := fmt.Sprintf("o%d", o)
 		if l.events[id], err = s.ReadStream(ctx, "order-"+id, chronicle.ReadStreamOptions{}); err != nil {
