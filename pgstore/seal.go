@@ -22,33 +22,46 @@ func (s *Store) AddSeal(ctx context.Context, seal chronicle.Seal, key *chronicle
 	if s.closed() {
 		return fmt.Errorf("add seal %d: %w", seal.Seq, chronicle.ErrClosed)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var last int64
-		var lastHash []byte
-		err := tx.QueryRow(ctx, `SELECT seq, seal_hash FROM seals ORDER BY seq DESC LIMIT 1`).Scan(&last, &lastHash)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if seal.Seq != last+1 || (last > 0 && string(lastHash) != string(seal.PrevSealHash[:])) {
-			return fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, seal.Seq, last)
-		}
-		if key != nil {
-			if _, err := tx.Exec(ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal) VALUES ($1, $2, $3)
-ON CONFLICT (key_id) DO NOTHING`, key.KeyID, key.PublicKey, seal.Seq); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO seals (seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash, key_id, signature)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), nullif($10, ''))`,
-			seal.Seq, int64(seal.LastCheckpoint.TxID), seal.LastCheckpoint.Position, seal.Count,
-			seal.Root[:], seal.PrevSealHash[:], seal.SealedAt, seal.SealHash[:], seal.KeyID, seal.Signature)
-		return err
-	})
+	err := s.addSeal(ctx, seal, key)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return fmt.Errorf("add seal %d: %w: another sealer stored it first", seal.Seq, chronicle.ErrSealConflict)
 	}
 	return s.opErr(fmt.Sprintf("add seal %d", seal.Seq), err)
+}
+
+func (s *Store) addSeal(ctx context.Context, seal chronicle.Seal, key *chronicle.SealKey) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	// Not ctx: a sealer cancelled mid-transaction must still end it, or its
+	// row locks (and its transaction id) would hold back the next sealer
+	// and every reader of the log.
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var last int64
+	var lastHash []byte
+	err = tx.QueryRow(ctx, `SELECT seq, seal_hash FROM seals ORDER BY seq DESC LIMIT 1`).Scan(&last, &lastHash)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if seal.Seq != last+1 || (last > 0 && string(lastHash) != string(seal.PrevSealHash[:])) {
+		return fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, seal.Seq, last)
+	}
+	if key != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal) VALUES ($1, $2, $3)
+ON CONFLICT (key_id) DO NOTHING`, key.KeyID, key.PublicKey, seal.Seq); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO seals (seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash, key_id, signature)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), nullif($10, ''))`,
+		seal.Seq, int64(seal.LastCheckpoint.TxID), seal.LastCheckpoint.Position, seal.Count,
+		seal.Root[:], seal.PrevSealHash[:], seal.SealedAt, seal.SealHash[:], seal.KeyID, seal.Signature)
+	if err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // Seals returns at most limit seals after seq after (all when limit is 0).
