@@ -2,11 +2,11 @@ package storetest
 
 import (
 	"context"
-	"log/slog"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
