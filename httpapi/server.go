@@ -21,6 +21,8 @@ import (
 // Projections are required; the rest have defaults.
 type Options struct {
 	// Store is the event store: idempotency look-ups, timelines, readiness.
+	// When it is also a chronicle.SealStore, GET /audit/... list its seals
+	// and keys and /metrics shows how far sealing lags (else they are 404).
 	Store chronicle.Store
 	// Upcaster brings stored events to their current shape for timelines;
 	// *upcast.Registry (order.NewRegistry()) is the one to pass. Nil shows

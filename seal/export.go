@@ -10,8 +10,9 @@ import (
 
 // Export returns an audit bundle of the events of streams (every event
 // when streams is empty), stored (not upcasted) and in the log's read
-// order; every seal; for each sealed event its seal's seq and Merkle audit
-// path; and the keys that signed the seals. It reads the whole log, since a
+// order; every seal (none when none of those events is sealed yet); for
+// each sealed event its seal's seq and Merkle audit path; and the keys
+// that signed the seals. It reads the whole log, since a
 // proof needs every leaf of its seal, but keeps only one seal's hashes at a
 // time.
 //
@@ -90,6 +91,12 @@ func Export(ctx context.Context, store Store, streams []string) (*audit.Bundle, 
 	}
 	if i < len(seals) {
 		return nil, fmt.Errorf("export: seal %d covers events the log does not hold: run chronicle verify --integrity", seals[i].Seq)
+	}
+	if len(want) > 0 && len(b.Proofs) == 0 {
+		// None of these events is sealed yet: no seal covers them, and a
+		// bundle of seals without proofs would claim to hold all their
+		// events.
+		b.Seals = []audit.BundleSeal{}
 	}
 	return b, nil
 }

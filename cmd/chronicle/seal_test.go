@@ -67,6 +67,18 @@ func TestAuditExport(t *testing.T) {
 				t.Fatalf("audit check of the export of o1 and o3: exit %d: %s", code, out)
 			}
 
+			// An order of the unsealed tail only, and the whole log with it.
+			appendRaw(t, l.url, "o9", ev("Tested", 1, `{"order":"o9"}`))
+			for _, args := range [][]string{{"o9"}, nil} {
+				bundle, errs, code := c.run(append([]string{"audit", "export", "--store", l.url}, args...)...)
+				if code != 0 {
+					t.Fatalf("audit export %v: exit %d: %s", args, code, errs)
+				}
+				if out, code := check("tail.json", []byte(bundle)); code != 0 {
+					t.Fatalf("audit check of the export of %v with an unsealed tail: exit %d: %s", args, code, out)
+				}
+			}
+
 			// Every field of an event (one that ends a seal: the
 			// checkpoint of the others is not sealed), of a seal, of a
 			// proof and of a key.
