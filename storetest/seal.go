@@ -204,6 +204,31 @@ func testSeals(t *testing.T, h Harness) {
 		t.Fatalf("Verify of an untouched store: %+v, %v", rep, err)
 	}
 
+	// The database refuses to change or remove a seal or a key.
+	for _, q := range []string{
+		"UPDATE seals SET count = count + 1 WHERE seq = 1",
+		"DELETE FROM seals WHERE seq = (SELECT max(seq) FROM seals)",
+		"UPDATE seal_keys SET public_key = public_key",
+		"DELETE FROM seal_keys",
+	} {
+		if err := h.Exec(t, b.Backend, q); err == nil {
+			t.Errorf("%s: the database allowed it", q)
+		}
+	}
+	if h.Truncate {
+		if err := h.Exec(t, b.Backend, "TRUNCATE seals"); err == nil {
+			t.Error("TRUNCATE seals: the database allowed it")
+		}
+	}
+	if h.Replace {
+		if err := h.Exec(t, b.Backend, "REPLACE INTO seals SELECT * FROM seals WHERE seq = 1"); err == nil {
+			t.Error("REPLACE INTO seals: the database allowed it")
+		}
+	}
+	if after, err := b.Seals(ctx, 0, 0); err != nil || len(after) != len(seals) || after[0] != seals[0] {
+		t.Fatalf("seals changed under the guards: %d seals, %v", len(after), err)
+	}
+
 	// A seal that does not follow the latest is refused.
 	stale := seals[len(seals)-1]
 	if err := b.AddSeal(ctx, stale, nil); !errors.Is(err, chronicle.ErrSealConflict) {
