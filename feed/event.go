@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chronicle-es/chronicle/audit"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
@@ -51,10 +52,8 @@ var checkpointEncoding = base64.RawURLEncoding.Strict()
 // uses: 22 characters, the zero checkpoint (the start of the log)
 // included.
 func EncodeCheckpoint(cp chronicle.Checkpoint) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], cp.TxID)
-	binary.BigEndian.PutUint64(b[8:], uint64(cp.Position))
-	return checkpointEncoding.EncodeToString(b[:])
+	// The same string seals hold (last_checkpoint): one encoding.
+	return audit.CheckpointString(cp)
 }
 
 // ParseCheckpoint decodes a string of EncodeCheckpoint.

@@ -129,6 +129,41 @@ BEGIN
 		USING ERRCODE = 'insufficient_privilege';
 END $$;
 `,
+	5: `
+-- Seals of the global log (package audit): seal seq covers the events after
+-- seal seq-1's last checkpoint up to (last_tx_id, last_position). seal_keys
+-- lists every key that ever signed one. Both are append-only, like events.
+CREATE TABLE seals (
+	seq            bigint PRIMARY KEY CHECK (seq > 0),
+	last_tx_id     bigint NOT NULL,
+	last_position  bigint NOT NULL,
+	count          bigint NOT NULL CHECK (count >= 0),
+	root           bytea NOT NULL,
+	prev_seal_hash bytea NOT NULL,
+	sealed_at      timestamptz NOT NULL,
+	seal_hash      bytea NOT NULL,
+	key_id         text,
+	signature      text
+);
+CREATE TABLE seal_keys (
+	key_id     text PRIMARY KEY,
+	public_key bytea NOT NULL,
+	first_seal bigint NOT NULL
+);
+CREATE FUNCTION seals_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'chronicle: seals are immutable: % refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER seals_no_update_delete BEFORE UPDATE OR DELETE ON seals
+	FOR EACH ROW EXECUTE FUNCTION seals_immutable();
+CREATE TRIGGER seals_no_truncate BEFORE TRUNCATE ON seals
+	FOR EACH STATEMENT EXECUTE FUNCTION seals_immutable();
+CREATE TRIGGER seal_keys_no_update_delete BEFORE UPDATE OR DELETE ON seal_keys
+	FOR EACH ROW EXECUTE FUNCTION seals_immutable();
+CREATE TRIGGER seal_keys_no_truncate BEFORE TRUNCATE ON seal_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION seals_immutable();
+`,
 }
 
 // migrateLockClass is the first key of the advisory lock that serializes

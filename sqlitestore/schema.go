@@ -113,6 +113,40 @@ WHEN NOT (OLD.hash IS NULL AND length(NEW.hash) = 32 AND length(NEW.prev_hash) =
 	AND NEW.append_first IS OLD.append_first)
 BEGIN SELECT RAISE(ABORT, 'chronicle: events are immutable'); END;
 `,
+	`
+-- Seals of the global log (package audit): seal seq covers the events after
+-- seal seq-1's last checkpoint up to (last_tx_id, last_position). seal_keys
+-- lists every key that ever signed one. Both are append-only, like events
+-- (an insert meeting a stored row is refused: REPLACE would remove it).
+CREATE TABLE seals (
+	seq            INTEGER PRIMARY KEY,
+	last_tx_id     INTEGER NOT NULL,
+	last_position  INTEGER NOT NULL,
+	count          INTEGER NOT NULL,
+	root           BLOB NOT NULL,
+	prev_seal_hash BLOB NOT NULL,
+	sealed_at      INTEGER NOT NULL, -- unix microseconds, UTC
+	seal_hash      BLOB NOT NULL,
+	key_id         TEXT,
+	signature      TEXT
+);
+CREATE TABLE seal_keys (
+	key_id     TEXT PRIMARY KEY,
+	public_key BLOB NOT NULL,
+	first_seal INTEGER NOT NULL
+);
+CREATE TRIGGER seals_no_update BEFORE UPDATE ON seals
+BEGIN SELECT RAISE(ABORT, 'chronicle: seals are immutable'); END;
+CREATE TRIGGER seals_no_delete BEFORE DELETE ON seals
+BEGIN SELECT RAISE(ABORT, 'chronicle: seals are immutable'); END;
+CREATE TRIGGER seals_no_replace BEFORE INSERT ON seals
+WHEN EXISTS (SELECT 1 FROM seals WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'chronicle: seals are immutable: a seal is stored there already'); END;
+CREATE TRIGGER seal_keys_no_update BEFORE UPDATE ON seal_keys
+BEGIN SELECT RAISE(ABORT, 'chronicle: seal keys are immutable'); END;
+CREATE TRIGGER seal_keys_no_delete BEFORE DELETE ON seal_keys
+BEGIN SELECT RAISE(ABORT, 'chronicle: seal keys are immutable'); END;
+`,
 }
 
 // migrate brings the schema up to date in one IMMEDIATE transaction, so two

@@ -30,6 +30,7 @@ type Store interface {
 	chronicle.SnapshotStore
 	chronicle.SQLDatabase
 	chronicle.KeyStore
+	chronicle.SealStore
 }
 
 var (
