@@ -86,7 +86,7 @@ func TestUsageErrors(t *testing.T) {
 		{"audit", "export", "bad id!", "--store", store},
 		{"serve", "--addr", "nonsense", "--store", store},
 		{"serve", "--log-format", "xml", "--store", store},
-		{"bench", "--workload", "w9"},
+		{"bench", "--workload", "w11"},
 		{"demo", "--orders", "0"},
 	} {
 		_, stderr, code := c.run(args...)

@@ -51,6 +51,12 @@ func pgStoreURL(t *testing.T) string {
 	return u.String()
 }
 
+// keyEnv is an environment naming a new master key file, which every
+// command needs on a PostgreSQL store.
+func keyEnv(t *testing.T) map[string]string {
+	return map[string]string{"CHRONICLE_MASTER_KEY_FILE": masterKeyFile(t)}
+}
+
 // masterKeyFile returns a new master key file (PostgreSQL stores need one
 // given).
 func masterKeyFile(t *testing.T) string {

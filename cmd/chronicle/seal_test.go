@@ -27,7 +27,7 @@ func TestAuditExport(t *testing.T) {
 	}{{"sqlite", tempStore}, {"postgres", pgStoreURL}} {
 		t.Run(be.name, func(t *testing.T) {
 			l := newSealedLog(t, be.url(t))
-			c := newCLI(t, nil)
+			c := newCLI(t, keyEnv(t))
 			pub := audit.EncodePublicKey(l.key.Public().(ed25519.PublicKey))
 			dir := t.TempDir()
 			check := func(name string, bundle []byte) (string, int) {
@@ -230,7 +230,7 @@ func TestServeSeals(t *testing.T) {
 	if latest.KeyID != audit.KeyID(key.Public().(ed25519.PublicKey)) || latest.Signature == "" {
 		t.Fatalf("latest seal %+v is not signed by the signing key", latest)
 	}
-	c := newCLI(t, nil)
+	c := newCLI(t, nil) // SQLite: the master.key serve made beside the store
 	if out, errs, code := c.run("verify", "--integrity", "--anchor", latest.SealHash, "--store", store); code != 0 {
 		t.Fatalf("verify --integrity on a live store: exit %d: %s%s", code, out, errs)
 	}

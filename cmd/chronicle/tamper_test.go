@@ -245,7 +245,7 @@ func TestTamper(t *testing.T) {
 					if tc.anchor {
 						args = append(args, "--anchor", audit.Hash(l.seals[3].SealHash).String())
 					}
-					stdout, stderr, code := newCLI(t, nil).run(args...)
+					stdout, stderr, code := newCLI(t, keyEnv(t)).run(args...)
 					switch {
 					case want == "" && code != 0:
 						t.Fatalf("exit %d, want 0\n%s%s", code, stdout, stderr)
