@@ -323,14 +323,17 @@ func (r *Relay) deliver(ctx context.Context, events []chronicle.RecordedEvent) e
 		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(out))
+	values := make([]string, 3*len(out)) // the headers' values, one allocation
 	for i, e := range out {
+		v := values[3*i : 3*i+3 : 3*i+3]
+		v[0], v[1], v[2] = e.StreamID, strconv.FormatInt(e.Version, 10), e.Checkpoint
 		msg := &nats.Msg{
 			Subject: r.subject(chronicle.StreamType(e.StreamID), events[i].Type),
 			Data:    bodies[i],
 			Header: nats.Header{
-				HeaderStream:     {e.StreamID},
-				HeaderVersion:    {strconv.FormatInt(e.Version, 10)},
-				HeaderCheckpoint: {e.Checkpoint},
+				HeaderStream:     v[0:1:1],
+				HeaderVersion:    v[1:2:2],
+				HeaderCheckpoint: v[2:3:3],
 			},
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.EventID))
