@@ -11,8 +11,10 @@
 //	"chronicle:pd1:<key id>:<base64url(nonce ‖ AES-256-GCM ciphertext)>"
 //
 // where the key id names the subject's data key, the 12-byte nonce is
-// random for every field, and the ciphertext is of the field's JSON value
-// (authenticated with the token's prefix and key id). Data keys (one per
+// synthetic (derived from the key, the event id, the field and its value,
+// so that a retried append stores the same tokens), and the ciphertext is
+// of the field's JSON value (authenticated with the token's prefix and key
+// id). Data keys (one per
 // subject, 32 random bytes) are kept by a chronicle.KeyStore, wrapped with
 // AES-256-GCM by the master key, which never enters the store.
 //

@@ -15,10 +15,9 @@ import (
 // appended through it (see Policy); everything else passes through, reads
 // included: events read back hold tokens (see Keyring.Reveal).
 //
-// A retried append of personal data is encrypted again, with new nonces, so
-// the store sees other content under the same event ids and answers
-// chronicle.ErrDuplicateEvent rather than the first append's result: look
-// the events up by id to tell a retry (the HTTP API's idempotency does).
+// A retried append (the same events, ids included) encrypts to the same
+// tokens (see seal), so the store answers it as any retry: the original
+// result.
 type Store struct {
 	chronicle.Store
 	keys   *Keyring
@@ -96,7 +95,7 @@ func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Even
 			if !ok || bytes.Equal(v, []byte("null")) {
 				continue
 			}
-			tok, err := seal(dk, v)
+			tok, err := seal(dk, e.ID, f, v)
 			if err != nil {
 				return nil, fmt.Errorf("append %s: %w", stream, err)
 			}
