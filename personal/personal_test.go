@@ -339,3 +339,34 @@ func gcm(t *testing.T, key []byte) cipher.AEAD {
 	}
 	return aead
 }
+
+// BenchmarkReveal: what revealing one response costs, its key query
+// included (an order with a shipping address: four tokens of one key).
+func BenchmarkReveal(b *testing.B) {
+	testbackends.ForEachB(b, func(b *testing.B, be testbackends.Backend) {
+		ctx := context.Background()
+		master, _ := personal.ParseMasterKey(personal.NewMasterKey())
+		k, err := personal.NewKeyring(ctx, be.(chronicle.KeyStore), master)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := personal.NewStore(be, k, order.PersonalData())
+		if _, err := s.Append(ctx, "order-b", chronicle.NoStream, []chronicle.Event{
+			{Type: order.TypeOrderCreated, SchemaVersion: 3, Data: []byte(`{"customer_id":"cust_b","currency":"USD","items":[],"total":1}`)},
+			{Type: order.TypeShippingAddressChanged, Data: []byte(`{"name":"Ada","line1":"1 Lane","city":"Town","postal_code":"1","country":"US"}`)},
+		}); err != nil {
+			b.Fatal(err)
+		}
+		evs, err := be.ReadStream(ctx, "order-b", chronicle.ReadStreamOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := evs[1].Data
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := k.Reveal(ctx, body, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
