@@ -26,4 +26,10 @@
 // the store and the response (deciders, upcasters, projections) sees tokens,
 // not plaintext, in personal fields; it may copy and compare them, not read
 // them.
+//
+// Reveal decrypts every token it finds, wherever it came from, so a token
+// must reach the store only from Store's own encryption: Store refuses any
+// event whose data or metadata holds Prefix in a string. Otherwise anyone
+// who saw a stored token could paste it into a field they may write and
+// read it back in the clear.
 package personal
