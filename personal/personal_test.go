@@ -370,3 +370,31 @@ func BenchmarkReveal(b *testing.B) {
 		}
 	})
 }
+
+// TestRefusesTokens: no event holding the token prefix in a string, in
+// its data or metadata, a key or a value, escaped or not, reaches the
+// store through Store: only Store's encryption writes tokens.
+func TestRefusesTokens(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		s := personal.NewStore(b, newKeyring(t, b, masterKey(t)), order.PersonalData())
+		for _, e := range []chronicle.Event{
+			{Type: "Note", Data: []byte(`{"text":"see chronicle:pd1:abc:def"}`)},
+			{Type: "Note", Data: []byte(`{"text":["chronicle\u003apd1:abc:def"]}`)},
+			{Type: "Note", Data: []byte(`{"chronicle\u003Apd1:abc:def":1}`)},
+			{Type: "Note", Data: []byte(`{}`), Metadata: []byte(`{"correlation_id":"chronicle:pd1:abc:def"}`)},
+		} {
+			if _, err := s.Append(ctx, "note-1", chronicle.Any, []chronicle.Event{e}); !errors.Is(err, chronicle.ErrInvalid) {
+				t.Errorf("append %s %s: %v, want ErrInvalid", e.Data, e.Metadata, err)
+			}
+		}
+		if _, err := b.ReadStream(ctx, "note-1", chronicle.ReadStreamOptions{}); !errors.Is(err, chronicle.ErrStreamNotFound) {
+			t.Fatalf("refused appends wrote: %v", err)
+		}
+		if _, err := s.Append(ctx, "note-1", chronicle.NoStream, []chronicle.Event{
+			{Type: "Note", Data: []byte(`{"text":"caf\u00e9 chronicle: pd1"}`)},
+		}); err != nil {
+			t.Fatalf("an event without the prefix: %v", err)
+		}
+	})
+}
