@@ -70,7 +70,10 @@ func Append(dst []byte, e feed.Event) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode recorded_at: %w", err)
 	}
-	dst = append(dst, '"')
+	dst = append(dst, `","hash":`...)
+	dst = appendString(dst, e.Hash)
+	dst = append(dst, `,"prev_hash":`...)
+	dst = appendString(dst, e.PrevHash)
 	if e.StoredSchemaVersion != 0 {
 		dst = append(dst, `,"stored_schema_version":`...)
 		dst = strconv.AppendInt(dst, int64(e.StoredSchemaVersion), 10)
