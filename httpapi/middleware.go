@@ -93,7 +93,9 @@ func (rec *recorder) Write(b []byte) (int, error) {
 		rec.status = http.StatusOK
 		rec.startWrite()
 	}
-	if rec.personal != nil && bytes.Contains(b, []byte(personal.Prefix)) {
+	// Only successful answers hold personal data; an error may quote the
+	// request (a path, a field), which must not reveal a token sent in it.
+	if rec.personal != nil && rec.status < 400 && bytes.Contains(b, []byte(personal.Prefix)) {
 		// Every body is written whole (a page, an event, a timeline), so
 		// no token is split between two writes.
 		ct := rec.Header().Get("Content-Type")

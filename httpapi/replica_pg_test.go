@@ -24,6 +24,7 @@ import (
 	"github.com/chronicle-es/chronicle/internal/pgcluster"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
+	"github.com/chronicle-es/chronicle/personal"
 	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/jackc/pgx/v5"
 )
@@ -257,6 +258,38 @@ func TestReplicaServesReads(t *testing.T) {
 	if err := e.replica.SaveSnapshot(context.Background(), chronicle.Snapshot{StreamID: "x-1", Version: 1, Data: []byte(`{}`)}); !errors.Is(err, pgstore.ErrReadOnly) {
 		t.Errorf("SaveSnapshot on a replica: %v, want ErrReadOnly", err)
 	}
+}
+
+// TestReplicaRevealsPersonalData: a read served by the replica shows the
+// personal fields in the clear, as the primary does, and "[erased]" as soon
+// as the customer is erased (the keys are asked of the primary).
+func TestReplicaRevealsPersonalData(t *testing.T) {
+	var keys *personal.Keyring
+	e := newReplicaEnv(t, pgstore.Options{}, pgstore.ReplicaOptions{}, func(o *Options) {
+		var err error
+		master, _ := personal.ParseMasterKey(personal.NewMasterKey())
+		if keys, err = personal.NewKeyring(context.Background(), o.Store.(chronicle.KeyStore), master); err != nil {
+			t.Fatal(err)
+		}
+		o.Personal = keys
+		o.Orders = aggregate.New(personal.NewStore(o.Store, keys, order.PersonalData()), o.Store.(chronicle.SnapshotStore), order.NewRegistry(), order.Definition())
+	})
+	e.mustDo(req{method: "POST", path: "/orders", body: `{"order_id":"ord_pd","customer_id":"cust_pd","items":[{"sku":"SKU-1","quantity":1,"unit_price":100}]}`}, http.StatusCreated)
+	e.mustDo(req{method: "PUT", path: "/orders/ord_pd/shipping-address", body: `{"name":"Philippa Replicant","line1":"5 Standby Road","city":"Walton","postal_code":"W1","country":"GB"}`}, http.StatusOK)
+	reads := []string{"/orders/ord_pd?min_version=2", "/orders/ord_pd/events", "/orders/ord_pd/events?format=text", "/events"}
+	check := func(want, not string) {
+		t.Helper()
+		for _, path := range reads {
+			got, src := e.source(req{method: "GET", path: path}, http.StatusOK)
+			body := string(got.body)
+			if src != "replica" || !strings.Contains(body, want) || strings.Contains(body, not) || strings.Contains(body, personal.Prefix) {
+				t.Errorf("GET %s: source %q, want replica showing %q, not %q:\n%s", path, src, want, not, body)
+			}
+		}
+	}
+	check("Philippa Replicant", personal.Erased)
+	e.mustDo(req{method: "DELETE", path: "/customers/cust_pd/personal-data"}, http.StatusOK)
+	check(personal.Erased, "Philippa")
 }
 
 // TestReplicaIdlePrimaryNoLag: a paused standby of a primary that writes

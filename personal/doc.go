@@ -11,8 +11,10 @@
 //	"chronicle:pd1:<key id>:<base64url(nonce ‖ AES-256-GCM ciphertext)>"
 //
 // where the key id names the subject's data key, the 12-byte nonce is
-// random for every field, and the ciphertext is of the field's JSON value
-// (authenticated with the token's prefix and key id). Data keys (one per
+// synthetic (derived from the key, the event id, the field and its value,
+// so that a retried append stores the same tokens), and the ciphertext is
+// of the field's JSON value (authenticated with the token's prefix and key
+// id). Data keys (one per
 // subject, 32 random bytes) are kept by a chronicle.KeyStore, wrapped with
 // AES-256-GCM by the master key, which never enters the store.
 //
@@ -24,4 +26,10 @@
 // the store and the response (deciders, upcasters, projections) sees tokens,
 // not plaintext, in personal fields; it may copy and compare them, not read
 // them.
+//
+// Reveal decrypts every token it finds, wherever it came from, so a token
+// must reach the store only from Store's own encryption: Store refuses any
+// event whose data or metadata holds Prefix in a string. Otherwise anyone
+// who saw a stored token could paste it into a field they may write and
+// read it back in the clear.
 package personal

@@ -51,6 +51,7 @@ type Keyring struct {
 type dataKey struct {
 	id, subject string
 	aead        cipher.AEAD
+	nonceKey    []byte    // derives synthetic nonces (see seal)
 	at          time.Time // when read from the store (bySubject's TTL)
 }
 
@@ -80,6 +81,14 @@ func keyCheck(master []byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
+// nonceKey derives from a data key the key of its synthetic nonces: HMAC
+// with a fixed label, so that it is independent of the AES key.
+func nonceKey(raw []byte) []byte {
+	m := hmac.New(sha256.New, raw)
+	m.Write([]byte("chronicle pd1 nonce key"))
+	return m.Sum(nil)
+}
+
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("want 32 bytes, have %d", len(key))
@@ -107,11 +116,12 @@ func (k *Keyring) unwrap(dk chronicle.DataKey) (dataKey, error) {
 		return dataKey{}, fmt.Errorf("personal: data key %s: %w", dk.ID, ErrWrongMasterKey)
 	}
 	aead, err := newAEAD(raw)
+	nonceKey := nonceKey(raw)
 	clear(raw)
 	if err != nil {
 		return dataKey{}, fmt.Errorf("personal: data key %s: %w", dk.ID, err)
 	}
-	return dataKey{id: dk.ID, subject: dk.Subject, aead: aead, at: time.Now()}, nil
+	return dataKey{id: dk.ID, subject: dk.Subject, aead: aead, nonceKey: nonceKey, at: time.Now()}, nil
 }
 
 // subjectKey returns the subject's live key, making one on first use.

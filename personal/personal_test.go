@@ -3,6 +3,10 @@ package personal_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -242,4 +246,155 @@ func TestCreateMasterKeyOnce(t *testing.T) {
 			t.Fatalf("keys differ: %x vs %x", k, keys[0])
 		}
 	}
+}
+
+// TestRetryIdempotent: a retried append of personal data (same event ids,
+// same content) returns the original result and writes nothing, as any
+// append does; the same ids with other personal content are refused.
+func TestRetryIdempotent(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		k := newKeyring(t, b, masterKey(t))
+		s := personal.NewStore(b, k, order.PersonalData())
+		created := chronicle.Event{ID: chronicle.NewEventID(), Type: order.TypeOrderCreated, SchemaVersion: 3,
+			Data: []byte(`{"customer_id":"cust_r","currency":"USD","items":[],"total":1}`)}
+		address := func(name string) []chronicle.Event {
+			return []chronicle.Event{{ID: "0b5c1f5e-6f7a-4c1e-9a55-3d7a2b9e8c01", Type: order.TypeShippingAddressChanged,
+				Data: []byte(`{"name":"` + name + `","line1":"1 Lane","city":"Town","postal_code":"1","country":"US"}`)}}
+		}
+		first, err := s.Append(ctx, "order-r", chronicle.NoStream, []chronicle.Event{created})
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := s.Append(ctx, "order-r", chronicle.Exact(1), address("Ada Retry"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := readJSON(t, b, "order-r")
+		for _, r := range []struct {
+			exp  chronicle.ExpectedVersion
+			evs  []chronicle.Event
+			want chronicle.AppendResult
+		}{
+			{chronicle.Exact(1), address("Ada Retry"), second},
+			{chronicle.Any, address("Ada Retry"), second},
+			{chronicle.NoStream, []chronicle.Event{created}, first},
+		} {
+			got, err := s.Append(ctx, "order-r", r.exp, r.evs)
+			if err != nil || got != r.want {
+				t.Fatalf("retry = %+v, %v; want the original %+v", got, err, r.want)
+			}
+		}
+		evs := address("Ada Retry")
+		evs[0].ID = strings.ToUpper(evs[0].ID)
+		if got, err := s.Append(ctx, "order-r", chronicle.Exact(1), evs); err != nil || got != second {
+			t.Fatalf("retry with uppercase id = %+v, %v; want %+v", got, err, second)
+		}
+		if _, err := s.Append(ctx, "order-r", chronicle.Exact(1), address("Eve Other")); !errors.Is(err, chronicle.ErrDuplicateEvent) {
+			t.Fatalf("same id, other personal content: %v, want ErrDuplicateEvent", err)
+		}
+		if after := readJSON(t, b, "order-r"); !bytes.Equal(after, stored) {
+			t.Fatalf("retries changed the stream:\n%s\nwas:\n%s", after, stored)
+		}
+	})
+}
+
+// TestRandomNonceToken: a token written with a random nonce (as every token
+// once was) reveals as before.
+func TestRandomNonceToken(t *testing.T) {
+	ctx := context.Background()
+	b := testbackends.SQLite(t, testbackends.Options{})
+	master := masterKey(t)
+	k := newKeyring(t, b, master)
+	if err := k.CreateKey(ctx, "cust_old"); err != nil {
+		t.Fatal(err)
+	}
+	dk, err := b.(chronicle.KeyStore).SubjectKey(ctx, "cust_old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := gcm(t, master).Open(nil, dk.Wrapped[:12], dk.Wrapped[12:], []byte("chronicle data key\x00"+dk.ID+"\x00cust_old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	sealed := gcm(t, raw).Seal(nonce, nonce, []byte(`"Old Form"`), []byte(personal.Prefix+dk.ID))
+	tok := personal.Prefix + dk.ID + ":" + base64.RawURLEncoding.EncodeToString(sealed)
+	got, err := k.Reveal(ctx, []byte(`{"name":"`+tok+`"}`), true)
+	if err != nil || string(got) != `{"name":"Old Form"}` {
+		t.Fatalf("Reveal = %s, %v", got, err)
+	}
+}
+
+func gcm(t *testing.T, key []byte) cipher.AEAD {
+	t.Helper()
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aead
+}
+
+// BenchmarkReveal: what revealing one response costs, its key query
+// included (an order with a shipping address: four tokens of one key).
+func BenchmarkReveal(b *testing.B) {
+	testbackends.ForEachB(b, func(b *testing.B, be testbackends.Backend) {
+		ctx := context.Background()
+		master, _ := personal.ParseMasterKey(personal.NewMasterKey())
+		k, err := personal.NewKeyring(ctx, be.(chronicle.KeyStore), master)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := personal.NewStore(be, k, order.PersonalData())
+		if _, err := s.Append(ctx, "order-b", chronicle.NoStream, []chronicle.Event{
+			{Type: order.TypeOrderCreated, SchemaVersion: 3, Data: []byte(`{"customer_id":"cust_b","currency":"USD","items":[],"total":1}`)},
+			{Type: order.TypeShippingAddressChanged, Data: []byte(`{"name":"Ada","line1":"1 Lane","city":"Town","postal_code":"1","country":"US"}`)},
+		}); err != nil {
+			b.Fatal(err)
+		}
+		evs, err := be.ReadStream(ctx, "order-b", chronicle.ReadStreamOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := evs[1].Data
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := k.Reveal(ctx, body, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestRefusesTokens: no event holding the token prefix in a string, in
+// its data or metadata, a key or a value, escaped or not, reaches the
+// store through Store: only Store's encryption writes tokens.
+func TestRefusesTokens(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		s := personal.NewStore(b, newKeyring(t, b, masterKey(t)), order.PersonalData())
+		for _, e := range []chronicle.Event{
+			{Type: "Note", Data: []byte(`{"text":"see chronicle:pd1:abc:def"}`)},
+			{Type: "Note", Data: []byte(`{"text":["chronicle\u003apd1:abc:def"]}`)},
+			{Type: "Note", Data: []byte(`{"chronicle\u003Apd1:abc:def":1}`)},
+			{Type: "Note", Data: []byte(`{}`), Metadata: []byte(`{"correlation_id":"chronicle:pd1:abc:def"}`)},
+		} {
+			if _, err := s.Append(ctx, "note-1", chronicle.Any, []chronicle.Event{e}); !errors.Is(err, chronicle.ErrInvalid) {
+				t.Errorf("append %s %s: %v, want ErrInvalid", e.Data, e.Metadata, err)
+			}
+		}
+		if _, err := b.ReadStream(ctx, "note-1", chronicle.ReadStreamOptions{}); !errors.Is(err, chronicle.ErrStreamNotFound) {
+			t.Fatalf("refused appends wrote: %v", err)
+		}
+		if _, err := s.Append(ctx, "note-1", chronicle.NoStream, []chronicle.Event{
+			{Type: "Note", Data: []byte(`{"text":"caf\u00e9 chronicle: pd1"}`)},
+		}); err != nil {
+			t.Fatalf("an event without the prefix: %v", err)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/chronicle-es/chronicle"
@@ -15,10 +16,9 @@ import (
 // appended through it (see Policy); everything else passes through, reads
 // included: events read back hold tokens (see Keyring.Reveal).
 //
-// A retried append of personal data is encrypted again, with new nonces, so
-// the store sees other content under the same event ids and answers
-// chronicle.ErrDuplicateEvent rather than the first append's result: look
-// the events up by id to tell a retry (the HTTP API's idempotency does).
+// A retried append (the same events, ids included) encrypts to the same
+// tokens (see seal), so the store answers it as any retry: the original
+// result.
 type Store struct {
 	chronicle.Store
 	keys   *Keyring
@@ -37,8 +37,9 @@ func NewStore(s chronicle.Store, keys *Keyring, policy *Policy) *Store {
 func (s *Store) Unwrap() chronicle.Store { return s.Store }
 
 // Append encrypts the personal fields of events and appends them.
-// Errors: those of the wrapped store's Append; ErrNoSubject; the key
-// store's.
+// Errors: those of the wrapped store's Append; *chronicle.InvalidError
+// when an event's data or metadata holds Prefix in a string (only this
+// store writes tokens); ErrNoSubject; the key store's.
 func (s *Store) Append(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event) (chronicle.AppendResult, error) {
 	evs, err := s.seal(ctx, stream, events)
 	if err != nil {
@@ -72,6 +73,17 @@ func (s *Store) AppendRecorded(ctx context.Context, stream string, expected chro
 // seal returns events with their personal fields as tokens; events without
 // any are the same values (no copy, no parse).
 func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Event) ([]chronicle.Event, error) {
+	for i, e := range events {
+		for _, part := range []struct {
+			name string
+			b    []byte
+		}{{"data", e.Data}, {"metadata", e.Metadata}} {
+			if holdsPrefix(part.b) {
+				return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d].%s", i, part.name),
+					Reason: "holds " + Prefix + ", the stored form of personal data, which no input may"}
+			}
+		}
+	}
 	var out []chronicle.Event
 	for i, e := range events {
 		r, ok := s.policy.rule(e.Type, e.SchemaVersion)
@@ -96,7 +108,7 @@ func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Even
 			if !ok || bytes.Equal(v, []byte("null")) {
 				continue
 			}
-			tok, err := seal(dk, v)
+			tok, err := seal(dk, e.ID, f, v)
 			if err != nil {
 				return nil, fmt.Errorf("append %s: %w", stream, err)
 			}
@@ -121,6 +133,31 @@ func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Even
 		return events, nil
 	}
 	return out, nil
+}
+
+// holdsPrefix reports whether a string of JSON data b (a key or a value)
+// holds Prefix. Responses reveal every token they hold, so a token copied
+// from the store (an audit export shows them) into a free-text field would
+// be decrypted for whoever can read that field: only seal may write one.
+// Invalid JSON is left to the store to refuse.
+func holdsPrefix(b []byte) bool {
+	if bytes.Contains(b, []byte(Prefix)) {
+		return true // outside strings, JSON has no letters but true, false, null
+	}
+	if !bytes.Contains(b, []byte(`\u`)) {
+		return false
+	}
+	// Escapes may spell it: look at the strings as they decode.
+	d := json.NewDecoder(bytes.NewReader(b))
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := t.(string); ok && strings.Contains(s, Prefix) {
+			return true
+		}
+	}
 }
 
 // mentions reports whether data may hold one of fields: a cheap test that

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -18,12 +21,34 @@ const Prefix = "chronicle:pd1:"
 // erasedJSON is what an erased field reveals as.
 var erasedJSON = []byte(`"` + Erased + `"`)
 
-// seal returns the token of a field's JSON value.
-func seal(dk dataKey, value []byte) (string, error) {
+// seal returns the token of a field's JSON value in the event eventID.
+//
+// Its nonce is synthetic (as in SIV): the first 12 bytes of an HMAC-SHA256,
+// under a key derived from the data key, of the key id, the event id, the
+// field and the value. The same field of the same event with the same value
+// is so the same token, which is what makes a retried append the same
+// content to the store (an idempotent retry, not a duplicate). It is safe
+// with GCM: a nonce repeats only for the same value under the same key and
+// authenticated data, which gives the same ciphertext and reveals only that
+// the same field was written twice alike; two different values share a
+// nonce only by a collision of the 96-bit HMAC truncation, as unlikely as
+// for random nonces. An event without an id cannot be retried: its fields
+// get random nonces, so that equal values in different events look apart.
+func seal(dk dataKey, eventID, field string, value []byte) (string, error) {
 	ns := dk.aead.NonceSize()
 	buf := make([]byte, ns, ns+len(value)+dk.aead.Overhead())
-	if _, err := rand.Read(buf); err != nil {
-		return "", err
+	if eventID == "" {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+	} else {
+		m := hmac.New(sha256.New, dk.nonceKey)
+		for _, part := range [][]byte{[]byte(dk.id), []byte(strings.ToLower(eventID)), []byte(field), value} {
+			// Length-prefixed, so that no two inputs read alike.
+			m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
+			m.Write(part)
+		}
+		copy(buf, m.Sum(nil))
 	}
 	buf = dk.aead.Seal(buf, buf[:ns], value, []byte(Prefix+dk.id))
 	return Prefix + dk.id + ":" + base64.RawURLEncoding.EncodeToString(buf), nil

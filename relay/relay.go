@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,6 +125,8 @@ type Relay struct {
 	mu    sync.Mutex
 	ready bool // the stream exists
 	retry bool // the last window failed: the next one is published again
+
+	subjects map[[2]string]string // by stream and event type
 }
 
 // New connects to NATS and returns the relay. It does not wait for the
@@ -149,7 +150,7 @@ func New(opts Options) (*Relay, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Relay{opts: opts, log: log, prefix: opts.SubjectPrefix}
+	r := &Relay{opts: opts, log: log, prefix: opts.SubjectPrefix, subjects: map[[2]string]string{}}
 	nc, err := nats.Connect(opts.URL,
 		nats.Name("chronicle relay"),
 		nats.RetryOnFailedConnect(true),
@@ -202,6 +203,25 @@ func (r *Relay) Filter() chronicle.ReadAllOptions { return chronicle.ReadAllOpti
 func (r *Relay) Subject(streamType, eventType string) string {
 	return r.prefix + "." + token(streamType) + "." + token(eventType)
 }
+
+// subject is Subject, remembered: a log has few stream and event types.
+func (r *Relay) subject(streamType, eventType string) string {
+	k := [2]string{streamType, eventType}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.subjects[k]; ok {
+		return s
+	}
+	if len(r.subjects) >= maxSubjects {
+		clear(r.subjects)
+	}
+	s := r.Subject(streamType, eventType)
+	r.subjects[k] = s
+	return s
+}
+
+// maxSubjects bounds the subjects remembered.
+const maxSubjects = 1024
 
 func token(s string) string {
 	if s == "" {
@@ -281,13 +301,20 @@ func (r *Relay) deliver(ctx context.Context, events []chronicle.RecordedEvent) e
 		return err
 	}
 	out := eventjson.Events(events, r.opts.Upcaster)
-	bodies := make([][]byte, len(out))
+	// The window's bodies share one buffer; each is a full slice of it,
+	// taken once it no longer moves.
+	buf := make([]byte, 0, 512*len(out))
+	ends := make([]int, len(out))
 	for i, e := range out {
-		body, err := json.Marshal(e)
-		if err != nil {
+		var err error
+		if buf, err = eventjson.Append(buf, e); err != nil {
 			return fmt.Errorf("relay: encode %s v%d: %w", e.StreamID, e.Version, err)
 		}
-		bodies[i] = body
+		ends[i] = len(buf)
+	}
+	bodies := make([][]byte, len(out))
+	for i, start := 0, 0; i < len(out); i++ {
+		bodies[i], start = buf[start:ends[i]:ends[i]], ends[i]
 	}
 	if r.opts.Reveal != nil {
 		var err error
@@ -296,14 +323,17 @@ func (r *Relay) deliver(ctx context.Context, events []chronicle.RecordedEvent) e
 		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(out))
+	values := make([]string, 3*len(out)) // the headers' values, one allocation
 	for i, e := range out {
+		v := values[3*i : 3*i+3 : 3*i+3]
+		v[0], v[1], v[2] = e.StreamID, strconv.FormatInt(e.Version, 10), e.Checkpoint
 		msg := &nats.Msg{
-			Subject: r.Subject(chronicle.StreamType(e.StreamID), events[i].Type),
+			Subject: r.subject(chronicle.StreamType(e.StreamID), events[i].Type),
 			Data:    bodies[i],
 			Header: nats.Header{
-				HeaderStream:     {e.StreamID},
-				HeaderVersion:    {strconv.FormatInt(e.Version, 10)},
-				HeaderCheckpoint: {e.Checkpoint},
+				HeaderStream:     v[0:1:1],
+				HeaderVersion:    v[1:2:2],
+				HeaderCheckpoint: v[2:3:3],
 			},
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.EventID))

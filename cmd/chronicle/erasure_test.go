@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/personal"
 )
@@ -388,5 +389,91 @@ func TestMasterKey(t *testing.T) {
 	_, stderr, code = c.run("timeline", "nope", "--store", "postgres://nobody@127.0.0.1:1/x?sslmode=disable")
 	if code != 2 || !strings.Contains(stderr, "chronicle keygen > master.key") {
 		t.Fatalf("PostgreSQL without a master key: exit %d: %s", code, stderr)
+	}
+}
+
+// TestTokenInjection: a stored token (an audit export shows them) pasted
+// into a field a client writes is refused before anything is appended, so
+// no response ever decrypts it for that client; nor does an error message
+// that quotes a path.
+func TestTokenInjection(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		testTokenInjection(t, "sqlite://"+filepath.Join(dir, "chronicle.db"), filepath.Join(dir, "master.key"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testTokenInjection(t, pgStoreURL(t), masterKeyFile(t))
+	})
+}
+
+func testTokenInjection(t *testing.T, store, keyFile string) {
+	env := map[string]string{"CHRONICLE_STORE": store}
+	if _, err := os.Stat(keyFile); err == nil {
+		env[envMasterKey] = keyFile
+	}
+	base := startInProcess(t, env)
+	mustCall(t, "POST", base+"/orders", `{"order_id":"victim","customer_id":"cust_victim","items":[{"sku":"S","quantity":1,"unit_price":1}]}`)
+	mustCall(t, "PUT", base+"/orders/victim/shipping-address",
+		`{"name":"`+erName+`","line1":"`+erLine1+`","city":"`+erCity+`","postal_code":"`+erPostal+`","country":"NL"}`)
+	mustCall(t, "POST", base+"/orders", `{"order_id":"mine","customer_id":"cust_attacker","items":[{"sku":"S","quantity":1,"unit_price":1}]}`)
+
+	// The victim's name as stored.
+	s, err := storeurl.OpenURL(context.Background(), store, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ReadStream(context.Background(), "order-victim", chronicle.ReadStreamOptions{})
+	s.Close()
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("victim's events: %d, %v", len(evs), err)
+	}
+	var addr struct{ Name string }
+	if err := json.Unmarshal(evs[1].Data, &addr); err != nil || !strings.HasPrefix(addr.Name, personal.Prefix) {
+		t.Fatalf("stored address: %s, %v", evs[1].Data, err)
+	}
+	tok := addr.Name
+	escaped := strings.Replace(tok, ":", `\u003a`, 1)
+
+	for _, c := range []struct{ method, path, body, corr string }{
+		{"PUT", "/orders/mine/shipping-address", `{"name":"A","line1":"` + tok + `","city":"c","postal_code":"p","country":"NL"}`, ""},
+		{"POST", "/orders/mine/items", `{"sku":"S2","quantity":1,"unit_price":1}`, tok},
+		{"POST", "/orders/mine/cancellation", `{"reason":"` + escaped + `"}`, ""},
+		{"POST", "/orders/mine/cancellation", `{"reason":"see ` + tok + `"}`, ""},
+		{"GET", "/orders/" + tok, "", ""},
+		{"DELETE", "/orders/mine/items/" + tok, "", ""},
+	} {
+		req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.corr != "" {
+			req.Header.Set("X-Correlation-Id", c.corr)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode < 400 || res.StatusCode >= 500 || strings.Contains(string(b), erName) {
+			t.Errorf("%s %s (correlation id %q): %d %s; want a 4xx that reveals nothing", c.method, c.path, c.corr, res.StatusCode, b)
+		}
+	}
+	got := mustCall(t, "GET", base+"/orders/mine", "")
+	if !strings.Contains(got, `"version":1`) || strings.Contains(got, erName) {
+		t.Errorf("the attacker's order after the attempts: %s", got)
+	}
+	views := map[string]string{
+		"events":      mustCall(t, "GET", base+"/orders/mine/events", ""),
+		"events_text": mustCall(t, "GET", base+"/orders/mine/events?format=text", ""),
+		"feed":        feedOf(t, mustCall(t, "GET", base+"/events", ""), "order-mine"),
+	}
+	for name, v := range views {
+		if strings.Contains(v, erName) || !strings.Contains(v, "cust_attacker") {
+			t.Errorf("%s of the attacker's order: %s", name, v)
+		}
 	}
 }
