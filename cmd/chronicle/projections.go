@@ -147,6 +147,7 @@ func contains(list []string, s string) bool {
 // progress draws a rebuild's progress: a bar redrawn in place on a
 // terminal, plain lines at most about once a second otherwise (logs).
 type progress struct {
+	verb    string // names the work in plain lines: "rebuild", "copy"
 	w       io.Writer
 	tty     bool
 	last    projection.Progress
@@ -154,7 +155,7 @@ type progress struct {
 	drawn   bool
 }
 
-func newProgress(w io.Writer, tty bool) *progress { return &progress{w: w, tty: tty} }
+func newProgress(w io.Writer, tty bool) *progress { return &progress{verb: "rebuild", w: w, tty: tty} }
 
 func (p *progress) report(pr projection.Progress) {
 	p.last = pr
@@ -171,7 +172,7 @@ func (p *progress) report(pr projection.Progress) {
 		stats = fmt.Sprintf("100%% %d events  %.0f events/s  done in %s, swapped in", pr.EventsDone, pr.EventsPerSec, pr.Elapsed.Round(time.Millisecond))
 	}
 	if !p.tty {
-		fmt.Fprintf(p.w, "rebuild %s: %s\n", pr.Projection, stats)
+		fmt.Fprintf(p.w, "%s %s: %s\n", p.verb, pr.Projection, stats)
 		return
 	}
 	const width = 30
