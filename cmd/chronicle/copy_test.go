@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -262,4 +263,163 @@ func TestCopyRefuses(t *testing.T) {
 		}
 	}
 	sameStores(t, src, done)
+}
+
+// Positions and checkpoints are each store's own (and request ids each
+// request's); everything else a view shows must be the same on the copy.
+var ownPlace = regexp.MustCompile(`"(position|checkpoint|next|request_id)":("[^"]*"|\d+)`)
+
+// orderViews returns what serve answers about order id: its state, its
+// timeline in JSON and text, its state at every version and at times.
+func orderViews(t *testing.T, base, id string, times []time.Time) map[string]string {
+	t.Helper()
+	out := map[string]string{
+		"state":  mustCall(t, "GET", base+"/orders/"+id, ""),
+		"events": mustCall(t, "GET", base+"/orders/"+id+"/events", ""),
+		"text":   mustCall(t, "GET", base+"/orders/"+id+"/events?format=text", ""),
+	}
+	var st struct{ Version int }
+	if err := json.Unmarshal([]byte(out["state"]), &st); err != nil || st.Version < 1 {
+		t.Fatalf("state of %s: %s", id, out["state"])
+	}
+	for v := 1; v <= st.Version; v++ {
+		out[fmt.Sprintf("version=%d", v)] = mustCall(t, "GET", fmt.Sprintf("%s/orders/%s?version=%d", base, id, v), "")
+	}
+	for i, at := range times {
+		code, body := call(t, "GET", base+"/orders/"+id+"?as_of="+at.UTC().Format(time.RFC3339Nano), "")
+		out[fmt.Sprintf("as_of[%d]", i)] = fmt.Sprint(code, " ", body)
+	}
+	return out
+}
+
+// caughtUp waits until serve's read models have applied the whole log.
+func caughtUp(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var p struct {
+			Projections []struct {
+				Name         string `json:"name"`
+				LagEvents    int64  `json:"lag_events"`
+				HeadPosition int64  `json:"head_position"`
+				Status       string `json:"status"`
+			} `json:"projections"`
+		}
+		body := mustCall(t, "GET", base+"/projections", "")
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		ok := len(p.Projections) > 0
+		for _, pr := range p.Projections {
+			ok = ok && pr.LagEvents == 0 && pr.HeadPosition > 0 && pr.Status == "running"
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read models not caught up in 60s: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serveViews returns every view serve offers of the given orders, and the
+// lists and status counts.
+func serveViews(t *testing.T, base string, ids []string, times []time.Time) map[string]string {
+	t.Helper()
+	caughtUp(t, base)
+	out := map[string]string{
+		"list":      mustCall(t, "GET", base+"/orders?limit=100", ""),
+		"list_page": mustCall(t, "GET", base+"/orders?limit=2", ""),
+		"customer":  mustCall(t, "GET", base+"/orders?customer_id=cust_keep", ""),
+		"feed":      mustCall(t, "GET", base+"/events?limit=1000", ""),
+	}
+	for _, s := range []string{"created", "paid", "shipped", "delivered", "cancelled"} {
+		out["status="+s] = mustCall(t, "GET", base+"/orders?status="+s, "")
+	}
+	for i, at := range times {
+		out[fmt.Sprintf("stats[%d]", i)] = mustCall(t, "GET", base+"/stats/order-status?at="+at.UTC().Format(time.RFC3339Nano), "")
+	}
+	for _, id := range ids {
+		for k, v := range orderViews(t, base, id, times) {
+			out[id+" "+k] = v
+		}
+	}
+	for k, v := range out {
+		out[k] = ownPlace.ReplaceAllString(v, `"$1":_`)
+	}
+	return out
+}
+
+// TestCopyServesTheSame: after a copy, serve on the target answers every
+// order (state, timeline, time travel by version and time), the lists and
+// the status counts exactly as serve on the source did; the erased
+// customer stays erased, the others' personal data reads in the clear.
+func TestCopyServesTheSame(t *testing.T) {
+	pgSchema := func(t *testing.T) string { return pgStoreURL(t) }
+	for _, tc := range []struct {
+		name     string
+		src, dst func(t *testing.T) string
+	}{
+		{"sqlite_to_postgres", tempStore, pgSchema},
+		{"postgres_to_sqlite", pgSchema, tempStore},
+		{"postgres_to_postgres", pgSchema, pgSchema},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keyFile := masterKeyFile(t)
+			src, dst := tc.src(t), tc.dst(t)
+			env := map[string]string{"CHRONICLE_STORE": src, envMasterKey: keyFile}
+			base := startInProcess(t, env)
+
+			// Every status; an order over 50 events (a snapshot) with
+			// personal data, delivered; one of an erased customer.
+			placeOrder(t, base, "o-delivered", "cust_keep")
+			placeOrder(t, base, "o-erased", "cust_er")
+			t1 := time.Now()
+			mustCall(t, "POST", base+"/orders", `{"order_id":"o-created","customer_id":"cust_keep","items":[{"sku":"A","quantity":2,"unit_price":250}]}`)
+			mustCall(t, "POST", base+"/orders", `{"order_id":"o-paid","customer_id":"cust_keep","items":[{"sku":"A","quantity":1,"unit_price":100}]}`)
+			mustCall(t, "POST", base+"/orders/o-paid/payments", `{"method":"card","amount":100}`)
+			mustCall(t, "POST", base+"/orders", `{"order_id":"o-shipped","customer_id":"cust_other","items":[{"sku":"B","quantity":1,"unit_price":300}]}`)
+			mustCall(t, "PUT", base+"/orders/o-shipped/shipping-address", `{"name":"Ola Other","line1":"1 Lane","city":"Utrecht","postal_code":"3511","country":"NL"}`)
+			mustCall(t, "POST", base+"/orders/o-shipped/payments", `{"method":"card","amount":300}`)
+			mustCall(t, "POST", base+"/orders/o-shipped/shipments", `{"carrier":"ups","tracking":"U1"}`)
+			mustCall(t, "POST", base+"/orders", `{"order_id":"o-cancelled","customer_id":"cust_other","items":[]}`)
+			mustCall(t, "POST", base+"/orders/o-cancelled/cancellation", `{"reason":"changed mind"}`)
+			// Schema version 1 events, upcast on read.
+			appendRaw(t, src, "o-v1",
+				ev("OrderCreated", 1, `{"customer_id":"cust_v1","total":9999}`),
+				ev("PaymentReceived", 1, `{"method":"card","amount":9999}`),
+				ev("OrderShipped", 1, `{"carrier":"fedex","tracking":"FX123"}`))
+			mustCall(t, "DELETE", base+"/customers/cust_er/personal-data", "")
+			t2 := time.Now()
+			ids := []string{"o-delivered", "o-erased", "o-created", "o-paid", "o-shipped", "o-cancelled", "o-v1"}
+			times := []time.Time{t1.Add(-time.Hour), t1, t2}
+			want := serveViews(t, base, ids, times)
+
+			stdout, stderr, code := newCLI(t, nil).run("copy", "--from", src, "--to", dst, "--master-key", keyFile)
+			if code != 0 || !strings.Contains(stdout, "verify ok") || strings.Contains(stdout, " 0 snapshots") {
+				t.Fatalf("copy: exit %d:\n%s%s", code, stdout, stderr)
+			}
+			got := serveViews(t, startInProcess(t, map[string]string{"CHRONICLE_STORE": dst, envMasterKey: keyFile}), ids, times)
+			if len(got) != len(want) {
+				t.Fatalf("%d views on the target, %d on the source", len(got), len(want))
+			}
+			for k, w := range want {
+				if got[k] != w {
+					t.Errorf("%s on the target:\n%.2000s\nsource:\n%.2000s", k, got[k], w)
+				}
+			}
+			if s := got["o-delivered state"]; !strings.Contains(s, erName) || !strings.Contains(s, erSigned) {
+				t.Errorf("personal data not in the clear on the target: %s", s)
+			}
+			for _, k := range []string{"o-erased state", "o-erased events", "o-erased text", "o-erased version=55"} {
+				if s := got[k]; strings.Contains(s, erName) || strings.Contains(s, erSigned) || !strings.Contains(s, personal.Erased) {
+					t.Errorf("%s: the erased customer is not erased on the target: %s", k, s)
+				}
+			}
+			if s := got["stats[2]"]; !strings.Contains(s, `"cancelled":1`) || !strings.Contains(s, `"delivered":2`) {
+				t.Errorf("status counts: %s", s)
+			}
+		})
+	}
 }
