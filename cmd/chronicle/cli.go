@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -74,6 +75,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 				secrets = append(secrets, storeurl.Secrets(f.Value.String())...)
 			}
 		}
+		// Longest first, so that masking one never leaves part of another.
+		slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 		if len(secrets) > 0 {
 			m.Stdout = &maskingWriter{w: m.Stdout, secrets: secrets}
 			m.Stderr = &maskingWriter{w: m.Stderr, secrets: secrets}
