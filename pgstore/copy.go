@@ -119,36 +119,40 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	// The streams' versions, locked: each event must follow its stream.
+	// The streams' heads, locked: each event must follow its stream's
+	// last, version and hash chain alike.
 	var ids []string
-	last := map[string]int64{}
+	last := map[string]*streamHead{}
 	for _, e := range events {
-		if _, ok := last[e.StreamID]; !ok {
+		if last[e.StreamID] == nil {
 			ids = append(ids, e.StreamID)
-			last[e.StreamID] = 0
+			last[e.StreamID] = &streamHead{}
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT stream_id, version FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE`, ids)
+	rows, err := tx.Query(ctx, `SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE`, ids)
 	if err != nil {
 		return s.opErr("import events", err)
 	}
 	var id string
 	var v int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error { last[id] = v; return nil })
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &v, &h}, func() error {
+		last[id].version = v
+		copy(last[id].hash[:], h)
+		return nil
+	})
 	if err != nil {
 		return s.opErr("import events", err)
 	}
 	for _, e := range events {
-		if e.Version != last[e.StreamID]+1 {
-			return &chronicle.InvalidError{Field: "version", Reason: fmt.Sprintf(
-				"import %s v%d: the stream is at version %d", e.StreamID, e.Version, last[e.StreamID])}
+		if err := last[e.StreamID].follow(e); err != nil {
+			return err
 		}
-		last[e.StreamID] = e.Version
 	}
 
 	i := 0
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"stream_id", "stream_type", "version", "event_id", "event_type", "schema_version", "data", "metadata", "recorded_at"},
+		[]string{"stream_id", "stream_type", "version", "event_id", "event_type", "schema_version", "data", "metadata", "recorded_at", "hash", "prev_hash"},
 		pgx.CopyFromFunc(func() ([]any, error) {
 			if i == len(events) {
 				return nil, nil
@@ -160,7 +164,7 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 				meta = []byte(e.Metadata)
 			}
 			return []any{e.StreamID, chronicle.StreamType(e.StreamID), e.Version, e.ID, e.Type,
-				max(e.SchemaVersion, 1), []byte(e.Data), meta, e.RecordedAt}, nil
+				max(e.SchemaVersion, 1), []byte(e.Data), meta, e.RecordedAt, e.Hash[:], e.PrevHash[:]}, nil
 		}))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -172,12 +176,16 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 	}
 	versions := make([]int64, len(ids))
 	types := make([]string, len(ids))
+	hashes := make([][]byte, len(ids))
+	ats := make([]time.Time, len(ids))
 	for j, id := range ids {
-		versions[j], types[j] = last[id], chronicle.StreamType(id)
+		hd := last[id]
+		versions[j], types[j], hashes[j], ats[j] = hd.version, chronicle.StreamType(id), hd.hash[:], hd.at
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO streams (stream_id, stream_type, version)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_tx = pg_current_xact_id()`, ids, types, versions); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO streams (stream_id, stream_type, version, last_hash, last_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::timestamptz[])
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_tx = pg_current_xact_id(),
+	last_hash = excluded.last_hash, last_at = excluded.last_at`, ids, types, versions, hashes, ats); err != nil {
 		return s.opErr("import events", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -241,4 +249,26 @@ WHERE data_keys.erased_at IS NULL`, k.ID, k.Subject, k.Wrapped, k.CreatedAt, at)
 		return s.opErr("import data keys", err)
 	}
 	return s.opErr("import data keys", tx.Commit(ctx))
+}
+
+// streamHead is where an import stands in a stream.
+type streamHead struct {
+	version int64
+	hash    [32]byte
+	at      time.Time
+}
+
+// follow moves h to e, unless e is not the stream's next event: its next
+// version, chained to the hash of the one before.
+func (h *streamHead) follow(e chronicle.RecordedEvent) error {
+	switch {
+	case e.Version != h.version+1:
+		return &chronicle.InvalidError{Field: "version", Reason: fmt.Sprintf(
+			"import %s v%d: the stream is at version %d", e.StreamID, e.Version, h.version)}
+	case e.PrevHash != h.hash:
+		return &chronicle.InvalidError{Field: "prev_hash", Reason: fmt.Sprintf(
+			"import %s v%d: prev_hash is not the hash of version %d", e.StreamID, e.Version, h.version)}
+	}
+	h.version, h.hash, h.at = e.Version, e.Hash, e.RecordedAt
+	return nil
 }

@@ -117,8 +117,11 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 		return nil
 	}
 	err := s.submit(ctx, func(w *wtx) (bool, error) {
+		// Each event must follow its stream's last: version and hash
+		// chain alike.
 		type stream struct {
 			version          int64
+			hash             [32]byte
 			created, updated int64
 		}
 		streams := map[string]*stream{}
@@ -127,18 +130,24 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 			st := streams[e.StreamID]
 			if st == nil {
 				st = &stream{created: e.RecordedAt.UnixMicro()}
-				err := w.stmt(s.stmts.version).QueryRowContext(w.ctx, e.StreamID).Scan(&st.version)
+				var h []byte
+				err := w.stmt(s.stmts.version).QueryRowContext(w.ctx, e.StreamID).Scan(&st.version, &h)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return false, fmt.Errorf("read version: %w", err)
 				}
+				copy(st.hash[:], h)
 				streams[e.StreamID] = st
 				order = append(order, e.StreamID)
 			}
-			if e.Version != st.version+1 {
+			switch {
+			case e.Version != st.version+1:
 				return false, &chronicle.InvalidError{Field: "version", Reason: fmt.Sprintf(
 					"import %s v%d: the stream is at version %d", e.StreamID, e.Version, st.version)}
+			case e.PrevHash != st.hash:
+				return false, &chronicle.InvalidError{Field: "prev_hash", Reason: fmt.Sprintf(
+					"import %s v%d: prev_hash is not the hash of version %d", e.StreamID, e.Version, st.version)}
 			}
-			st.version, st.updated = e.Version, e.RecordedAt.UnixMicro()
+			st.version, st.hash, st.updated = e.Version, e.Hash, e.RecordedAt.UnixMicro()
 			s.lastMicros = max(s.lastMicros, st.updated) // recorded times keep following positions
 		}
 		for off := 0; off < len(events); {
@@ -156,7 +165,7 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 				// append_first NULL: which events were appended together is
 				// not known here (a retry of them is then taken as one append).
 				args = append(args, e.ID, e.StreamID, chronicle.StreamType(e.StreamID), e.Version, e.Type,
-					max(e.SchemaVersion, 1), string(e.Data), meta, e.RecordedAt.UnixMicro(), nil)
+					max(e.SchemaVersion, 1), string(e.Data), meta, e.RecordedAt.UnixMicro(), nil, e.Hash[:], e.PrevHash[:])
 			}
 			if _, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...); err != nil {
 				if isConstraintViolation(err) {
@@ -169,7 +178,7 @@ func (s *Store) ImportEvents(ctx context.Context, events []chronicle.RecordedEve
 		}
 		for _, id := range order {
 			st := streams[id]
-			if _, err := w.stmt(s.stmts.upsertStream).ExecContext(w.ctx, id, chronicle.StreamType(id), st.version, st.created, st.updated); err != nil {
+			if _, err := w.stmt(s.stmts.upsertStream).ExecContext(w.ctx, id, chronicle.StreamType(id), st.version, st.created, st.updated, st.hash[:]); err != nil {
 				return false, fmt.Errorf("update stream: %w", err)
 			}
 		}

@@ -86,6 +86,12 @@ func testImport(t *testing.T, h Harness) {
 	if err := dst.ImportEvents(ctx, []chronicle.RecordedEvent{want[0], want[0]}); err == nil {
 		t.Fatal("ImportEvents of one event twice: no error")
 	}
+	// A chain link that does not hold: refused.
+	broken := append([]chronicle.RecordedEvent(nil), want[:2]...)
+	broken[1].PrevHash[0] ^= 1
+	if err := dst.ImportEvents(ctx, broken); !errors.As(err, new(*chronicle.InvalidError)) {
+		t.Fatalf("ImportEvents with a broken chain: error %v, want *InvalidError", err)
+	}
 	checkEmpty(t, dst, "order-a")
 
 	for _, chunk := range [][]chronicle.RecordedEvent{want[:3], want[3:7], want[7:]} {
@@ -101,7 +107,8 @@ func testImport(t *testing.T, h Harness) {
 		g, w := got[i], want[i]
 		if g.ID != w.ID || g.StreamID != w.StreamID || g.StreamType != w.StreamType || g.Version != w.Version ||
 			g.Type != w.Type || g.SchemaVersion != w.SchemaVersion || !g.RecordedAt.Equal(w.RecordedAt) ||
-			!bytes.Equal(g.Data, w.Data) || !bytes.Equal(g.Metadata, w.Metadata) {
+			!bytes.Equal(g.Data, w.Data) || !bytes.Equal(g.Metadata, w.Metadata) ||
+			g.Hash != w.Hash || g.PrevHash != w.PrevHash {
 			t.Fatalf("imported event %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle-es/chronicle/personal"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/relay"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 // errRefused: the target is neither empty nor a partial copy of the source.
@@ -172,12 +173,28 @@ func (m *Main) runCopy(c *cobra.Command, fromURL, toURL string, batch int) error
 	if err := verifyCopy(ctx, dst); err != nil {
 		return err
 	}
+	rep, err := seal.Verify(ctx, dst, seal.VerifyOptions{})
+	if err != nil {
+		return fmt.Errorf("copy: verify --integrity on the target: %w", err)
+	}
+	seals, err := src.Seals(ctx, 0, 0)
+	if err != nil {
+		return err
+	}
+	if len(seals) > 0 {
+		// A seal's hash covers the checkpoint of its last event, and
+		// checkpoints are each store's own: the source's seals would not
+		// hold on the target.
+		fmt.Fprintf(m.Stderr, "copy: the source's %d seals were not copied: they name the source's checkpoints; "+
+			"the target's sealer seals the copied log anew (the events' hashes are the same)\n", len(seals))
+	}
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(done-first) / s
 	}
-	fmt.Fprintf(m.Stdout, "copied %s to %s: %d events (%d in this run, %s, %.0f events/s), %d snapshots, %d data keys; verify ok\n",
-		fromLoc, toLoc, done, done-first, elapsed.Round(time.Millisecond), rate, snaps, keys)
+	fmt.Fprintf(m.Stdout, "copied %s to %s: %d events (%d in this run, %s, %.0f events/s), %d snapshots, %d data keys; "+
+		"verify ok; verify --integrity ok (%d events hashed and chained)\n",
+		fromLoc, toLoc, done, done-first, elapsed.Round(time.Millisecond), rate, snaps, keys, rep.Events)
 	if toLoc.Kind == storeurl.Postgres {
 		fmt.Fprintln(m.Stdout, "the target's data keys are wrapped by the source's master key: run its processes with that key (--master-key)")
 	}
@@ -234,6 +251,10 @@ func storedDiff(a, b chronicle.RecordedEvent) string {
 		return "data"
 	case !bytes.Equal(a.Metadata, b.Metadata):
 		return "metadata"
+	case a.Hash != b.Hash:
+		return "hash"
+	case a.PrevHash != b.PrevHash:
+		return "prev_hash"
 	}
 	return ""
 }

@@ -201,7 +201,7 @@ func TestCopyResumesAfterKill(t *testing.T) {
 				last = n
 			}
 			stdout, stderr, code := newCLI(t, nil).run("copy", "--from", src, "--to", dst, "--master-key", keyFile)
-			if code != 0 || !strings.Contains(stdout, fmt.Sprintf(": %d events (%d in this run", total, total-last)) || !strings.Contains(stdout, "verify ok") {
+			if code != 0 || !strings.Contains(stdout, fmt.Sprintf(": %d events (%d in this run", total, total-last)) || !strings.Contains(stdout, "verify ok; verify --integrity ok") {
 				t.Fatalf("last copy: exit %d:\n%s%s", code, stdout, stderr)
 			}
 			sameStores(t, src, dst)
@@ -258,7 +258,7 @@ func TestCopyRefuses(t *testing.T) {
 	done := "sqlite://" + filepath.Join(dir, "done", "c.db")
 	for range 2 {
 		stdout, stderr, code := c.run("copy", "--from", src, "--to", done, "--master-key", keyFile)
-		if code != 0 || !strings.Contains(stdout, "verify ok") {
+		if code != 0 || !strings.Contains(stdout, "verify ok; verify --integrity ok") {
 			t.Fatalf("copy: exit %d: %s%s", code, stdout, stderr)
 		}
 	}
@@ -397,7 +397,7 @@ func TestCopyServesTheSame(t *testing.T) {
 			want := serveViews(t, base, ids, times)
 
 			stdout, stderr, code := newCLI(t, nil).run("copy", "--from", src, "--to", dst, "--master-key", keyFile)
-			if code != 0 || !strings.Contains(stdout, "verify ok") || strings.Contains(stdout, " 0 snapshots") {
+			if code != 0 || !strings.Contains(stdout, "verify ok; verify --integrity ok") || strings.Contains(stdout, " 0 snapshots") {
 				t.Fatalf("copy: exit %d:\n%s%s", code, stdout, stderr)
 			}
 			got := serveViews(t, startInProcess(t, map[string]string{"CHRONICLE_STORE": dst, envMasterKey: keyFile}), ids, times)
