@@ -35,18 +35,20 @@ func (m *Main) copyCommand() *cobra.Command {
 		Short: "Copy a whole store into another (SQLite to PostgreSQL, and back)",
 		Long: `Copy every event of the store at --from into the store at --to, in the
 global log's order, exactly as stored: ids, stream ids, versions, types,
-schema versions, data and metadata bytes, recorded times. The data keys of
+schema versions, data and metadata bytes, recorded times, hashes. The data keys of
 personal data (wrapped by the source's master key, which the target then
 needs too; erased customers stay erased) and the snapshots come along. Read
-models are not copied: the target's 'chronicle serve' builds them.
+models are not copied: the target's 'chronicle serve' builds them. Nor are
+seals: they name the source's checkpoints; the target's sealer seals the
+copied log anew.
 
 Stop the source's writers first. The target must be empty or a partial copy
 of the same source (a copy interrupted, even by kill -9): the copy then goes
 on from where it stopped. Any other target is refused, with exit status 1,
 before anything is written to it.
 
-It ends by comparing counts and running verify on the target, and prints the
-counts and events/s. On a terminal a progress bar shows the events copied;
+It ends by comparing counts and running verify and verify --integrity on the
+target, and prints the counts and events/s. On a terminal a progress bar shows the events copied;
 otherwise a progress line is printed about once a second.
 
 --master-key (or $` + envMasterKey + `) names the source's master key; for a
