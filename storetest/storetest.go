@@ -83,6 +83,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Notify", func(t *testing.T) { testNotify(t, h) })
 	t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, h) })
 	t.Run("DataKeys", func(t *testing.T) { testDataKeys(t, h) })
+	t.Run("Import", func(t *testing.T) { testImport(t, h) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h) })
 	t.Run("Soak", func(t *testing.T) { testSoak(t, h) })
 }

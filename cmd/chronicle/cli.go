@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -69,6 +70,13 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	// quote its connection string).
 	root.PersistentPreRun = func(c *cobra.Command, args []string) {
 		secrets = storeurl.Secrets(m.storeURL(c))
+		for _, name := range []string{"from", "to"} { // chronicle copy's URLs
+			if f := c.Flags().Lookup(name); f != nil {
+				secrets = append(secrets, storeurl.Secrets(f.Value.String())...)
+			}
+		}
+		// Longest first, so that masking one never leaves part of another.
+		slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 		if len(secrets) > 0 {
 			m.Stdout = &maskingWriter{w: m.Stdout, secrets: secrets}
 			m.Stderr = &maskingWriter{w: m.Stderr, secrets: secrets}
@@ -176,6 +184,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		m.demoCommand(),
 		m.keygenCommand(),
 		m.eraseCommand(),
+		m.copyCommand(),
 	)
 	return root
 }

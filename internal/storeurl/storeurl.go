@@ -30,6 +30,8 @@ type Store interface {
 	chronicle.SnapshotStore
 	chronicle.SQLDatabase
 	chronicle.KeyStore
+	chronicle.Exporter
+	chronicle.Importer
 	chronicle.SealStore
 }
 

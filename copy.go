@@ -1,0 +1,51 @@
+package chronicle
+
+import "context"
+
+// Exporter is implemented by stores that a copy (chronicle copy) can read
+// everything from, exactly as stored: the events through Store.ReadAll, and
+// what ReadAll does not show through these methods.
+type Exporter interface {
+	// CountEvents returns the number of events ReadAll can return now.
+	CountEvents(ctx context.Context) (int64, error)
+
+	// EventAt returns the n-th event (1-based) of the global log in
+	// ReadAll's order. Errors: ErrNotFound when the log has fewer.
+	EventAt(ctx context.Context, n int64) (RecordedEvent, error)
+
+	// ListSnapshots returns at most limit snapshots of streams whose ids
+	// sort after after (byte order), in that order, TakenAt as stored.
+	ListSnapshots(ctx context.Context, after string, limit int) ([]Snapshot, error)
+
+	// ListDataKeys returns at most limit data keys whose ids sort after
+	// after (byte order), in that order: live keys and tombstones (erased
+	// keys, Wrapped nil) alike.
+	ListDataKeys(ctx context.Context, after string, limit int) ([]DataKey, error)
+}
+
+// Importer is implemented by stores that a copy can write into. It stores
+// what another store recorded as it was recorded, not as an Append would
+// (which assigns new times). Writers must be stopped while it runs: it
+// takes no part in optimistic concurrency.
+type Importer interface {
+	// ImportEvents adds events at the end of the global log in the order
+	// given, in one transaction: all land or none. Ids, stream ids,
+	// versions, types, schema versions, data and metadata (the exact
+	// bytes) and RecordedAt are kept; positions and TxIDs are this store's
+	// own. Each event must be its stream's next version, here or earlier
+	// in events; the streams' versions are set to their last event's.
+	//
+	// Errors: *InvalidError when an event is not its stream's next
+	// version; *DuplicateEventError when an event id is already stored;
+	// ErrClosed.
+	ImportEvents(ctx context.Context, events []RecordedEvent) error
+
+	// ImportSnapshots stores snapshots as given (TakenAt included),
+	// replacing the stored snapshot of each stream. Errors: ErrClosed.
+	ImportSnapshots(ctx context.Context, snapshots []Snapshot) error
+
+	// ImportDataKeys stores data keys as given, live or erased, replacing
+	// the stored key of the same id. A key erased in keys stays erased.
+	// Errors: ErrClosed.
+	ImportDataKeys(ctx context.Context, keys []DataKey) error
+}
