@@ -42,8 +42,15 @@ type server struct {
 // when t ends if it still runs.
 func startServer(t testing.TB, url string, env ...string) *server {
 	t.Helper()
+	return startServerArgs(t, url, nil, env...)
+}
+
+// startServerArgs is startServer with more arguments to serve.
+func startServerArgs(t testing.TB, url string, args []string, env ...string) *server {
+	t.Helper()
 	s := &server{t: t, done: make(chan struct{})}
-	s.cmd = exec.Command(binary(t), "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", url)
+	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", url}, args...)
+	s.cmd = exec.Command(binary(t), argv...)
 	s.cmd.Env = append(os.Environ(), append([]string{"GORACE=halt_on_error=0"}, env...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
