@@ -37,6 +37,11 @@ type RecordedEvent struct {
 	SchemaVersion int
 	Data          json.RawMessage
 	Metadata      json.RawMessage
+	// Hash is the event's SHA-256 over its stored form, chained to the
+	// stream's previous event by PrevHash (all zeros for version 1); the
+	// definition is in package audit.
+	Hash     [32]byte
+	PrevHash [32]byte
 }
 
 // Checkpoint returns the point in the global log just after e.

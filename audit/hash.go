@@ -91,26 +91,73 @@ func FromRecorded(e chronicle.RecordedEvent, prev Hash) Event {
 // It returns an error matching ErrJSON when data or metadata cannot be
 // canonicalized (see Canonicalize).
 func HashEvent(e Event) (Hash, error) {
-	data, err := jsonHash(e.Data, "")
+	data, meta, err := Digests(e.Data, e.Metadata)
 	if err != nil {
-		return Hash{}, fmt.Errorf("hash event %s v%d: data: %w", e.StreamID, e.Version, err)
+		return Hash{}, fmt.Errorf("hash event %s v%d: %w", e.StreamID, e.Version, err)
 	}
-	meta, err := jsonHash(e.Metadata, "{}")
-	if err != nil {
-		return Hash{}, fmt.Errorf("hash event %s v%d: metadata: %w", e.StreamID, e.Version, err)
+	return HashLines(e.PrevHash, e.StreamID, e.Version, e.EventID, e.Type, e.SchemaVersion, e.RecordedAt, data, meta), nil
+}
+
+// Digests returns the hex SHA-256 of the canonical (RFC 8785) data and of
+// the canonical metadata ({} when nil or null): the last two lines of an
+// event's hash. A store computes them once per event, before it knows the
+// event's version, prev_hash and recorded_at (see HashLines). The error
+// matches ErrJSON.
+func Digests(data, metadata json.RawMessage) (dataHex, metadataHex string, err error) {
+	if dataHex, err = jsonHash(data, ""); err != nil {
+		return "", "", fmt.Errorf("data: %w", err)
 	}
-	lines := []string{
-		e.PrevHash.String(),
-		e.StreamID,
-		strconv.FormatInt(e.Version, 10),
-		e.EventID,
-		e.Type,
-		strconv.Itoa(e.SchemaVersion),
-		e.RecordedAt.UTC().Format(TimeFormat),
-		data,
-		meta,
+	if metadataHex, err = jsonHash(metadata, "{}"); err != nil {
+		return "", "", fmt.Errorf("metadata: %w", err)
 	}
-	return sha256.Sum256([]byte(strings.Join(lines, "\n"))), nil
+	return dataHex, metadataHex, nil
+}
+
+// HashLines returns an event's hash from its fields, with data and metadata
+// given by their Digests; HashEvent is HashLines of Digests.
+func HashLines(prev Hash, streamID string, version int64, eventID, typ string, schemaVersion int, recordedAt time.Time, dataHex, metadataHex string) Hash {
+	var buf [512]byte
+	b := hex.AppendEncode(buf[:0], prev[:])
+	b = append(append(b, '\n'), streamID...)
+	b = strconv.AppendInt(append(b, '\n'), version, 10)
+	b = append(append(b, '\n'), eventID...)
+	b = append(append(b, '\n'), typ...)
+	b = strconv.AppendInt(append(b, '\n'), int64(schemaVersion), 10)
+	b = appendTime(append(b, '\n'), recordedAt)
+	b = append(append(b, '\n'), dataHex...)
+	b = append(append(b, '\n'), metadataHex...)
+	return sha256.Sum256(b)
+}
+
+// appendTime appends t.UTC().Format(TimeFormat), several times faster (an
+// append hashes every event).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeFormat)
+	}
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	b = appendDigits(append(b, '.'), t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n (>= 0) in exactly width decimal digits.
+func appendDigits(b []byte, n, width int) []byte {
+	for i := width - 1; i >= 0; i-- {
+		b = append(b, 0)
+	}
+	for i := len(b) - 1; i >= len(b)-width; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 // jsonHash is the hex SHA-256 of b's canonical form; b empty or null is
@@ -119,7 +166,9 @@ func jsonHash(b json.RawMessage, null string) (string, error) {
 	if null != "" && (len(b) == 0 || string(b) == "null") {
 		b = json.RawMessage(null)
 	}
-	c, err := Canonicalize(b)
+	p := parsers.Get().(*parser)
+	defer p.release()
+	c, err := p.canonicalize(b)
 	if err != nil {
 		return "", err
 	}

@@ -7,7 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -48,25 +48,59 @@ const maxDepth = 10000
 // ErrNumberRange (a number that would be infinite) for the JSON that
 // encoding/json accepts but RFC 8785 does not.
 func Canonicalize(b []byte) ([]byte, error) {
+	p := parsers.Get().(*parser)
+	defer p.release()
+	out, err := p.canonicalize(b)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(out), nil
+}
+
+// parser canonicalizes in one pass, writing to out. Its buffers are reused
+// (parsers): an append canonicalizes every event's data and metadata.
+type parser struct {
+	in      []byte
+	i       int
+	out     []byte
+	tmp     []byte   // members reordered
+	members []member // the members of the objects being read, innermost last
+}
+
+// member is an object member written to out[start:end] as "name":value.
+type member struct {
+	key        []byte // the decoded name: in itself unless it has escapes
+	start, end int
+}
+
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
+// release returns p to parsers, unless a huge input left it huge.
+func (p *parser) release() {
+	if cap(p.out) > 1<<20 || cap(p.tmp) > 1<<20 || cap(p.members) > 1<<14 {
+		return
+	}
+	clear(p.members[:cap(p.members)]) // no references to an old input
+	*p = parser{out: p.out[:0], tmp: p.tmp[:0], members: p.members[:0]}
+	parsers.Put(p)
+}
+
+// canonicalize returns b's canonical form, in p.out: valid until p is used
+// again.
+func (p *parser) canonicalize(b []byte) ([]byte, error) {
 	if !utf8.Valid(b) {
 		return nil, ErrInvalidUTF8
 	}
-	p := &parser{in: b}
+	p.in, p.i, p.out = b, 0, p.out[:0]
 	p.space()
-	out, err := p.value(nil, 0)
-	if err != nil {
+	if err := p.value(0); err != nil {
 		return nil, err
 	}
 	p.space()
 	if p.i != len(p.in) {
 		return nil, p.errorf("data after the value")
 	}
-	return out, nil
-}
-
-type parser struct {
-	in []byte
-	i  int
+	return p.out, nil
 }
 
 func (p *parser) errorf(format string, a ...any) error {
@@ -84,222 +118,253 @@ func (p *parser) space() {
 	}
 }
 
-// value appends the canonical form of the value at p.i to out.
-func (p *parser) value(out []byte, depth int) ([]byte, error) {
+// value appends the canonical form of the value at p.i to p.out.
+func (p *parser) value(depth int) error {
 	if depth > maxDepth {
-		return nil, p.errorf("nested too deep")
+		return p.errorf("nested too deep")
 	}
 	if p.i >= len(p.in) {
-		return nil, p.errorf("unexpected end of input")
+		return p.errorf("unexpected end of input")
 	}
 	switch c := p.in[p.i]; {
 	case c == '{':
-		return p.object(out, depth)
+		return p.object(depth)
 	case c == '[':
-		return p.array(out, depth)
+		return p.array(depth)
 	case c == '"':
-		s, err := p.string()
-		if err != nil {
-			return nil, err
-		}
-		return appendString(out, s), nil
+		_, err := p.string()
+		return err
 	case c == '-' || c >= '0' && c <= '9':
-		return p.number(out)
+		return p.number()
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
 	}
-	for _, lit := range []string{"true", "false", "null"} {
-		if bytes.HasPrefix(p.in[p.i:], []byte(lit)) {
-			p.i += len(lit)
-			return append(out, lit...), nil
-		}
-	}
-	return nil, p.errorf("unexpected character %q", p.in[p.i])
+	return p.errorf("unexpected character %q", p.in[p.i])
 }
 
-type member struct {
-	key   string
-	value []byte
+func (p *parser) literal(lit string) error {
+	if !bytes.HasPrefix(p.in[p.i:], []byte(lit)) {
+		return p.errorf("unexpected character %q", p.in[p.i])
+	}
+	p.i += len(lit)
+	p.out = append(p.out, lit...)
+	return nil
 }
 
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 sorts
-// member names. It differs from code point order only between a character
-// above U+FFFF (a surrogate pair, from 0xd800) and one from U+E000 to U+FFFF.
-func compareUTF16(a, b string) int {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			// Above U+FFFF the first unit is a high surrogate; a BMP
-			// character is never one (no lone surrogates), so 0xd800
-			// stands for all of them against it.
-			if ra > 0xffff && rb <= 0xffff {
-				ra = 0xd800
-			} else if rb > 0xffff && ra <= 0xffff {
-				rb = 0xd800
-			}
-			return int(ra) - int(rb)
-		}
-		a, b = a[na:], b[nb:]
+// member names.
+func compareUTF16(a, b string) int { return compareKeys([]byte(a), []byte(b)) }
+
+// compareKeys is compareUTF16 of valid UTF-8. It differs from byte (code
+// point) order only between a character above U+FFFF (a surrogate pair,
+// from 0xd800) and one from U+E000 to U+FFFF.
+func compareKeys(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
 	}
-	return len(a) - len(b)
+	if i == n {
+		return len(a) - len(b)
+	}
+	if a[i] < utf8.RuneSelf && b[i] < utf8.RuneSelf {
+		return int(a[i]) - int(b[i])
+	}
+	for i > 0 && !utf8.RuneStart(a[i]) { // back to the characters that differ
+		i--
+	}
+	ra, _ := utf8.DecodeRune(a[i:])
+	rb, _ := utf8.DecodeRune(b[i:])
+	// Above U+FFFF the first unit is a high surrogate; a BMP character is
+	// never one (no lone surrogates), so 0xd800 stands for all of them
+	// against it.
+	if ra > 0xffff && rb <= 0xffff {
+		ra = 0xd800
+	} else if rb > 0xffff && ra <= 0xffff {
+		rb = 0xd800
+	}
+	return int(ra) - int(rb)
 }
 
-func (p *parser) object(out []byte, depth int) ([]byte, error) {
+// object writes the members as they come, each followed by a comma, then
+// puts them in order if they are not.
+func (p *parser) object(depth int) error {
 	p.i++ // {
-	var members []member
 	p.space()
 	if p.i < len(p.in) && p.in[p.i] == '}' {
 		p.i++
-		return append(out, "{}"...), nil
+		p.out = append(p.out, "{}"...)
+		return nil
 	}
+	open := len(p.out)
+	p.out = append(p.out, '{')
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
 	for {
 		p.space()
 		if p.i >= len(p.in) || p.in[p.i] != '"' {
-			return nil, p.errorf("expected an object key")
+			return p.errorf("expected an object key")
 		}
+		start := len(p.out)
 		key, err := p.string()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.space()
 		if p.i >= len(p.in) || p.in[p.i] != ':' {
-			return nil, p.errorf("expected ':'")
+			return p.errorf("expected ':'")
 		}
 		p.i++
+		p.out = append(p.out, ':')
 		p.space()
-		v, err := p.value(nil, depth+1)
-		if err != nil {
-			return nil, err
+		if err := p.value(depth + 1); err != nil {
+			return err
 		}
-		members = append(members, member{key: key, value: v})
+		p.members = append(p.members, member{key: key, start: start, end: len(p.out)})
+		p.out = append(p.out, ',')
 		p.space()
 		if p.i >= len(p.in) {
-			return nil, p.errorf("unexpected end of input")
+			return p.errorf("unexpected end of input")
 		}
 		if p.in[p.i] == '}' {
 			p.i++
 			break
 		}
 		if p.in[p.i] != ',' {
-			return nil, p.errorf("expected ',' or '}'")
+			return p.errorf("expected ',' or '}'")
 		}
 		p.i++
 	}
-	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
-	out = append(out, '{')
-	for i, m := range members {
-		if i > 0 {
-			if m.key == members[i-1].key {
-				return nil, fmt.Errorf("%w %q", ErrDuplicateKey, m.key)
-			}
-			out = append(out, ',')
-		}
-		out = appendString(out, m.key)
-		out = append(out, ':')
-		out = append(out, m.value...)
+	ms := p.members[base:]
+	sorted := true
+	for i := 1; i < len(ms) && sorted; i++ {
+		sorted = compareKeys(ms[i-1].key, ms[i].key) < 0
 	}
-	return append(out, '}'), nil
+	if !sorted {
+		slices.SortFunc(ms, func(a, b member) int { return compareKeys(a.key, b.key) })
+		p.tmp = p.tmp[:0]
+		for i, m := range ms {
+			if i > 0 && bytes.Equal(m.key, ms[i-1].key) {
+				return fmt.Errorf("%w %q", ErrDuplicateKey, m.key)
+			}
+			p.tmp = append(p.tmp, p.out[m.start:m.end]...)
+			p.tmp = append(p.tmp, ',')
+		}
+		copy(p.out[open+1:], p.tmp) // the same length
+	}
+	p.out[len(p.out)-1] = '}' // the last comma
+	return nil
 }
 
-func (p *parser) array(out []byte, depth int) ([]byte, error) {
+func (p *parser) array(depth int) error {
 	p.i++ // [
-	out = append(out, '[')
+	p.out = append(p.out, '[')
 	p.space()
 	if p.i < len(p.in) && p.in[p.i] == ']' {
 		p.i++
-		return append(out, ']'), nil
+		p.out = append(p.out, ']')
+		return nil
 	}
 	for n := 0; ; n++ {
 		if n > 0 {
-			out = append(out, ',')
+			p.out = append(p.out, ',')
 		}
 		p.space()
-		var err error
-		if out, err = p.value(out, depth+1); err != nil {
-			return nil, err
+		if err := p.value(depth + 1); err != nil {
+			return err
 		}
 		p.space()
 		if p.i >= len(p.in) {
-			return nil, p.errorf("unexpected end of input")
+			return p.errorf("unexpected end of input")
 		}
 		if p.in[p.i] == ']' {
 			p.i++
-			return append(out, ']'), nil
+			p.out = append(p.out, ']')
+			return nil
 		}
 		if p.in[p.i] != ',' {
-			return nil, p.errorf("expected ',' or ']'")
+			return p.errorf("expected ',' or ']'")
 		}
 		p.i++
 	}
 }
 
-// string decodes the string at p.i (the input is valid UTF-8).
-func (p *parser) string() (string, error) {
+// string appends the canonical form of the string at p.i to p.out and
+// returns its decoded value (the input is valid UTF-8).
+func (p *parser) string() ([]byte, error) {
 	p.i++ // "
-	// Most strings have no escape: take them as they are.
+	// Most strings have no escape and no control character: their
+	// canonical form is the input's.
 	for j := p.i; j < len(p.in) && p.in[j] >= 0x20 && p.in[j] != '\\'; j++ {
 		if p.in[j] == '"' {
-			s := string(p.in[p.i:j])
+			s := p.in[p.i:j]
+			p.out = append(p.out, p.in[p.i-1:j+1]...)
 			p.i = j + 1
 			return s, nil
 		}
 	}
-	var sb strings.Builder
+	var sb []byte
 	for {
 		if p.i >= len(p.in) {
-			return "", p.errorf("unterminated string")
+			return nil, p.errorf("unterminated string")
 		}
 		c := p.in[p.i]
 		switch {
 		case c == '"':
 			p.i++
-			return sb.String(), nil
+			p.out = appendString(p.out, sb)
+			return sb, nil
 		case c < 0x20:
-			return "", p.errorf("control character in string")
+			return nil, p.errorf("control character in string")
 		case c != '\\':
-			sb.WriteByte(c)
+			sb = append(sb, c)
 			p.i++
 			continue
 		}
 		if p.i+1 >= len(p.in) {
-			return "", p.errorf("unterminated string")
+			return nil, p.errorf("unterminated string")
 		}
 		esc := p.in[p.i+1]
 		p.i += 2
 		switch esc {
 		case '"', '\\', '/':
-			sb.WriteByte(esc)
+			sb = append(sb, esc)
 		case 'b':
-			sb.WriteByte('\b')
+			sb = append(sb, '\b')
 		case 'f':
-			sb.WriteByte('\f')
+			sb = append(sb, '\f')
 		case 'n':
-			sb.WriteByte('\n')
+			sb = append(sb, '\n')
 		case 'r':
-			sb.WriteByte('\r')
+			sb = append(sb, '\r')
 		case 't':
-			sb.WriteByte('\t')
+			sb = append(sb, '\t')
 		case 'u':
 			r, ok := p.hex4()
 			if !ok {
-				return "", p.errorf("bad \\u escape")
+				return nil, p.errorf("bad \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
 				if r >= 0xdc00 || !bytes.HasPrefix(p.in[p.i:], []byte(`\u`)) {
-					return "", fmt.Errorf("%w \\u%04x at offset %d", ErrLoneSurrogate, r, p.i)
+					return nil, fmt.Errorf("%w \\u%04x at offset %d", ErrLoneSurrogate, r, p.i)
 				}
 				p.i += 2
 				lo, ok := p.hex4()
 				if !ok {
-					return "", p.errorf("bad \\u escape")
+					return nil, p.errorf("bad \\u escape")
 				}
 				if lo < 0xdc00 || lo > 0xdfff {
-					return "", fmt.Errorf("%w \\u%04x at offset %d", ErrLoneSurrogate, r, p.i)
+					return nil, fmt.Errorf("%w \\u%04x at offset %d", ErrLoneSurrogate, r, p.i)
 				}
 				r = utf16.DecodeRune(r, lo)
 			}
-			sb.WriteRune(r)
+			sb = utf8.AppendRune(sb, r)
 		default:
-			return "", p.errorf("bad escape \\%c", esc)
+			return nil, p.errorf("bad escape \\%c", esc)
 		}
 	}
 }
@@ -308,15 +373,28 @@ func (p *parser) hex4() (rune, bool) {
 	if p.i+4 > len(p.in) {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(string(p.in[p.i:p.i+4]), 16, 32)
-	if err != nil {
-		return 0, false
+	var r rune
+	for _, c := range p.in[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
 	}
 	p.i += 4
-	return rune(n), true
+	return r, true
 }
 
-func (p *parser) number(out []byte) ([]byte, error) {
+// maxExactDigits: an integer of at most this many digits is a double
+// exactly, and ECMAScript writes it as it is (up to 10^21).
+const maxExactDigits = 15
+
+func (p *parser) number() error {
 	start := p.i
 	digits := func() int {
 		n := 0
@@ -329,32 +407,45 @@ func (p *parser) number(out []byte) ([]byte, error) {
 	if p.in[p.i] == '-' {
 		p.i++
 	}
+	n := 0
 	if p.i < len(p.in) && p.in[p.i] == '0' {
 		p.i++
-	} else if digits() == 0 {
-		return nil, p.errorf("bad number")
+		n = 1
+	} else if n = digits(); n == 0 {
+		return p.errorf("bad number")
 	}
+	plain := true
 	if p.i < len(p.in) && p.in[p.i] == '.' {
 		p.i++
+		plain = false
 		if digits() == 0 {
-			return nil, p.errorf("bad number")
+			return p.errorf("bad number")
 		}
 	}
 	if p.i < len(p.in) && (p.in[p.i] == 'e' || p.in[p.i] == 'E') {
 		p.i++
+		plain = false
 		if p.i < len(p.in) && (p.in[p.i] == '+' || p.in[p.i] == '-') {
 			p.i++
 		}
 		if digits() == 0 {
-			return nil, p.errorf("bad number")
+			return p.errorf("bad number")
 		}
 	}
-	lit := string(p.in[start:p.i])
-	f, err := strconv.ParseFloat(lit, 64)
-	if err != nil && !(errors.Is(err, strconv.ErrRange) && f == 0) {
-		return nil, fmt.Errorf("%w: %s", ErrNumberRange, lit)
+	lit := p.in[start:p.i]
+	if plain && n <= maxExactDigits { // no leading zeros: JSON has none
+		if string(lit) == "-0" {
+			lit = lit[1:]
+		}
+		p.out = append(p.out, lit...)
+		return nil
 	}
-	return appendNumber(out, f)
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil && !(errors.Is(err, strconv.ErrRange) && f == 0) {
+		return fmt.Errorf("%w: %s", ErrNumberRange, lit)
+	}
+	p.out, err = appendNumber(p.out, f)
+	return err
 }
 
 // appendNumber appends f as ECMAScript's Number.prototype.toString does
@@ -372,22 +463,30 @@ func appendNumber(out []byte, f float64) ([]byte, error) {
 	}
 	// Go's shortest 'e' form has the digits ECMAScript asks for: the fewest
 	// that read back as f, the closest to f among those.
-	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±xx
-	mant, exp, _ := strings.Cut(e, "e")
-	digits := strings.Replace(mant, ".", "", 1)
-	x, _ := strconv.Atoi(exp)
-	k, n := len(digits), x+1 // f = 0.digits × 10^n
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // d.ddde±xx
+	at := bytes.IndexByte(e, 'e')
+	x := 0
+	for _, c := range e[at+2:] { // after e and its sign
+		x = 10*x + int(c-'0')
+	}
+	if e[at+1] == '-' {
+		x = -x
+	}
+	var db [24]byte
+	digits := append(append(db[:0], e[0]), e[min(2, at):at]...) // without the point
+	k, n := len(digits), x+1                                    // f = 0.digits × 10^n
 	switch {
 	case k <= n && n <= 21:
 		out = append(out, digits...)
-		out = append(out, strings.Repeat("0", n-k)...)
+		out = appendZeros(out, n-k)
 	case 0 < n && n <= 21:
 		out = append(out, digits[:n]...)
 		out = append(out, '.')
 		out = append(out, digits[n:]...)
 	case -6 < n && n <= 0:
 		out = append(out, "0."...)
-		out = append(out, strings.Repeat("0", -n)...)
+		out = appendZeros(out, -n)
 		out = append(out, digits...)
 	default:
 		out = append(out, digits[0])
@@ -404,10 +503,17 @@ func appendNumber(out []byte, f float64) ([]byte, error) {
 	return out, nil
 }
 
+func appendZeros(out []byte, n int) []byte {
+	for range n {
+		out = append(out, '0')
+	}
+	return out
+}
+
 // appendString appends s quoted with RFC 8785's escaping: \" \\ \b \f \n \r
 // \t, \u00xx (lowercase) for the other control characters, everything else
 // as is.
-func appendString(out []byte, s string) []byte {
+func appendString(out []byte, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	out = append(out, '"')
 	for i := 0; i < len(s); i++ {

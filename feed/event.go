@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chronicle-es/chronicle/audit"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
@@ -26,8 +27,10 @@ type Event struct {
 	Data          json.RawMessage `json:"data"`           // upcast to the current schema
 	Metadata      json.RawMessage `json:"metadata"`       // a JSON object, {} when none
 	RecordedAt    time.Time       `json:"recorded_at"`
-	// HASH CHAIN: hash and prev_hash (API.md) go here once
-	// chronicle.RecordedEvent carries them; see internal/eventjson.
+	// Hash and PrevHash are the stored event's hash chain (lowercase hex
+	// SHA-256; docs/audit.md says how to recompute them).
+	Hash     string `json:"hash"`
+	PrevHash string `json:"prev_hash"`
 
 	// StoredSchemaVersion is the schema version in the store when the
 	// event was upcast (it differs from SchemaVersion).
@@ -49,10 +52,8 @@ var checkpointEncoding = base64.RawURLEncoding.Strict()
 // uses: 22 characters, the zero checkpoint (the start of the log)
 // included.
 func EncodeCheckpoint(cp chronicle.Checkpoint) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], cp.TxID)
-	binary.BigEndian.PutUint64(b[8:], uint64(cp.Position))
-	return checkpointEncoding.EncodeToString(b[:])
+	// The same string seals hold (last_checkpoint): one encoding.
+	return audit.CheckpointString(cp)
 }
 
 // ParseCheckpoint decodes a string of EncodeCheckpoint.

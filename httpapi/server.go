@@ -21,6 +21,8 @@ import (
 // Projections are required; the rest have defaults.
 type Options struct {
 	// Store is the event store: idempotency look-ups, timelines, readiness.
+	// When it is also a chronicle.SealStore, GET /audit/... list its seals
+	// and keys and /metrics shows how far sealing lags (else they are 404).
 	Store chronicle.Store
 	// Upcaster brings stored events to their current shape for timelines;
 	// *upcast.Registry (order.NewRegistry()) is the one to pass. Nil shows
@@ -190,6 +192,11 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Registry.Register(newProjectionCollector(opts.Projections, opts.ReadyTimeout, opts.Logger)); err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
+	if ss, ok := opts.Store.(chronicle.SealStore); ok {
+		if err := opts.Registry.Register(newSealCollector(opts.Store, ss, opts.ReadyTimeout, opts.Logger)); err != nil {
+			return nil, fmt.Errorf("httpapi: metrics: %w", err)
+		}
+	}
 	var jwt *jwtVerifier
 	if opts.JWT != nil {
 		if jwt, err = newJWTVerifier(*opts.JWT, opts.Logger); err != nil {
@@ -243,6 +250,9 @@ func (s *Server) registerRoutes() {
 
 	// Operations.
 	s.handle("DELETE /customers/{customer_id}/personal-data", RoleAdmin, s.erasePersonalData)
+	s.handle("GET /audit/seals", RoleRead, s.listSeals)
+	s.handle("GET /audit/seals/latest", RoleRead, s.latestSeal)
+	s.handle("GET /audit/public-keys", RoleRead, s.publicKeys)
 	s.handle("GET /projections", RoleRead, s.listProjections)
 	s.handle("POST /projections/{name}/rebuild", RoleAdmin, s.rebuildProjection)
 	s.handle("GET /healthz", RoleNone, s.healthz)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 )
 
 // appendReq is one Append waiting for a committer.
@@ -20,8 +22,14 @@ type appendReq struct {
 	stream   string
 	expected chronicle.ExpectedVersion
 	events   []chronicle.Event // prepared: ids assigned, schema versions set
+	digests  [][2]string       // the events' audit.Digests
 	retries  int
 	done     chan appendOutcome // buffered 1: a committer never blocks on it
+	// Set by chain for each run: the stream's head the append expects, its
+	// recorded_at, and the head's hash followed by the events' hashes.
+	head   head
+	at     time.Time
+	hashes []audit.Hash
 }
 
 type appendOutcome struct {
@@ -53,8 +61,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected chronicle.Ex
 	if err != nil {
 		return chronicle.AppendResult{}, err
 	}
+	// The hash's canonical JSON, computed once by the caller; the rest of
+	// the hash needs the stream's head, which the committer knows (chain).
+	digests, err := eventDigests(evs)
+	if err != nil {
+		return chronicle.AppendResult{}, err
+	}
 	for attempt := 0; ; attempt++ {
-		out, err := s.submit(ctx, &appendReq{ctx: ctx, stream: stream, expected: expected, events: evs, done: make(chan appendOutcome, 1)})
+		out, err := s.submit(ctx, &appendReq{ctx: ctx, stream: stream, expected: expected, events: evs, digests: digests, done: make(chan appendOutcome, 1)})
 		if err != nil {
 			return chronicle.AppendResult{}, err
 		}
@@ -235,37 +249,39 @@ type querier interface {
 // append has a lower transaction id. Otherwise (it took its id before
 // waiting for that stream) the append is run again in a later transaction.
 //
+// Each append's events come hashed (chain), on the stream's head the
+// committer expects: canAppend checks it.
+//
 // One row per append comes back: whether an id is already stored ($12), and the
-// stream's version after the statement with whether this append advanced it.
+// stream's version after the statement with whether this append advanced it,
+// and its head.
 const batchSQL = `
 WITH ev AS MATERIALIZED (
-	SELECT * FROM unnest($5::int4[], $6::int4[], $7::uuid[], $8::text[], $9::int4[], $10::text[], $11::text[])
-		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, k)
+	SELECT * FROM unnest($5::int4[], $6::int4[], $7::uuid[], $8::text[], $9::int4[], $10::text[], $11::text[], $17::bytea[], $18::bytea[])
+		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, hash, prev_hash, k)
 ),
 a AS MATERIALIZED (
 	SELECT a.*, $12::bool AND EXISTS (
 			SELECT 1 FROM ev JOIN events e ON e.event_id = ev.event_id WHERE ev.i = a.i
 		) AS dup
-	FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[])
-		WITH ORDINALITY AS a(stream_id, stream_type, expected, n, i)
+	FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[], $13::int8[], $14::bytea[], $15::bytea[], $16::timestamptz[])
+		WITH ORDINALITY AS a(stream_id, stream_type, expected, n, base, prev, last, at, i)
 	ORDER BY a.stream_id COLLATE "C" -- one lock order for all batches
 ),
 upd AS (
 	UPDATE streams s SET
-		version = s.version + CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE a.expected
-			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = a.expected END)
-			THEN a.n ELSE 0 END,
-		last_tx = CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE a.expected
-			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = a.expected END)
-			THEN pg_current_xact_id() ELSE s.last_tx END
+		version = s.version + CASE WHEN ` + canAppend + ` THEN a.n ELSE 0 END,
+		last_tx = CASE WHEN ` + canAppend + ` THEN pg_current_xact_id() ELSE s.last_tx END,
+		last_hash = CASE WHEN ` + canAppend + ` THEN a.last ELSE s.last_hash END,
+		last_at = CASE WHEN ` + canAppend + ` THEN a.at ELSE s.last_at END
 	FROM a
 	WHERE s.stream_id = a.stream_id AND NOT a.dup
-	RETURNING s.stream_id, s.version, s.last_tx = pg_current_xact_id() AS appended
+	RETURNING s.stream_id, s.version, s.last_tx = pg_current_xact_id() AS appended, s.last_hash, s.last_at
 ),
 ins AS (
-	INSERT INTO streams (stream_id, stream_type, version)
-	SELECT a.stream_id, a.stream_type, a.n FROM a
-	WHERE NOT a.dup AND a.expected IN (-1, 0)
+	INSERT INTO streams (stream_id, stream_type, version, last_hash, last_at)
+	SELECT a.stream_id, a.stream_type, a.n, a.last, a.at FROM a
+	WHERE NOT a.dup AND a.base = 0 AND a.expected IN (-1, 0)
 		AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_id = a.stream_id)
 	ORDER BY a.stream_id COLLATE "C"
 	ON CONFLICT (stream_id) DO NOTHING -- lost the race: no row, run again
@@ -277,9 +293,10 @@ won AS MATERIALIZED (
 	SELECT stream_id, version FROM ins
 ),
 new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
+		recorded_at, hash, prev_hash)
 	SELECT a.stream_id, a.stream_type, won.version - a.n + ev.off, ev.event_id, ev.event_type,
-		ev.schema_version, ev.data::json, ev.metadata::json
+		ev.schema_version, ev.data::json, ev.metadata::json, a.at, ev.hash, ev.prev_hash
 	FROM ev
 	JOIN a ON a.i = ev.i
 	JOIN won ON won.stream_id = a.stream_id
@@ -291,12 +308,21 @@ pos AS (
 	FROM new GROUP BY stream_id
 )
 SELECT a.dup, coalesce(ins.version, upd.version), ins.version IS NOT NULL OR coalesce(upd.appended, false),
-	pos.first_pos, pos.last_pos
+	pos.first_pos, pos.last_pos, upd.last_hash, upd.last_at
 FROM a
 LEFT JOIN upd ON upd.stream_id = a.stream_id
 LEFT JOIN ins ON ins.stream_id = a.stream_id
 LEFT JOIN pos ON pos.stream_id = a.stream_id
 ORDER BY a.i`
+
+// canAppend is batchSQL's check that append a may advance stream s: the
+// expected version holds, the head the append's hashes chain on (base,
+// prev and a time not before the last event's) is the stream's, and the
+// stream's last append has a lower transaction id. A stale head is not a
+// conflict: the append runs again on the head the statement returns.
+const canAppend = `(s.last_tx < pg_current_xact_id()
+			AND s.version = a.base AND s.last_hash = a.prev AND s.last_at <= a.at
+			AND CASE a.expected WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = a.expected END)`
 
 // runBatch runs batchSQL for batch on q. On the pool it is one implicit
 // transaction: one round trip, committed (durably) when it returns nil.
@@ -307,6 +333,9 @@ ORDER BY a.i`
 // runs again with savepoints and checks. That keeps the hot statement free
 // of a lookup whose cached plan may not fit the table's size.
 func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, checkDup bool) ([]batchOutcome, error) {
+	if err := s.chain(ctx, batch); err != nil {
+		return nil, err
+	}
 	if len(batch) == 1 && !checkDup {
 		return s.runOne(ctx, q, batch[0])
 	}
@@ -326,12 +355,19 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		evSchema = make([]int32, 0, nev)
 		evData   = make([]string, 0, nev)
 		evMeta   = make([]*string, 0, nev)
+		bases    = make([]int64, len(batch))
+		prevs    = make([][]byte, len(batch))
+		lasts    = make([][]byte, len(batch))
+		ats      = make([]time.Time, len(batch))
+		evHash   = make([][]byte, 0, nev)
+		evPrev   = make([][]byte, 0, nev)
 	)
 	for i, r := range batch {
 		streams[i] = r.stream
 		types[i] = chronicle.StreamType(r.stream)
 		expected[i] = int64(r.expected)
 		counts[i] = int32(len(r.events))
+		bases[i], prevs[i], lasts[i], ats[i] = r.head.version, r.hashes[0][:], r.hashes[len(r.events)][:], r.at
 		for j, e := range r.events {
 			evApp = append(evApp, int32(i+1))
 			evOff = append(evOff, int32(j+1))
@@ -340,24 +376,29 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 			evSchema = append(evSchema, int32(e.SchemaVersion))
 			evData = append(evData, string(e.Data))
 			evMeta = append(evMeta, metadataArg(e))
+			evPrev = append(evPrev, r.hashes[j][:])
+			evHash = append(evHash, r.hashes[j+1][:])
 		}
 	}
 	rows, err := q.Query(ctx, batchSQL, streams, types, expected, counts,
-		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, checkDup)
+		evApp, evOff, evIDs, evTypes, evSchema, evData, evMeta, checkDup,
+		bases, prevs, lasts, ats, evHash, evPrev)
 	if err != nil {
 		return nil, err
 	}
 	outs := make([]batchOutcome, 0, len(batch))
 	for rows.Next() {
 		var row resultRow
-		if err := rows.Scan(&row.dup, &row.version, &row.appended, &row.first, &row.last); err != nil {
+		if err := rows.Scan(&row.dup, &row.version, &row.appended, &row.first, &row.last, &row.lastHash, &row.lastAt); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		if len(outs) == len(batch) {
 			break
 		}
-		outs = append(outs, row.outcome(batch[len(outs)]))
+		r := batch[len(outs)]
+		s.learn(r, row)
+		outs = append(outs, row.outcome(r))
 	}
 	// Close reads up to the end of the statement, commit included: an error
 	// there means the batch did not commit (or we cannot know).
@@ -378,18 +419,16 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 const oneSQL = `
 WITH upd AS (
 	UPDATE streams s SET
-		version = s.version + CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE $3::int8
-			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = $3 END)
-			THEN $4::int4 ELSE 0 END,
-		last_tx = CASE WHEN s.last_tx < pg_current_xact_id() AND (CASE $3::int8
-			WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = $3 END)
-			THEN pg_current_xact_id() ELSE s.last_tx END
+		version = s.version + CASE WHEN ` + canAppendOne + ` THEN $4::int4 ELSE 0 END,
+		last_tx = CASE WHEN ` + canAppendOne + ` THEN pg_current_xact_id() ELSE s.last_tx END,
+		last_hash = CASE WHEN ` + canAppendOne + ` THEN $12::bytea ELSE s.last_hash END,
+		last_at = CASE WHEN ` + canAppendOne + ` THEN $13::timestamptz ELSE s.last_at END
 	WHERE s.stream_id = $1
-	RETURNING s.version, s.last_tx = pg_current_xact_id() AS appended
+	RETURNING s.version, s.last_tx = pg_current_xact_id() AS appended, s.last_hash, s.last_at
 ),
 ins AS (
-	INSERT INTO streams (stream_id, stream_type, version)
-	SELECT $1, $2, $4 WHERE $3 IN (-1, 0)
+	INSERT INTO streams (stream_id, stream_type, version, last_hash, last_at)
+	SELECT $1, $2, $4, $12, $13 WHERE $3 IN (-1, 0) AND $10 = 0
 		AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_id = $1)
 	ON CONFLICT (stream_id) DO NOTHING -- lost the race: no row, run again
 	RETURNING version
@@ -400,15 +439,23 @@ won AS MATERIALIZED (
 	SELECT version FROM ins
 ),
 new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-	SELECT $1, $2, won.version - $4 + ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json
-	FROM won, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::text[])
-		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, k)
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
+		recorded_at, hash, prev_hash)
+	SELECT $1, $2, won.version - $4 + ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json,
+		$13, ev.hash, ev.prev_hash
+	FROM won, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::text[], $14::bytea[], $15::bytea[])
+		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, hash, prev_hash, k)
 	ORDER BY ev.k -- positions follow versions
 	RETURNING position
 )
 SELECT false, coalesce((SELECT version FROM ins), (SELECT version FROM upd)),
-	EXISTS (SELECT 1 FROM won), (SELECT min(position) FROM new), (SELECT max(position) FROM new)`
+	EXISTS (SELECT 1 FROM won), (SELECT min(position) FROM new), (SELECT max(position) FROM new),
+	(SELECT last_hash FROM upd), (SELECT last_at FROM upd)`
+
+// canAppendOne is canAppend for oneSQL.
+const canAppendOne = `(s.last_tx < pg_current_xact_id()
+			AND s.version = $10::int8 AND s.last_hash = $11::bytea AND s.last_at <= $13::timestamptz
+			AND CASE $3::int8 WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = $3 END)`
 
 // createSQL is oneSQL for an append expecting no stream: the stream's row
 // is inserted, or the append fails, with no UPDATE tried first; about a
@@ -417,19 +464,22 @@ SELECT false, coalesce((SELECT version FROM ins), (SELECT version FROM upd)),
 // creator to end): runOne then reads its version.
 const createSQL = `
 WITH ins AS (
-	INSERT INTO streams (stream_id, stream_type, version) VALUES ($1, $2, $3)
+	INSERT INTO streams (stream_id, stream_type, version, last_hash, last_at) VALUES ($1, $2, $3, $9, $10)
 	ON CONFLICT (stream_id) DO NOTHING
 	RETURNING version
 ),
 new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-	SELECT $1, $2, ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json
-	FROM ins, unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
-		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, k)
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
+		recorded_at, hash, prev_hash)
+	SELECT $1, $2, ev.k, ev.event_id, ev.event_type, ev.schema_version, ev.data::json, ev.metadata::json,
+		$10, ev.hash, ev.prev_hash
+	FROM ins, unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[], $11::bytea[], $12::bytea[])
+		WITH ORDINALITY AS ev(event_id, event_type, schema_version, data, metadata, hash, prev_hash, k)
 	ORDER BY ev.k -- positions follow versions
 	RETURNING position
 )
-SELECT false, (SELECT version FROM ins), EXISTS (SELECT 1 FROM ins), min(position), max(position) FROM new`
+SELECT false, (SELECT version FROM ins), EXISTS (SELECT 1 FROM ins), min(position), max(position),
+	NULL::bytea, NULL::timestamptz FROM new`
 
 // runOne runs oneSQL (or createSQL) for r; see runBatch.
 func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOutcome, error) {
@@ -440,6 +490,7 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		data   = make([]string, len(r.events))
 		meta   = make([]*string, len(r.events))
 	)
+	hashes, prevs := r.hashArgs()
 	for i, e := range r.events {
 		ids[i], types[i], schema[i] = uuidBytes(e.ID), e.Type, int32(e.SchemaVersion)
 		data[i], meta[i] = string(e.Data), metadataArg(e)
@@ -449,10 +500,10 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 	var err error
 	if create {
 		rows, err = q.Query(ctx, createSQL, r.stream, chronicle.StreamType(r.stream), int64(len(r.events)),
-			ids, types, schema, data, meta)
+			ids, types, schema, data, meta, r.hashes[len(r.events)][:], r.at, hashes, prevs)
 	} else {
 		rows, err = q.Query(ctx, oneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected), int32(len(r.events)),
-			ids, types, schema, data, meta)
+			ids, types, schema, data, meta, r.head.version, r.hashes[0][:], r.hashes[len(r.events)][:], r.at, hashes, prevs)
 	}
 	if err != nil {
 		return nil, err
@@ -460,7 +511,7 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 	var row resultRow
 	n := 0
 	for rows.Next() {
-		if err := rows.Scan(&row.dup, &row.version, &row.appended, &row.first, &row.last); err != nil {
+		if err := rows.Scan(&row.dup, &row.version, &row.appended, &row.first, &row.last, &row.lastHash, &row.lastAt); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -483,6 +534,7 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 		}
 		row.version = &v
 	}
+	s.learn(r, row)
 	return []batchOutcome{row.outcome(r)}, nil
 }
 
@@ -528,6 +580,8 @@ type resultRow struct {
 	dup, appended bool
 	version       *int64 // nil: the stream did not exist for this statement
 	first, last   *int64
+	lastHash      []byte     // the stream's head after the statement, when it
+	lastAt        *time.Time // updated the stream's row
 }
 
 // outcome turns r's row into its answer.
@@ -558,8 +612,9 @@ func (row resultRow) outcome(r *appendReq) batchOutcome {
 		o.out.dup = true
 		o.out.conflict = &chronicle.ConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
 	default:
-		// Lost the race to create the stream, or its last append has a
-		// later transaction id: run it again in a later transaction.
+		// Lost the race to create the stream, its last append has a later
+		// transaction id, or the head the append was hashed on is stale:
+		// run it again in a later transaction.
 		o.retry = true
 	}
 	return o
@@ -793,4 +848,18 @@ SELECT count(*), min(position), max(position) FROM events WHERE tx_id = $1 AND s
 		FirstPosition: minPos,
 		LastPosition:  maxPos,
 	}, len(got), nil
+}
+
+// eventDigests returns each event's audit.Digests; JSON that has no
+// canonical form (a number beyond a double's range) is invalid.
+func eventDigests(evs []chronicle.Event) ([][2]string, error) {
+	out := make([][2]string, len(evs))
+	for i, e := range evs {
+		d, m, err := audit.Digests(e.Data, e.Metadata)
+		if err != nil {
+			return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d]", i), Reason: err.Error()}
+		}
+		out[i] = [2]string{d, m}
+	}
+	return out, nil
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 )
 
 // migrations are applied in order, each once; never edit one that shipped,
@@ -99,6 +103,67 @@ CREATE TABLE key_check (
 	value bytea NOT NULL
 );
 `,
+	4: `
+-- hash and prev_hash: 32-byte SHA-256 (package audit), computed by the
+-- appending process and checked by the append statement against the
+-- stream's row: last_hash and last_at are the hash and recorded_at of the
+-- stream's last event. NOT VALID: the events stored before hashing are
+-- hashed at open (hashStored); every row inserted must have its hash.
+ALTER TABLE events ADD COLUMN hash bytea, ADD COLUMN prev_hash bytea;
+ALTER TABLE events ADD CONSTRAINT events_hashed
+	CHECK (coalesce(length(hash), 0) = 32 AND coalesce(length(prev_hash), 0) = 32) NOT VALID;
+ALTER TABLE streams ADD COLUMN last_hash bytea, ADD COLUMN last_at timestamptz;
+
+-- The only update allowed: hashing an event stored before hashes existed
+-- (hashStored), which changes nothing else.
+CREATE OR REPLACE FUNCTION events_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' AND OLD.hash IS NULL
+		AND (NEW.position, NEW.tx_id, NEW.stream_id, NEW.stream_type, NEW.version, NEW.event_id,
+			NEW.event_type, NEW.schema_version, NEW.data::text, NEW.metadata::text, NEW.recorded_at)
+		IS NOT DISTINCT FROM (OLD.position, OLD.tx_id, OLD.stream_id, OLD.stream_type, OLD.version, OLD.event_id,
+			OLD.event_type, OLD.schema_version, OLD.data::text, OLD.metadata::text, OLD.recorded_at) THEN
+		RETURN NEW;
+	END IF;
+	RAISE EXCEPTION 'chronicle: events are immutable: % refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END $$;
+`,
+	5: `
+-- Seals of the global log (package audit): seal seq covers the events after
+-- seal seq-1's last checkpoint up to (last_tx_id, last_position). seal_keys
+-- lists every key that ever signed one. Both are append-only, like events.
+CREATE TABLE seals (
+	seq            bigint PRIMARY KEY CHECK (seq > 0),
+	last_tx_id     bigint NOT NULL,
+	last_position  bigint NOT NULL,
+	count          bigint NOT NULL CHECK (count >= 0),
+	root           bytea NOT NULL,
+	prev_seal_hash bytea NOT NULL,
+	sealed_at      timestamptz NOT NULL,
+	seal_hash      bytea NOT NULL,
+	key_id         text,
+	signature      text
+);
+CREATE TABLE seal_keys (
+	key_id     text PRIMARY KEY,
+	public_key bytea NOT NULL,
+	first_seal bigint NOT NULL
+);
+CREATE FUNCTION seals_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'chronicle: seals are immutable: % refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER seals_no_update_delete BEFORE UPDATE OR DELETE ON seals
+	FOR EACH ROW EXECUTE FUNCTION seals_immutable();
+CREATE TRIGGER seals_no_truncate BEFORE TRUNCATE ON seals
+	FOR EACH STATEMENT EXECUTE FUNCTION seals_immutable();
+CREATE TRIGGER seal_keys_no_update_delete BEFORE UPDATE OR DELETE ON seal_keys
+	FOR EACH ROW EXECUTE FUNCTION seals_immutable();
+CREATE TRIGGER seal_keys_no_truncate BEFORE TRUNCATE ON seal_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION seals_immutable();
+`,
 }
 
 // migrateLockClass is the first key of the advisory lock that serializes
@@ -107,9 +172,124 @@ const migrateLockClass = 0x6368726f
 
 // migrate brings the schema up to the latest migration. Two processes may
 // run it at once: the advisory lock makes the second wait and then find
-// nothing to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	return migrateSteps(ctx, pool, schema, migrations)
+// nothing to do. progress, when set, follows the hashing of old events.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, progress func(done, total int64)) error {
+	if err := migrateSteps(ctx, pool, schema, migrations); err != nil {
+		return err
+	}
+	return hashStored(ctx, pool, schema, progress)
+}
+
+// hashBatch is how many events hashStored hashes per transaction.
+const hashBatch = 1000
+
+// hashStored hashes the events stored before hashes existed, in log order,
+// hashBatch per transaction: killed, it goes on where it stopped (only
+// events without a hash are hashed). Processes opening the store at once
+// take turns per batch. Done, it validates events_hashed, which proves
+// every event hashed and makes the next open skip all this.
+func hashStored(ctx context.Context, pool *pgxpool.Pool, schema string, progress func(done, total int64)) error {
+	var validated bool
+	err := pool.QueryRow(ctx, `SELECT convalidated FROM pg_constraint
+WHERE conname = 'events_hashed' AND conrelid = $1::regclass`, ident(schema)+".events").Scan(&validated)
+	if err != nil || validated {
+		return err
+	}
+	var total int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+ident(schema)+`.events WHERE hash IS NULL`).Scan(&total); err != nil {
+		return fmt.Errorf("migrate: hash stored events: %w", err)
+	}
+	var (
+		after chronicle.Checkpoint
+		done  int64
+	)
+	for {
+		n, last, err := hashSome(ctx, pool, schema, after)
+		if err != nil {
+			return fmt.Errorf("migrate: hash stored events: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		after, done = last, done+int64(n)
+		if progress != nil {
+			progress(done, max(total, done))
+		}
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE `+ident(schema)+`.events VALIDATE CONSTRAINT events_hashed`); err != nil {
+		return fmt.Errorf("migrate: hash stored events: %w", err)
+	}
+	return nil
+}
+
+// hashSome hashes up to hashBatch unhashed events after the checkpoint
+// after, in one transaction; it returns how many and the last one's place.
+func hashSome(ctx context.Context, pool *pgxpool.Pool, schema string, after chronicle.Checkpoint) (int, chronicle.Checkpoint, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, after, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	q := ident(schema)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(migrateLockClass), schema+"/hash"); err != nil {
+		return 0, after, err
+	}
+	rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM `+q+`.events
+WHERE (tx_id, position) > ($1::text::xid8, $2) AND hash IS NULL ORDER BY tx_id, position LIMIT $3`,
+		strconv.FormatUint(after.TxID, 10), after.Position, hashBatch)
+	if err != nil {
+		return 0, after, err
+	}
+	evs, err := scanEvents(rows, hashBatch)
+	if err != nil {
+		return 0, after, err
+	}
+	// A stream's events come in version order: the previous one is hashed
+	// earlier in this batch or in an earlier one.
+	hashes := make(map[string]audit.Hash)
+	var (
+		streams       = make([]string, len(evs))
+		versions      = make([]int64, len(evs))
+		hashed, prevs = make([][]byte, len(evs)), make([][]byte, len(evs))
+	)
+	for i, e := range evs {
+		prev, ok := hashes[e.StreamID]
+		if !ok && e.Version > 1 {
+			var b []byte
+			err := tx.QueryRow(ctx, `SELECT hash FROM `+q+`.events WHERE stream_id = $1 AND version = $2`, e.StreamID, e.Version-1).Scan(&b)
+			if err != nil || len(b) != len(prev) {
+				return 0, after, fmt.Errorf("%s v%d: previous event's hash: %v", e.StreamID, e.Version, err)
+			}
+			prev = audit.Hash(b)
+		}
+		h, err := audit.HashEvent(audit.FromRecorded(e, prev))
+		if err != nil {
+			return 0, after, err
+		}
+		hashes[e.StreamID] = h
+		streams[i], versions[i], hashed[i], prevs[i] = e.StreamID, e.Version, h[:], prev[:]
+	}
+	_, err = tx.Exec(ctx, `UPDATE `+q+`.events e SET hash = u.hash, prev_hash = u.prev_hash
+FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(stream_id, version, hash, prev_hash)
+WHERE e.stream_id = u.stream_id AND e.version = u.version`, streams, versions, hashed, prevs)
+	if err != nil {
+		return 0, after, err
+	}
+	// A stream's last event hashed: its row gets what appends chain on.
+	_, err = tx.Exec(ctx, `UPDATE `+q+`.streams s SET last_hash = u.hash, last_at = e.recorded_at
+FROM unnest($1::text[], $2::int8[], $3::bytea[]) AS u(stream_id, version, hash)
+JOIN `+q+`.events e ON e.stream_id = u.stream_id AND e.version = u.version
+WHERE s.stream_id = u.stream_id AND s.version = u.version`, streams, versions, hashed)
+	if err != nil {
+		return 0, after, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, after, err
+	}
+	if len(evs) == 0 {
+		return 0, after, nil
+	}
+	return len(evs), evs[len(evs)-1].Checkpoint(), nil
 }
 
 // migrateSteps is migrate with the migrations given (tests stop early).

@@ -20,7 +20,7 @@ import (
 // derived from stream_id instead, as a substring of it (no copy, and fewer
 // bytes on the wire).
 const eventColumns = `position, tx_id, stream_id, version, event_id::text,
-	event_type, schema_version, data, metadata, recorded_at`
+	event_type, schema_version, data, metadata, recorded_at, hash, prev_hash`
 
 // scanEvents reads rows of eventColumns. It keeps allocations per event
 // few, as they were most of the client's CPU on a page of 1,000: event
@@ -34,13 +34,16 @@ func scanEvents(rows pgx.Rows, capHint int) ([]chronicle.RecordedEvent, error) {
 		a               arena.Arena
 		types           = map[string]string{}
 		typ, data, meta pgtype.DriverBytes // valid until the next row
+		hash, prev      pgtype.DriverBytes
 	)
 	for rows.Next() {
 		var e chronicle.RecordedEvent
 		if err := rows.Scan(&e.Position, &e.TxID, &e.StreamID, &e.Version, &e.ID,
-			&typ, &e.SchemaVersion, &data, &meta, &e.RecordedAt); err != nil {
+			&typ, &e.SchemaVersion, &data, &meta, &e.RecordedAt, &hash, &prev); err != nil {
 			return nil, err
 		}
+		copy(e.Hash[:], hash)
+		copy(e.PrevHash[:], prev)
 		e.StreamType = chronicle.StreamType(e.StreamID)
 		t, ok := types[string(typ)] // no allocation for the lookup
 		if !ok {

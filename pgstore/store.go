@@ -53,6 +53,10 @@ type Options struct {
 	MaxBatch int
 	// Logger receives the listener's connection errors. Default: discard.
 	Logger *slog.Logger
+	// MigrateProgress, when set, is called while Open hashes the events of
+	// a store made before hashing existed, after each batch: events hashed
+	// so far by this Open, and how many were left to hash when it began.
+	MigrateProgress func(done, total int64)
 }
 
 // Store is a chronicle event store in a PostgreSQL schema.
@@ -79,6 +83,7 @@ type Store struct {
 	// while one is in flight coalesce into the next).
 	notifyReq chan struct{}
 	npool     *pgxpool.Pool // the notifier's connection
+	heads     heads         // streams' heads, for hashing appends without a lookup
 	// batches and batched count commits and the appends in them.
 	batches, batched atomic.Int64
 	done             chan struct{}  // closed by Close
@@ -131,7 +136,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open: %w", err)
 	}
-	if err := migrate(ctx, pool, opts.Schema); err != nil {
+	if err := migrate(ctx, pool, opts.Schema, opts.MigrateProgress); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: open: %w", err)
 	}

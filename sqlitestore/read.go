@@ -18,7 +18,7 @@ import (
 // eventCols are the columns queryEvents converts, in its order. stream_type
 // is not read: Append stores chronicle.StreamType(stream_id) there, so it is
 // derived from stream_id instead, as a substring of it (no copy).
-const eventCols = "position, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at"
+const eventCols = "position, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, hash, prev_hash"
 
 // queryEvents runs a query of eventCols on a reader connection and converts
 // its rows. It talks to the driver directly (sql.Conn.Raw) rather than
@@ -69,6 +69,8 @@ func (s *Store) queryEvents(ctx context.Context, capHint int, query string, args
 			e.Data = c.bytes(dest[6])
 			e.Metadata = c.bytes(dest[7])
 			e.RecordedAt = time.UnixMicro(c.int(dest[8])).UTC()
+			e.Hash = c.hash(dest[9])
+			e.PrevHash = c.hash(dest[10])
 			if c.err != nil {
 				return c.err
 			}
@@ -121,6 +123,15 @@ func (c *converter) bytes(v driver.Value) []byte {
 	}
 	c.fail("text", v)
 	return nil
+}
+
+func (c *converter) hash(v driver.Value) (h [32]byte) {
+	b, ok := v.([]byte)
+	if !ok || len(b) != len(h) {
+		c.fail("a 32-byte hash", v)
+	}
+	copy(h[:], b)
+	return h
 }
 
 func (c *converter) fail(want string, v driver.Value) {

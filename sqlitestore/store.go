@@ -34,6 +34,10 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for another process's lock
 	// before failing; 0 means 10 s.
 	BusyTimeout int // milliseconds
+	// MigrateProgress, when set, is called while Open hashes the events of
+	// a store made before hashing existed, after each batch: events hashed
+	// so far by this Open, and how many were left to hash when it began.
+	MigrateProgress func(done, total int64)
 }
 
 // Store is the SQLite event store. It is safe for concurrent use.

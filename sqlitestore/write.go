@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 )
 
 // maxBatch bounds how many queued writes share one transaction.
@@ -223,12 +224,19 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected chroni
 	if err != nil {
 		return chronicle.AppendResult{}, nil, err
 	}
+	// Canonical JSON is the costly part of a hash: done here, by the
+	// caller, not by the single writer.
+	digests, err := eventDigests(evs)
+	if err != nil {
+		return chronicle.AppendResult{}, nil, err
+	}
 	var res chronicle.AppendResult
-	var at int64 // recorded_at of the events, when written
+	var at int64                             // recorded_at of the events, when written
+	hashes := make([]audit.Hash, len(evs)+1) // the previous event's, then the events'
 	err = s.submit(ctx, func(w *wtx) (bool, error) {
 		var wrote bool
 		var err error
-		res, wrote, err = s.appendTx(w, stream, expected, evs)
+		res, wrote, err = s.appendTx(w, stream, expected, evs, digests, hashes)
 		if wrote {
 			at = w.now
 		}
@@ -256,7 +264,8 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected chroni
 			Version: res.FirstVersion + int64(i), Position: pos, TxID: uint64(pos),
 			RecordedAt: time.UnixMicro(at).UTC(),
 			ID:         e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion,
-			Data: bytes.Clone(e.Data),
+			Data:     bytes.Clone(e.Data),
+			PrevHash: hashes[i], Hash: hashes[i+1],
 		}
 		if len(e.Metadata) > 0 {
 			recorded[i].Metadata = bytes.Clone(e.Metadata)
@@ -267,9 +276,13 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected chroni
 
 // appendTx does one append inside the batch transaction. wrote is false for
 // a recognised retry, which returns the original result.
-func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event) (res chronicle.AppendResult, wrote bool, err error) {
+//
+// digests are the events' audit.Digests; hashes gets the hash of the
+// stream's previous event, then each event's.
+func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event, digests [][2]string, hashes []audit.Hash) (res chronicle.AppendResult, wrote bool, err error) {
 	var cur int64
-	err = w.stmt(s.stmts.version).QueryRowContext(w.ctx, stream).Scan(&cur)
+	var lastHash []byte
+	err = w.stmt(s.stmts.version).QueryRowContext(w.ctx, stream).Scan(&cur, &lastHash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return res, false, fmt.Errorf("read version: %w", err)
 	}
@@ -280,6 +293,14 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 			return res, false, err
 		}
 		return res, false, &chronicle.ConflictError{Stream: stream, Expected: expected, Actual: cur}
+	}
+	if cur > 0 && len(lastHash) != len(hashes[0]) {
+		return res, false, fmt.Errorf("stream %s has no last hash", stream)
+	}
+	copy(hashes[0][:], lastHash)
+	recordedAt := time.UnixMicro(w.now).UTC()
+	for i, e := range evs {
+		hashes[i+1] = audit.HashLines(hashes[i], stream, cur+int64(i)+1, e.ID, e.Type, e.SchemaVersion, recordedAt, digests[i][0], digests[i][1])
 	}
 	st := chronicle.StreamType(stream)
 	var last int64
@@ -296,7 +317,9 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 			if len(e.Metadata) > 0 {
 				meta = string(e.Metadata)
 			}
-			args = append(args, e.ID, stream, st, cur+int64(off+i)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now, cur+1)
+			j := off + i
+			args = append(args, e.ID, stream, st, cur+int64(j)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now, cur+1,
+				hashes[j+1][:], hashes[j][:])
 		}
 		r, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...)
 		if err != nil {
@@ -316,7 +339,7 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 		off += len(chunk)
 	}
 	n := int64(len(evs))
-	if _, err := w.stmt(s.stmts.upsertStream).ExecContext(w.ctx, stream, st, cur+n, w.now, w.now); err != nil {
+	if _, err := w.stmt(s.stmts.upsertStream).ExecContext(w.ctx, stream, st, cur+n, w.now, w.now, hashes[n][:]); err != nil {
 		return res, false, fmt.Errorf("update stream: %w", err)
 	}
 	if s.opts.BeforeCommit != nil {
@@ -335,7 +358,7 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 	}, true, nil
 }
 
-const insertCols = 10
+const insertCols = 12
 
 // writeStmts are the write loop's statements, prepared once at open on the
 // writer connection: parsing SQL again for every append cost about a tenth
@@ -369,12 +392,12 @@ func (s *Store) prepareWrites(ctx context.Context) error {
 	}
 	for k := range s.stmts.insert {
 		var b strings.Builder
-		b.WriteString("INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at, append_first) VALUES ")
+		b.WriteString("INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, recorded_at, append_first, hash, prev_hash) VALUES ")
 		for i := range 1 << k {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?,?)")
+			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
 		}
 		if err := prepare(&s.stmts.insert[k], b.String()); err != nil {
 			return err
@@ -384,10 +407,10 @@ func (s *Store) prepareWrites(ctx context.Context) error {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&s.stmts.version, "SELECT version FROM streams WHERE stream_id = ?"},
-		{&s.stmts.upsertStream, `INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`},
+		{&s.stmts.version, "SELECT version, last_hash FROM streams WHERE stream_id = ?"},
+		{&s.stmts.upsertStream, `INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at, last_hash)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, last_hash = excluded.last_hash`},
 		{&s.stmts.savepoint, "SAVEPOINT job"},
 		{&s.stmts.rollbackTo, "ROLLBACK TO job"},
 		{&s.stmts.release, "RELEASE job"},
@@ -495,4 +518,18 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 		FirstPosition: first.pos,
 		LastPosition:  got[evs[len(evs)-1].ID].pos,
 	}, nil, true
+}
+
+// eventDigests returns each event's audit.Digests; JSON that has no
+// canonical form (a number beyond a double's range) is invalid.
+func eventDigests(evs []chronicle.Event) ([][2]string, error) {
+	out := make([][2]string, len(evs))
+	for i, e := range evs {
+		d, m, err := audit.Digests(e.Data, e.Metadata)
+		if err != nil {
+			return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d]", i), Reason: err.Error()}
+		}
+		out[i] = [2]string{d, m}
+	}
+	return out, nil
 }

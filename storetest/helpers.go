@@ -241,6 +241,9 @@ func (s *tracked) settle(ctx context.Context) error {
 // settle waits until s's acknowledged appends are all visible to ReadAll.
 func settle(t testing.TB, s Backend) {
 	t.Helper()
+	if sb, ok := s.(sealBackend); ok {
+		s = sb.Backend
+	}
 	if tr, ok := s.(*tracked); ok {
 		if err := tr.settle(context.Background()); err != nil {
 			t.Fatal(err)
@@ -250,6 +253,9 @@ func settle(t testing.TB, s Backend) {
 
 // untracked returns the store under a tracked wrapper.
 func untracked(b Backend) Backend {
+	if sb, ok := b.(sealBackend); ok {
+		b = sb.Backend
+	}
 	if tr, ok := b.(*tracked); ok {
 		return tr.Backend
 	}

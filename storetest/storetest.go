@@ -61,6 +61,11 @@ func Run(t *testing.T, h Harness) {
 	h.Exec = func(t *testing.T, b Backend, sql string) error { return exec(t, untracked(b), sql) }
 	t.Run("ExpectedVersion", func(t *testing.T) { testExpectedVersion(t, h) })
 	t.Run("RecordedFields", func(t *testing.T) { testRecordedFields(t, h) })
+	t.Run("HashChain", func(t *testing.T) { testHashChain(t, h) })
+	t.Run("Seals", func(t *testing.T) { testSeals(t, h) })
+	t.Run("SealWaitsForOpenTx", func(t *testing.T) { testSealWaitsForOpenTx(t, h) })
+	t.Run("ConcurrentSealers", func(t *testing.T) { testConcurrentSealers(t, h) })
+	t.Run("SealerTakeover", func(t *testing.T) { testSealerTakeover(t, h) })
 	t.Run("AtomicAppend", func(t *testing.T) { testAtomicAppend(t, h) })
 	t.Run("ConcurrentSameVersion", func(t *testing.T) { testConcurrentSameVersion(t, h) })
 	t.Run("ConcurrentAny", func(t *testing.T) { testConcurrentAny(t, h) })

@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type Event struct {
 	Metadata      json.RawMessage `json:"metadata"`
 	RecordedAt    time.Time       `json:"recorded_at"`
 	Position      int64           `json:"position"`
+	// Hash and PrevHash are the stored event's hash chain (lowercase hex;
+	// see package audit): over the event as stored, not as upcast.
+	Hash     string `json:"hash"`
+	PrevHash string `json:"prev_hash"`
 	// StoredSchemaVersion is the schema version in the store when it differs
 	// from SchemaVersion: the event was upcast for display.
 	StoredSchemaVersion int `json:"stored_schema_version,omitempty"`
@@ -75,6 +80,7 @@ func New(orderID string, events []chronicle.RecordedEvent, up Upcaster) *Timelin
 	t := &Timeline{OrderID: orderID, Events: make([]Event, 0, len(events))}
 	for _, re := range events {
 		stored := max(re.SchemaVersion, 1)
+		hash, prev := hex.EncodeToString(re.Hash[:]), hex.EncodeToString(re.PrevHash[:])
 		var upErr string
 		if up != nil {
 			u, err := up.Upcast(re)
@@ -96,6 +102,8 @@ func New(orderID string, events []chronicle.RecordedEvent, up Upcaster) *Timelin
 			Metadata:      re.Metadata,
 			RecordedAt:    re.RecordedAt.UTC(),
 			Position:      re.Position,
+			Hash:          hash,
+			PrevHash:      prev,
 			UpcastError:   upErr,
 		}
 		if len(e.Metadata) == 0 {

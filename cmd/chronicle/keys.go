@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,7 +65,19 @@ func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, st
 			return nil, loc, nil, err
 		}
 	}
-	s, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: log})
+	bar := newProgress(m.Stderr, m.isTerminal(m.Stderr))
+	bar.verb = "migrate"
+	start := time.Now()
+	s, err := storeurl.Open(c.Context(), loc, storeurl.Options{Logger: log, MigrateProgress: func(done, total int64) {
+		el := time.Since(start)
+		pr := projection.Progress{Projection: "hashing stored events", EventsDone: done, Position: done,
+			HeadPosition: total, Elapsed: el, EventsPerSec: float64(done) / el.Seconds()}
+		if pr.EventsPerSec > 0 {
+			pr.ETA = time.Duration(float64(total-done) / pr.EventsPerSec * float64(time.Second))
+		}
+		bar.report(pr)
+	}})
+	bar.done()
 	if err != nil {
 		return nil, loc, nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,6 +81,9 @@ func TestUsageErrors(t *testing.T) {
 		{"projections", "rebuild"},
 		{"projections", "rebuild", "no_such_projection", "--store", store},
 		{"verify", "extra"},
+		{"verify", "--anchor", strings.Repeat("0", 64), "--store", store},
+		{"verify", "--integrity", "--anchor", "not-a-hash", "--store", store},
+		{"audit", "export", "bad id!", "--store", store},
 		{"serve", "--addr", "nonsense", "--store", store},
 		{"serve", "--log-format", "xml", "--store", store},
 		{"bench", "--workload", "w9"},
@@ -135,10 +140,20 @@ func TestTimeline(t *testing.T) {
 			SchemaVersion int             `json:"schema_version"`
 			Data          json.RawMessage `json:"data"`
 			Position      int64           `json:"position"`
+			Hash          string          `json:"hash"`
+			PrevHash      string          `json:"prev_hash"`
 		} `json:"events"`
 	}
 	if err := json.Unmarshal([]byte(out), &tl); err != nil || code != 0 {
 		t.Fatalf("timeline --json: exit %d, %v:\n%s", code, err, out)
+	}
+	// The stored events' chain, in lowercase hex.
+	prev := strings.Repeat("0", 64)
+	for _, e := range tl.Events {
+		if e.PrevHash != prev || len(e.Hash) != 64 || strings.Trim(e.Hash, "0123456789abcdef") != "" || e.Hash == prev {
+			t.Errorf("timeline --json: v%d hash %q prev_hash %q, want prev_hash %q", e.Version, e.Hash, e.PrevHash, prev)
+		}
+		prev = e.Hash
 	}
 	if tl.OrderID != "ord_123" || tl.Version != 4 || len(tl.Events) != 4 {
 		t.Fatalf("timeline --json:\n%s", out)
@@ -404,5 +419,45 @@ func TestTimelineEscapesUnsafe(t *testing.T) {
 	}
 	if !strings.Contains(out, `v2 OrderCancelled {reason: "\u202egnp.exe`) || !strings.Contains(out, `"cancel_reason": "\u202egnp.exe\u2028next\u0085line\u2066\u007f"`) {
 		t.Errorf("want the reason escaped in the timeline and in the state:\n%s", out)
+	}
+}
+
+// Opening a store whose events predate hashing shows the hashing on a
+// terminal as a progress bar.
+func TestMigrateProgressBar(t *testing.T) {
+	store := tempStore(t)
+	for i := range 3 {
+		evs := make([]chronicle.Event, 500)
+		for j := range evs {
+			evs[j] = ev("OrderCreated", 1, `{"customer_id":"cust_456","total":9999}`)
+		}
+		appendRaw(t, store, fmt.Sprintf("ord_%d", i), evs...)
+	}
+	// Take the hashes away behind the store's back: it is now as the
+	// release before hashing left it.
+	ctx := context.Background()
+	s, err := storeurl.OpenURL(ctx, store, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SQLDB().ExecContext(ctx, `DROP TRIGGER events_no_update;
+UPDATE events SET hash = NULL, prev_hash = NULL; UPDATE streams SET last_hash = NULL;
+CREATE INDEX events_unhashed ON events (position) WHERE hash IS NULL`)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+		IsTerminal: func(w io.Writer) bool { return w == &errb }}
+	if err := m.Run(ctx, []string{"timeline", "ord_1", "--store", store}); err != nil {
+		t.Fatal(err)
+	}
+	if s := errb.String(); !strings.Contains(s, "hashing stored events [") || !strings.Contains(s, "100% 1500 events") {
+		t.Errorf("stderr %q, want a progress bar up to 100%% of 1500 events", s)
+	}
+	if !strings.Contains(out.String(), "v500 OrderCreated") {
+		t.Errorf("timeline after the migration:\n%s", out.String())
 	}
 }

@@ -13,11 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle/audit"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/relay"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 // openRunner opens the store and a projection runner over the order read
@@ -147,6 +149,7 @@ func contains(list []string, s string) bool {
 // progress draws a rebuild's progress: a bar redrawn in place on a
 // terminal, plain lines at most about once a second otherwise (logs).
 type progress struct {
+	verb    string // the operation, on plain lines
 	w       io.Writer
 	tty     bool
 	last    projection.Progress
@@ -154,7 +157,9 @@ type progress struct {
 	drawn   bool
 }
 
-func newProgress(w io.Writer, tty bool) *progress { return &progress{w: w, tty: tty} }
+func newProgress(w io.Writer, tty bool) *progress {
+	return &progress{verb: "rebuild", w: w, tty: tty}
+}
 
 func (p *progress) report(pr projection.Progress) {
 	p.last = pr
@@ -171,7 +176,7 @@ func (p *progress) report(pr projection.Progress) {
 		stats = fmt.Sprintf("100%% %d events  %.0f events/s  done in %s, swapped in", pr.EventsDone, pr.EventsPerSec, pr.Elapsed.Round(time.Millisecond))
 	}
 	if !p.tty {
-		fmt.Fprintf(p.w, "rebuild %s: %s\n", pr.Projection, stats)
+		fmt.Fprintf(p.w, "%s %s: %s\n", p.verb, pr.Projection, stats)
 		return
 	}
 	const width = 30
@@ -187,17 +192,47 @@ func (p *progress) done() {
 }
 
 func (m *Main) verifyCommand() *cobra.Command {
-	return &cobra.Command{
+	var (
+		integrity bool
+		anchor    string
+	)
+	c := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every stored read model against a fresh replay of the log",
+		Short: "Check the read models against a replay of the log, or (--integrity) the log's hashes and seals",
 		Long: `Replay the log in memory through every projection, up to the checkpoint each
 has committed, and compare the result with the stored read model.
 
 Exit status 0 when every read model matches; 1 with the differences listed
-(table, row, column, stored and replayed values) when one does not. Safe to
-run against the store of a running 'chronicle serve'.`,
+(table, row, column, stored and replayed values) when one does not.
+
+With --integrity, check the log itself instead: recompute every event's hash
+from its stored form, every stream's chain of prev_hash links, and every
+seal's seq, link to the previous seal, seal_hash, signature (against the
+store's listed keys), and that its count events, in read order, end at its
+last_checkpoint with its Merkle root. With --anchor SEAL_HASH (a seal_hash
+copied earlier from GET /audit/seals/latest), also that the chain still holds
+that seal: without it, the last seals removed together with their events
+cannot be seen, nor events after the last seal removed from the end.
+Exit status 0 when everything holds; 1 naming the first event (position,
+stream, version) or seal (seq) that does not, and what broke.
+
+Both are safe to run against the store of a running 'chronicle serve'.`,
+		Example: `  chronicle verify
+  chronicle verify --integrity
+  chronicle verify --integrity --anchor 6c858061aa8d3529e6d75ef05a305fdd8334967b0e3c28d9bdece8afe2c74e66`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
+			if anchor != "" && !integrity {
+				return usagef("verify: --anchor goes with --integrity")
+			}
+			if anchor != "" {
+				if _, err := audit.ParseHash(anchor); err != nil {
+					return usagef("verify: --anchor: %v", err)
+				}
+			}
+			if integrity {
+				return m.verifyIntegrity(c, anchor)
+			}
 			store, runner, err := m.openRunner(c)
 			if err != nil {
 				return err
@@ -217,4 +252,25 @@ run against the store of a running 'chronicle serve'.`,
 			return fmt.Errorf("verify: %d difference(s) between the stored read models and a replay of the log", len(diffs))
 		},
 	}
+	c.Flags().BoolVar(&integrity, "integrity", false, "check the log's hashes, stream chains and seals instead of the read models")
+	c.Flags().StringVar(&anchor, "anchor", "", "with --integrity: a seal_hash kept elsewhere that the seal chain must still hold")
+	return c
+}
+
+func (m *Main) verifyIntegrity(c *cobra.Command, anchor string) error {
+	store, _, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rep, err := seal.Verify(c.Context(), store, seal.VerifyOptions{Anchor: anchor})
+	if err != nil {
+		return fmt.Errorf("verify --integrity: %w", err)
+	}
+	fmt.Fprintf(m.Stdout, "ok: %d events in %d streams hashed and chained; %d seals hold", rep.Events, rep.Streams, rep.Seals)
+	if anchor != "" {
+		fmt.Fprintf(m.Stdout, ", the anchor among them")
+	}
+	fmt.Fprintf(m.Stdout, "; %d events after the last seal\n", rep.Unsealed)
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle/audit"
 	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/order"
@@ -21,6 +23,7 @@ import (
 	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/relay"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 // shutdownTimeout bounds how long serve waits for in-flight requests.
@@ -42,6 +45,7 @@ func (m *Main) serveCommand() *cobra.Command {
 		limits     serveLimits
 		relayOpts  relay.Options
 		replicas   replicaFlags
+		signingKey string
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -136,7 +140,17 @@ last committed batch.`,
 				// Before the store is opened: that would create a SQLite file.
 				return usagef("--replica needs a PostgreSQL --store (a streaming-replication standby of it)")
 			}
-			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, relayOpts, replicas)
+			var key ed25519.PrivateKey
+			if signingKey != "" {
+				b, err := os.ReadFile(signingKey)
+				if err != nil {
+					return fmt.Errorf("--signing-key: %w", err)
+				}
+				if key, err = audit.ParsePrivateKeyPEM(b); err != nil {
+					return fmt.Errorf("--signing-key %s: %w (want an Ed25519 private key in PKCS#8 PEM: openssl genpkey -algorithm ed25519)", signingKey, err)
+				}
+			}
+			return m.serve(c, addr, auth{tokens, idp}, log, gather, limits, relayOpts, replicas, key)
 		},
 	}
 	f := c.Flags()
@@ -161,6 +175,7 @@ last committed batch.`,
 	f.StringVar(&relayOpts.SubjectPrefix, "relay-subject-prefix", relay.DefaultSubjectPrefix, "with --relay-nats: the first token(s) of every subject")
 	f.StringArrayVar(&replicas.urls, "replica", nil, "a streaming-replication standby of the PostgreSQL --store to serve reads (repeatable)")
 	f.DurationVar(&replicas.maxLag, "replica-max-lag", pgstore.DefaultReplicaMaxLag, "a standby further behind the primary than this serves no reads")
+	f.StringVar(&signingKey, "signing-key", "", "Ed25519 private key (PKCS#8 PEM) that signs every seal of the log")
 	f.IntVar(&limits.maxWaiters, "max-min-version-waiters", httpapi.DefaultMaxMinVersionWaiters,
 		"most GET ?min_version= requests waiting at once; more are answered 503 with Retry-After")
 	return c
@@ -283,7 +298,7 @@ type auth struct {
 	jwt    *httpapi.JWTOptions
 }
 
-func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, relayOpts relay.Options, rf replicaFlags) error {
+func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, gather time.Duration, limits serveLimits, relayOpts relay.Options, rf replicaFlags, key ed25519.PrivateKey) error {
 	ctx := c.Context()
 	store, loc, keys, err := m.openStore(c, log)
 	if err != nil {
@@ -341,10 +356,21 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 			log.Error("projections stopped", "error", err)
 		}
 	}()
+	// The sealer seals the log at least every second while events arrive
+	// (on PostgreSQL, in the one process holding its lease).
+	sealer := seal.New(store, seal.Options{Key: key, Logger: log})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sealer.Run(runCtx)
+	}()
+	if key != nil {
+		log.Info("seals are signed", "key_id", audit.KeyID(key.Public().(ed25519.PublicKey)))
+	}
 	stopProjections := func() {
 		stopRunner()
 		wg.Wait()
-		log.Info("projections stopped")
+		log.Info("projections and sealer stopped")
 	}
 
 	h, err := newHandler(store, keys, replicas, reg, runner, metrics, a, limits, log)

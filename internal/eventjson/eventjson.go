@@ -31,8 +31,8 @@ func Events(page []chronicle.RecordedEvent, up timeline.Upcaster) []feed.Event {
 			RecordedAt:          e.RecordedAt,
 			StoredSchemaVersion: e.StoredSchemaVersion,
 			UpcastError:         e.UpcastError,
-			// HASH CHAIN: Hash and PrevHash from re once
-			// chronicle.RecordedEvent carries them.
+			Hash:                e.Hash,
+			PrevHash:            e.PrevHash,
 		}
 	}
 	return out

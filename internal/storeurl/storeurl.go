@@ -30,6 +30,7 @@ type Store interface {
 	chronicle.SnapshotStore
 	chronicle.SQLDatabase
 	chronicle.KeyStore
+	chronicle.SealStore
 }
 
 var (
@@ -241,6 +242,9 @@ func Secrets(raw string) []string {
 // Options configure Open.
 type Options struct {
 	Logger *slog.Logger // backend diagnostics; nil discards them
+	// MigrateProgress follows the hashing of a store made before hashing
+	// existed, while Open migrates it; nil: not reported.
+	MigrateProgress func(done, total int64)
 }
 
 // Open opens the store at loc, creating the SQLite file's directory when
@@ -253,13 +257,13 @@ func Open(ctx context.Context, loc Location, opts Options) (Store, error) {
 				return nil, fmt.Errorf("open store %s: %w", loc, err)
 			}
 		}
-		s, err := sqlitestore.Open(ctx, loc.Path, sqlitestore.Options{Synchronous: loc.Synchronous})
+		s, err := sqlitestore.Open(ctx, loc.Path, sqlitestore.Options{Synchronous: loc.Synchronous, MigrateProgress: opts.MigrateProgress})
 		if err != nil {
 			return nil, err
 		}
 		return s, nil
 	case Postgres:
-		s, err := pgstore.Open(ctx, loc.URL, pgstore.Options{Schema: loc.Schema, Logger: opts.Logger})
+		s, err := pgstore.Open(ctx, loc.URL, pgstore.Options{Schema: loc.Schema, Logger: opts.Logger, MigrateProgress: opts.MigrateProgress})
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,135 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chronicle-es/chronicle"
+)
+
+var _ chronicle.SealStore = (*Store)(nil)
+
+const sealColumns = `seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash,
+	coalesce(key_id, ''), coalesce(signature, '')`
+
+// AddSeal stores s after the latest seal, and key among the seal keys.
+// Errors: chronicle.ErrSealConflict, chronicle.ErrClosed.
+func (s *Store) AddSeal(ctx context.Context, seal chronicle.Seal, key *chronicle.SealKey) error {
+	if s.closed() {
+		return fmt.Errorf("add seal %d: %w", seal.Seq, chronicle.ErrClosed)
+	}
+	err := s.addSeal(ctx, seal, key)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("add seal %d: %w: another sealer stored it first", seal.Seq, chronicle.ErrSealConflict)
+	}
+	return s.opErr(fmt.Sprintf("add seal %d", seal.Seq), err)
+}
+
+func (s *Store) addSeal(ctx context.Context, seal chronicle.Seal, key *chronicle.SealKey) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	// Not ctx: a sealer cancelled mid-transaction must still end it, or its
+	// row locks (and its transaction id) would hold back the next sealer
+	// and every reader of the log.
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var last int64
+	var lastHash []byte
+	err = tx.QueryRow(ctx, `SELECT seq, seal_hash FROM seals ORDER BY seq DESC LIMIT 1`).Scan(&last, &lastHash)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if seal.Seq != last+1 || (last > 0 && string(lastHash) != string(seal.PrevSealHash[:])) {
+		return fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, seal.Seq, last)
+	}
+	if key != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal) VALUES ($1, $2, $3)
+ON CONFLICT (key_id) DO NOTHING`, key.KeyID, key.PublicKey, seal.Seq); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO seals (seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash, key_id, signature)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), nullif($10, ''))`,
+		seal.Seq, int64(seal.LastCheckpoint.TxID), seal.LastCheckpoint.Position, seal.Count,
+		seal.Root[:], seal.PrevSealHash[:], seal.SealedAt, seal.SealHash[:], seal.KeyID, seal.Signature)
+	if err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// Seals returns at most limit seals after seq after (all when limit is 0).
+func (s *Store) Seals(ctx context.Context, after int64, limit int) ([]chronicle.Seal, error) {
+	if s.closed() {
+		return nil, fmt.Errorf("read seals: %w", chronicle.ErrClosed)
+	}
+	q := `SELECT ` + sealColumns + ` FROM seals WHERE seq > $1 ORDER BY seq`
+	args := []any{after}
+	if limit > 0 {
+		q += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, s.opErr("read seals", err)
+	}
+	seals, err := pgx.CollectRows(rows, scanSeal)
+	return seals, s.opErr("read seals", err)
+}
+
+// LatestSeal returns the seal with the highest seq.
+// Errors: chronicle.ErrNotFound, chronicle.ErrClosed.
+func (s *Store) LatestSeal(ctx context.Context) (chronicle.Seal, error) {
+	if s.closed() {
+		return chronicle.Seal{}, fmt.Errorf("latest seal: %w", chronicle.ErrClosed)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+sealColumns+` FROM seals ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return chronicle.Seal{}, s.opErr("latest seal", err)
+	}
+	seal, err := pgx.CollectExactlyOneRow(rows, scanSeal)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chronicle.Seal{}, fmt.Errorf("latest seal: %w", chronicle.ErrNotFound)
+	}
+	return seal, s.opErr("latest seal", err)
+}
+
+// SealKeys returns every key that signed a seal, in the order first used.
+func (s *Store) SealKeys(ctx context.Context) ([]chronicle.SealKey, error) {
+	if s.closed() {
+		return nil, fmt.Errorf("read seal keys: %w", chronicle.ErrClosed)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT key_id, public_key FROM seal_keys ORDER BY first_seal, key_id`)
+	if err != nil {
+		return nil, s.opErr("read seal keys", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (chronicle.SealKey, error) {
+		var k chronicle.SealKey
+		err := r.Scan(&k.KeyID, &k.PublicKey)
+		return k, err
+	})
+	return keys, s.opErr("read seal keys", err)
+}
+
+func scanSeal(r pgx.CollectableRow) (chronicle.Seal, error) {
+	var s chronicle.Seal
+	var tx int64
+	var root, prev, hash []byte
+	if err := r.Scan(&s.Seq, &tx, &s.LastCheckpoint.Position, &s.Count, &root, &prev, &s.SealedAt, &hash, &s.KeyID, &s.Signature); err != nil {
+		return s, err
+	}
+	s.LastCheckpoint.TxID = uint64(tx)
+	// A stored hash of another length (edited behind the store's back)
+	// reads as all zeros padded or cut, and fails verification.
+	copy(s.Root[:], root)
+	copy(s.PrevSealHash[:], prev)
+	copy(s.SealHash[:], hash)
+	s.SealedAt = s.SealedAt.UTC()
+	return s, nil
+}
