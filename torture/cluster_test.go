@@ -38,13 +38,13 @@ const clusterSize = 3
 // timelines, lists, stats and a feed reader that takes each page from the
 // next process. Each process in turn is killed with SIGKILL and started
 // again; the standby is stopped (immediate) and started again. After each
-// kill every lease the victim held (each projection and the relay) must be
-// held by exactly one surviving process, by its own GET /projections and by
-// PostgreSQL's lock table. Afterwards: every acknowledged command's event
+// kill every lease the victim held (each projection, the relay and the
+// sealer) must be held by exactly one surviving process, by its own GET
+// /projections (the sealer: its log) and by PostgreSQL's lock table. Afterwards: every acknowledged command's event
 // is in the log; no read failed but those cut by a kill (the standby going
 // away costs nothing); the feed read across processes and sources is the
 // log exactly; the relay's JetStream stream holds every event exactly once;
-// `chronicle verify` exits 0.
+// `chronicle verify` and `chronicle verify --integrity` exit 0.
 func TestClusterFaults(t *testing.T) {
 	start := time.Now()
 	primary := newCluster(t)
@@ -70,7 +70,7 @@ func TestClusterFaults(t *testing.T) {
 	// first kill moves them all.
 	cl.start(0)
 	names := cl.waitHolders(-1, func(h map[string][]int) bool {
-		for _, n := range []string{"order_summaries", "order_status_history", "relay_nats"} {
+		for _, n := range []string{"order_summaries", "order_status_history", "relay_nats", sealerLease} {
 			if len(h[n]) != 1 || h[n][0] != 0 {
 				return false
 			}
@@ -168,16 +168,18 @@ func TestClusterFaults(t *testing.T) {
 	checkLog(t, context.Background(), store)
 	feed.check(t, store)
 	relayed := checkRelayedRevealed(t, store, nats)
+	seals, sealGap := waitSealed(t, store)
 	verify(t, storeURL)
+	verifyIntegrity(t, storeURL)
 	for i := range clusterSize {
 		cl.node(i).stop()
 	}
 	cl.out.check(t)
 
 	led.count(func(l *ledger) {
-		t.Logf("RESULT cluster: processes=%d kills=%d standby_restarts=1 commands_acknowledged=%d events=%d relayed=%d "+
+		t.Logf("RESULT cluster: processes=%d kills=%d standby_restarts=1 commands_acknowledged=%d events=%d relayed=%d seals=%d longest_seal_gap=%v "+
 			"lease_moves=%v takeover=%v reads=%s cut_by_kill=%s command_retries=%d lost=0 duplicates=0 elapsed=%v",
-			clusterSize, clusterSize, len(l.acks), events, relayed, moves, roundAll(takeovers), cl.out.summary(),
+			clusterSize, clusterSize, len(l.acks), events, relayed, seals, sealGap.Round(10*time.Millisecond), moves, roundAll(takeovers), cl.out.summary(),
 			cl.out.cutSummary(), l.transport+l.timeouts, time.Since(start).Round(100*time.Millisecond))
 	})
 }
@@ -603,9 +605,20 @@ func (cl *cluster) holders() map[string][]int {
 				out[st.Name] = append(out[st.Name], i)
 			}
 		}
+		if _, ok := out[sealerLease]; !ok {
+			out[sealerLease] = nil
+		}
+		if s.isSealing() {
+			out[sealerLease] = append(out[sealerLease], i)
+		}
 	}
 	return out
 }
+
+// sealerLease names the sealer's lease among the projections' ones: no
+// route shows its holder, the holder's log does ("seal: sealing lease
+// taken").
+const sealerLease = "sealer"
 
 // waitHolders waits until done holds of the holders and PostgreSQL's lock
 // table shows exactly one holder of each of those leases, and returns
@@ -638,15 +651,24 @@ func (cl *cluster) waitHolders(killed int, done func(map[string][]int) bool) []s
 	}
 }
 
-// lockHolders counts the sessions holding projection name's lease in
-// pg_locks (a bigint advisory key shows as classid, objid and objsubid 1).
+// lockHolders counts the sessions holding lease name in pg_locks: a
+// projection's bigint advisory key shows as classid, objid and objsubid 1;
+// the sealer's two int4 keys (hashtext of 'chronicle/sealer' and of the
+// schema) as classid, objid and objsubid 2.
 func (cl *cluster) lockHolders(name string) int {
 	cl.t.Helper()
-	key := uint64(projection.LockKey(cl.schema, name))
 	var n int
-	err := cl.locks.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2`,
-		int64(key>>32), int64(key&0xffffffff)).Scan(&n)
+	var err error
+	if name == sealerLease {
+		err = cl.locks.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND objsubid = 2
+			AND classid = hashtext('chronicle/sealer')::oid AND objid = hashtext($1)::oid`, cl.schema).Scan(&n)
+	} else {
+		key := uint64(projection.LockKey(cl.schema, name))
+		err = cl.locks.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2`,
+			int64(key>>32), int64(key&0xffffffff)).Scan(&n)
+	}
 	if err != nil {
 		cl.t.Fatalf("pg_locks: %v", err)
 	}
@@ -678,4 +700,35 @@ func checkRelayedRevealed(t testing.TB, store storeurl.Store, srv *natstest.Serv
 		t.Fatalf("relayed: %v", err)
 	}
 	return len(msgs)
+}
+
+// waitSealed waits until the latest seal covers the whole log (the sealer
+// went on after each takeover) and returns the seals and the longest time
+// between two of them.
+func waitSealed(t testing.TB, store storeurl.Store) (int, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), boundedWait)
+	defer cancel()
+	head, err := store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest chronicle.Seal
+	for ctx.Err() == nil {
+		latest, err = store.LatestSeal(ctx)
+		if err == nil && !latest.LastCheckpoint.Before(head.Checkpoint) {
+			seals, err := store.Seals(ctx, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gap time.Duration
+			for i := 1; i < len(seals); i++ {
+				gap = max(gap, seals[i].SealedAt.Sub(seals[i-1].SealedAt))
+			}
+			return len(seals), gap
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the log is not sealed up to %+v within %v: latest seal %+v, %v", head.Checkpoint, boundedWait, latest, err)
+	return 0, 0
 }

@@ -35,6 +35,9 @@ type server struct {
 	errs  []string
 	races int  // "WARNING: DATA RACE" reports
 	panic bool // a "panic:" line
+	// sealing is whether its log last said it took the sealing lease (and
+	// not that it released it since).
+	sealing bool
 }
 
 // startServer spawns `chronicle serve` on a free loopback port with the
@@ -125,10 +128,17 @@ func (s *server) line(l string, addrc chan<- string) {
 		s.panic = true
 	}
 	var rec struct{ Msg, Addr string }
-	if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == "listening" {
-		select {
-		case addrc <- rec.Addr:
-		default:
+	if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &rec) == nil {
+		switch rec.Msg {
+		case "listening":
+			select {
+			case addrc <- rec.Addr:
+			default:
+			}
+		case "seal: sealing lease taken":
+			s.sealing = true
+		case "seal: sealing lease released":
+			s.sealing = false
 		}
 	}
 }
@@ -181,6 +191,13 @@ func (s *server) stop() {
 		s.kill()
 	}
 	s.checkLog()
+}
+
+// isSealing reports whether the process holds the sealing lease, by its log.
+func (s *server) isSealing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealing
 }
 
 // checkLog fails the test on a data race or a panic in the server's log.
