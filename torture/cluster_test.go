@@ -40,11 +40,12 @@ const clusterSize = 3
 // again; the standby is stopped (immediate) and started again. After each
 // kill every lease the victim held (each projection, the relay and the
 // sealer) must be held by exactly one surviving process, by its own GET
-// /projections (the sealer: its log) and by PostgreSQL's lock table. Afterwards: every acknowledged command's event
-// is in the log; no read failed but those cut by a kill (the standby going
-// away costs nothing); the feed read across processes and sources is the
-// log exactly; the relay's JetStream stream holds every event exactly once;
-// `chronicle verify` and `chronicle verify --integrity` exit 0.
+// /projections (the sealer: its log) and by PostgreSQL's lock table.
+// Afterwards: every acknowledged command's event is in the log; no read
+// failed but those cut by a kill (the standby going away costs nothing);
+// the feed read across processes and sources is the log exactly; the
+// relay's JetStream stream holds every event exactly once; the seals cover
+// the log; `chronicle verify` and `chronicle verify --integrity` exit 0.
 func TestClusterFaults(t *testing.T) {
 	start := time.Now()
 	primary := newCluster(t)
@@ -56,7 +57,6 @@ func TestClusterFaults(t *testing.T) {
 		t: t, url: storeURL, schema: schema, byHost: map[string]int{},
 		args: []string{"--replica", standby.URL() + "&schema=" + schema, "--replica-max-lag", "2s", "--relay-nats", nats.URL()},
 		out:  newOutcomes(),
-		ops:  &http.Client{Timeout: 5 * time.Second},
 	}
 	cl.http = &http.Client{Timeout: requestTimeout, Transport: cl}
 	conn, err := pgx.Connect(context.Background(), primary.URL())
@@ -200,8 +200,7 @@ type cluster struct {
 	url    string
 	schema string
 	args   []string
-	http   *http.Client // load: through the cluster
-	ops    *http.Client // lease polling: direct
+	http   *http.Client // the load's, through the cluster
 	locks  *pgx.Conn    // the primary, for pg_locks
 	out    *outcomes
 
