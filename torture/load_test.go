@@ -147,6 +147,12 @@ func (c *client) newPlan() *plan {
 // ends stays the client's next command: the next run retries it, with the
 // same Idempotency-Key.
 func (c *client) run(ctx context.Context, base string) {
+	c.runVia(ctx, func() string { return base })
+}
+
+// runVia is run with each request sent to the server route names then: a
+// command retried after a failure may go to another server.
+func (c *client) runVia(ctx context.Context, route func() string) {
 	for ctx.Err() == nil {
 		if c.cur == nil {
 			c.cur = c.newPlan()
@@ -157,7 +163,7 @@ func (c *client) run(ctx context.Context, base string) {
 		p := c.cur
 		cmd := p.cmds[p.next]
 		key := fmt.Sprintf("%s/%d", p.order, p.next)
-		status, version, err := c.send(ctx, base, cmd, key)
+		status, version, err := c.send(ctx, route(), cmd, key)
 		switch {
 		case ctx.Err() != nil:
 			return

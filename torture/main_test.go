@@ -162,6 +162,18 @@ func openStore(t testing.TB, url string) storeurl.Store {
 	return s
 }
 
+// verifyIntegrity runs `chronicle verify --integrity` on the store (every
+// hash, chain and seal) and fails t unless it exits 0.
+func verifyIntegrity(t testing.TB, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), boundedWait)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), "verify", "--integrity", "--store", url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("chronicle verify --integrity: %v\n%s", err, out)
+	}
+}
+
 // verify runs `chronicle verify` on the store and fails t unless it exits 0.
 func verify(t testing.TB, url string) {
 	t.Helper()

@@ -24,7 +24,7 @@ func TestPostgresCrashUnderLoad(t *testing.T) {
 		outages, down = 1, 2*time.Second
 	}
 	c := newCluster(t)
-	url := postgresSchemaURL(t, c.url())
+	url := postgresSchemaURL(t, c.URL())
 	srv := startServer(t, url)
 	led := newLedger()
 	clients := newClients(8, "p", led, uint64(time.Now().UnixNano()), false)
@@ -48,12 +48,16 @@ func TestPostgresCrashUnderLoad(t *testing.T) {
 	}
 	waitAcks("before the first outage")
 	for i := range outages {
-		c.crash()
+		if err := c.Stop(true); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(down)
 		if !srv.alive() {
 			t.Fatalf("serve died while PostgreSQL was down: %v\n%s", srv.exitErr(), srv.log())
 		}
-		c.start()
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
 		waitAcks(fmt.Sprintf("after outage %d", i+1))
 	}
 	cancel()

@@ -35,6 +35,9 @@ type server struct {
 	errs  []string
 	races int  // "WARNING: DATA RACE" reports
 	panic bool // a "panic:" line
+	// sealing is whether its log last said it took the sealing lease (and
+	// not that it released it since).
+	sealing bool
 }
 
 // startServer spawns `chronicle serve` on a free loopback port with the
@@ -42,8 +45,15 @@ type server struct {
 // when t ends if it still runs.
 func startServer(t testing.TB, url string, env ...string) *server {
 	t.Helper()
+	return startServerArgs(t, url, nil, env...)
+}
+
+// startServerArgs is startServer with more arguments to serve.
+func startServerArgs(t testing.TB, url string, args []string, env ...string) *server {
+	t.Helper()
 	s := &server{t: t, done: make(chan struct{})}
-	s.cmd = exec.Command(binary(t), "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", url)
+	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", url}, args...)
+	s.cmd = exec.Command(binary(t), argv...)
 	s.cmd.Env = append(os.Environ(), append([]string{"GORACE=halt_on_error=0"}, env...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -118,10 +128,17 @@ func (s *server) line(l string, addrc chan<- string) {
 		s.panic = true
 	}
 	var rec struct{ Msg, Addr string }
-	if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == "listening" {
-		select {
-		case addrc <- rec.Addr:
-		default:
+	if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &rec) == nil {
+		switch rec.Msg {
+		case "listening":
+			select {
+			case addrc <- rec.Addr:
+			default:
+			}
+		case "seal: sealing lease taken":
+			s.sealing = true
+		case "seal: sealing lease released":
+			s.sealing = false
 		}
 	}
 }
@@ -174,6 +191,13 @@ func (s *server) stop() {
 		s.kill()
 	}
 	s.checkLog()
+}
+
+// isSealing reports whether the process holds the sealing lease, by its log.
+func (s *server) isSealing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealing
 }
 
 // checkLog fails the test on a data race or a panic in the server's log.

@@ -19,6 +19,14 @@ import (
 // subject, headers and body (the JSON of GET /events) right. prefix is the
 // relay's subject prefix.
 func CheckRelayed(ctx context.Context, s chronicle.Store, up timeline.Upcaster, prefix string, msgs []Message) error {
+	return CheckRelayedRevealed(ctx, s, up, prefix, msgs, nil)
+}
+
+// CheckRelayedRevealed is CheckRelayed for a relay that reveals personal
+// fields: reveal turns each expected body (stored data, as encrypted) into
+// what the relay publishes, as the relay's Options.Reveal does.
+func CheckRelayedRevealed(ctx context.Context, s chronicle.Store, up timeline.Upcaster, prefix string, msgs []Message,
+	reveal func(context.Context, [][]byte) ([][]byte, error)) error {
 	var stored []chronicle.RecordedEvent
 	var from chronicle.Checkpoint
 	for {
@@ -57,6 +65,13 @@ func CheckRelayed(ctx context.Context, s chronicle.Store, up timeline.Upcaster, 
 		}
 		last[e.StreamID] = e.Version
 		body, _ := json.Marshal(eventjson.Events([]chronicle.RecordedEvent{e}, up)[0])
+		if reveal != nil {
+			bodies, err := reveal(ctx, [][]byte{body})
+			if err != nil {
+				return fmt.Errorf("reveal %s v%d: %w", e.StreamID, e.Version, err)
+			}
+			body = bodies[0]
+		}
 		if !bytes.Equal(body, m.Data) {
 			errs = append(errs, fmt.Errorf("message %d: body\n%s\nwant\n%s", m.Seq, m.Data, body))
 		}
