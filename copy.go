@@ -48,4 +48,14 @@ type Importer interface {
 	// the stored key of the same id. A key erased in keys stays erased.
 	// Errors: ErrClosed.
 	ImportDataKeys(ctx context.Context, keys []DataKey) error
+
+	// ImportSeals adds seals made by another store after the latest seal,
+	// in one transaction, exactly as made (their hashes and signatures
+	// hold), each with its End set to where it ends in this store; and
+	// keys, the keys that signed them, unless listed already.
+	//
+	// Errors: ErrSealConflict when a seal does not follow the latest one
+	// (seq + 1, chained by its prev_seal_hash); *InvalidError when a seal
+	// of events has no End; ErrClosed.
+	ImportSeals(ctx context.Context, seals []Seal, keys []SealKey) error
 }

@@ -3,6 +3,7 @@ package chronicle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,6 +20,20 @@ type Seal struct {
 	SealHash       [32]byte
 	KeyID          string // "" when unsigned
 	Signature      string // "" when unsigned
+	// End is where the seal ends in this store when another store made it
+	// (chronicle copy): the checkpoint of the event that LastCheckpoint
+	// names there. Zero for the store's own seals. Not covered by SealHash:
+	// checkpoints are each store's own.
+	End Checkpoint
+}
+
+// LocalEnd returns the checkpoint, in this store, of the seal's last
+// event: End when set, else LastCheckpoint.
+func (s Seal) LocalEnd() Checkpoint {
+	if s.End != (Checkpoint{}) {
+		return s.End
+	}
+	return s.LastCheckpoint
 }
 
 // SealKey is a public key that signed seals: KeyID and the raw 32-byte
@@ -50,4 +65,31 @@ type SealStore interface {
 	// SealKeys returns every key that ever signed a seal, in the order
 	// they were first used.
 	SealKeys(ctx context.Context) ([]SealKey, error)
+}
+
+// CheckImportedSeals checks what Importer.ImportSeals needs of seals:
+// each the next of the one before (seq + 1, chained by prev_seal_hash),
+// and each seal of events with its End.
+// Errors: ErrSealConflict, *InvalidError.
+func CheckImportedSeals(seals []Seal) error {
+	for i, s := range seals {
+		if i > 0 && (s.Seq != seals[i-1].Seq+1 || s.PrevSealHash != seals[i-1].SealHash) {
+			return fmt.Errorf("%w: seal %d after seal %d", ErrSealConflict, s.Seq, seals[i-1].Seq)
+		}
+		if s.Count > 0 && s.End == (Checkpoint{}) {
+			return &InvalidError{Field: fmt.Sprintf("seals[%d].End", i), Reason: "a seal of events needs its end in this store"}
+		}
+	}
+	return nil
+}
+
+// FirstSignedBy returns the seq of the first of seals signed by keyID, or
+// the first seal's when none is: the first_seal of an imported key.
+func FirstSignedBy(seals []Seal, keyID string) int64 {
+	for _, s := range seals {
+		if s.KeyID == keyID {
+			return s.Seq
+		}
+	}
+	return seals[0].Seq
 }

@@ -48,6 +48,19 @@ type BundleSeal struct {
 	SealHash       string `json:"seal_hash"`
 	KeyID          string `json:"key_id,omitempty"`
 	Signature      string `json:"signature,omitempty"`
+	// EndCheckpoint, in a bundle of a store that a copy made, is the
+	// checkpoint there of the seal's last event: its last_checkpoint is
+	// the store's that made it. Not covered by the seal_hash.
+	EndCheckpoint string `json:"end_checkpoint,omitempty"`
+}
+
+// End returns the checkpoint, in the bundle's events, of the seal's last
+// event: EndCheckpoint when set, else LastCheckpoint.
+func (s BundleSeal) End() string {
+	if s.EndCheckpoint != "" {
+		return s.EndCheckpoint
+	}
+	return s.LastCheckpoint
 }
 
 // Proof says that the event at Position is leaf Index (0-based) of seal
@@ -267,7 +280,7 @@ func checkSeals(seals []BundleSeal, keys map[string]ed25519.PublicKey, opts Opti
 			return nil, fail("count is negative")
 		case s.Count == 0 && root != MerkleRoot(nil):
 			return nil, fail("covers no events but its root is not the empty tree's")
-		case s.Count == 0 && i > 0 && s.LastCheckpoint != seals[i-1].LastCheckpoint:
+		case s.Count == 0 && i > 0 && s.End() != seals[i-1].End():
 			return nil, fail("covers no events but moves last_checkpoint")
 		}
 		want := SealHash(Seal{Seq: s.Seq, LastCheckpoint: s.LastCheckpoint, Count: s.Count, Root: root, PrevSealHash: prev, SealedAt: at})
@@ -320,10 +333,10 @@ func checkCoverage(b *Bundle, hashes []Hash, roots []Hash) error {
 			return fail("covers %d events but the bundle has only %d after seal %d's, and no proofs", s.Count, len(hashes)-next, s.Seq-1)
 		}
 		end := next + int(s.Count)
-		if s.Count > 0 && b.Events[end-1].Checkpoint != s.LastCheckpoint {
+		if s.Count > 0 && b.Events[end-1].Checkpoint != s.End() {
 			last := b.Events[end-1]
 			return fail("its last event in the bundle (position %d, %s v%d) has checkpoint %q, not last_checkpoint %q",
-				last.Position, last.StreamID, last.Version, last.Checkpoint, s.LastCheckpoint)
+				last.Position, last.StreamID, last.Version, last.Checkpoint, s.End())
 		}
 		if got := MerkleRoot(hashes[next:end]); got != roots[i] {
 			return fail("root does not match the Merkle root of its %d events in the bundle (recomputed %s)", s.Count, got)
@@ -371,8 +384,8 @@ func checkProofs(b *Bundle, hashes []Hash, roots []Hash) error {
 		if last.Seq != 0 && (p.Seq < last.Seq || p.Seq == last.Seq && p.Index <= last.Index) {
 			return fail("proof (seal %d, leaf %d) is not after the previous event's (seal %d, leaf %d)", p.Seq, p.Index, last.Seq, last.Index)
 		}
-		if (p.Index == s.Count-1) != (e.Checkpoint == s.LastCheckpoint) {
-			return fail("proof index %d of seal %d's %d leaves disagrees with the seal's last_checkpoint %q", p.Index, p.Seq, s.Count, s.LastCheckpoint)
+		if (p.Index == s.Count-1) != (e.Checkpoint == s.End()) {
+			return fail("proof index %d of seal %d's %d leaves disagrees with the seal's last_checkpoint %q", p.Index, p.Seq, s.Count, s.End())
 		}
 		path := make([]Hash, len(p.Path))
 		for j, h := range p.Path {

@@ -143,7 +143,7 @@ func (c *sealCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(latest.SealedAt).Seconds())
 	}
 	ch <- prometheus.MustNewConstMetric(c.seq, prometheus.GaugeValue, float64(latest.Seq))
-	next, err := c.store.ReadAll(ctx, latest.LastCheckpoint, chronicle.ReadAllOptions{Limit: 1})
+	next, err := c.store.ReadAll(ctx, latest.LocalEnd(), chronicle.ReadAllOptions{Limit: 1})
 	if err != nil {
 		c.log.Warn("metrics: unsealed events", slog.String("error", err.Error()))
 		return

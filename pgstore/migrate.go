@@ -164,6 +164,12 @@ CREATE TRIGGER seal_keys_no_update_delete BEFORE UPDATE OR DELETE ON seal_keys
 CREATE TRIGGER seal_keys_no_truncate BEFORE TRUNCATE ON seal_keys
 	FOR EACH STATEMENT EXECUTE FUNCTION seals_immutable();
 `,
+	6: `
+-- Where a seal copied from another store (chronicle copy) ends in this one:
+-- its last_checkpoint, which its seal_hash covers, is the other store's.
+-- NULL for the seals this store made.
+ALTER TABLE seals ADD COLUMN end_tx_id bigint, ADD COLUMN end_position bigint;
+`,
 }
 
 // migrateLockClass is the first key of the advisory lock that serializes

@@ -14,7 +14,7 @@ import (
 var _ chronicle.SealStore = (*Store)(nil)
 
 const sealColumns = `seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash,
-	coalesce(key_id, ''), coalesce(signature, '')`
+	coalesce(key_id, ''), coalesce(signature, ''), coalesce(end_tx_id, 0), coalesce(end_position, 0)`
 
 // AddSeal stores s after the latest seal, and key among the seal keys.
 // Errors: chronicle.ErrSealConflict, chronicle.ErrClosed.
@@ -119,12 +119,12 @@ func (s *Store) SealKeys(ctx context.Context) ([]chronicle.SealKey, error) {
 
 func scanSeal(r pgx.CollectableRow) (chronicle.Seal, error) {
 	var s chronicle.Seal
-	var tx int64
+	var tx, endTx int64
 	var root, prev, hash []byte
-	if err := r.Scan(&s.Seq, &tx, &s.LastCheckpoint.Position, &s.Count, &root, &prev, &s.SealedAt, &hash, &s.KeyID, &s.Signature); err != nil {
+	if err := r.Scan(&s.Seq, &tx, &s.LastCheckpoint.Position, &s.Count, &root, &prev, &s.SealedAt, &hash, &s.KeyID, &s.Signature, &endTx, &s.End.Position); err != nil {
 		return s, err
 	}
-	s.LastCheckpoint.TxID = uint64(tx)
+	s.LastCheckpoint.TxID, s.End.TxID = uint64(tx), uint64(endTx)
 	// A stored hash of another length (edited behind the store's back)
 	// reads as all zeros padded or cut, and fails verification.
 	copy(s.Root[:], root)
@@ -132,4 +132,76 @@ func scanSeal(r pgx.CollectableRow) (chronicle.Seal, error) {
 	copy(s.SealHash[:], hash)
 	s.SealedAt = s.SealedAt.UTC()
 	return s, nil
+}
+
+// ImportSeals adds seals made by another store after the latest seal, as
+// made, with their ends in this store, and the keys that signed them.
+// Errors: chronicle.ErrSealConflict, *chronicle.InvalidError,
+// chronicle.ErrClosed, ErrReadOnly on a Replica.
+func (s *Store) ImportSeals(ctx context.Context, seals []chronicle.Seal, keys []chronicle.SealKey) error {
+	if s.closed() {
+		return fmt.Errorf("import seals: %w", chronicle.ErrClosed)
+	}
+	if s.readOnly {
+		return fmt.Errorf("import seals: %w", ErrReadOnly)
+	}
+	if len(seals) == 0 {
+		return nil
+	}
+	if err := chronicle.CheckImportedSeals(seals); err != nil {
+		return err
+	}
+	err := s.importSeals(ctx, seals, keys)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("import seals: %w: another sealer stored seal %d first", chronicle.ErrSealConflict, seals[0].Seq)
+	}
+	return s.opErr("import seals", err)
+}
+
+func (s *Store) importSeals(ctx context.Context, seals []chronicle.Seal, keys []chronicle.SealKey) error {
+	tx, err := s.wpool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var last int64
+	var lastHash []byte
+	err = tx.QueryRow(ctx, `SELECT seq, seal_hash FROM seals ORDER BY seq DESC LIMIT 1`).Scan(&last, &lastHash)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if first := seals[0]; first.Seq != last+1 || (last > 0 && string(lastHash) != string(first.PrevSealHash[:])) {
+		return fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, first.Seq, last)
+	}
+	for _, k := range keys {
+		if _, err := tx.Exec(ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal) VALUES ($1, $2, $3)
+ON CONFLICT (key_id) DO NOTHING`, k.KeyID, k.PublicKey, chronicle.FirstSignedBy(seals, k.KeyID)); err != nil {
+			return err
+		}
+	}
+	i := 0
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"seals"},
+		[]string{"seq", "last_tx_id", "last_position", "count", "root", "prev_seal_hash", "sealed_at", "seal_hash", "key_id", "signature", "end_tx_id", "end_position"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(seals) {
+				return nil, nil
+			}
+			seal := seals[i]
+			i++
+			return []any{seal.Seq, int64(seal.LastCheckpoint.TxID), seal.LastCheckpoint.Position, seal.Count,
+				seal.Root[:], seal.PrevSealHash[:], seal.SealedAt, seal.SealHash[:], nullable(seal.KeyID), nullable(seal.Signature),
+				int64(seal.End.TxID), seal.End.Position}, nil
+		}))
+	if err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

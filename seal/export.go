@@ -33,7 +33,11 @@ func Export(ctx context.Context, store Store, streams []string) (*audit.Bundle, 
 	}
 	b := &audit.Bundle{Events: []audit.BundleEvent{}, Seals: []audit.BundleSeal{}, Proofs: []audit.Proof{}, PublicKeys: []audit.PublicKey{}}
 	for _, s := range seals {
-		b.Seals = append(b.Seals, audit.BundleSealOf(s))
+		bs := audit.BundleSealOf(s)
+		if s.End != (chronicle.Checkpoint{}) {
+			bs.EndCheckpoint = audit.CheckpointString(s.End)
+		}
+		b.Seals = append(b.Seals, bs)
 	}
 	for _, k := range keys {
 		b.PublicKeys = append(b.PublicKeys, audit.PublicKey{KeyID: k.KeyID, PublicKey: audit.EncodePublicKey(k.PublicKey)})
@@ -81,7 +85,7 @@ func Export(ctx context.Context, store Store, streams []string) (*audit.Bundle, 
 			}
 			leaves = append(leaves, e.Hash)
 			if int64(len(leaves)) == seals[i].Count {
-				if e.Checkpoint() != seals[i].LastCheckpoint {
+				if e.Checkpoint() != seals[i].LocalEnd() {
 					return nil, fmt.Errorf("export: seal %d does not end where its events do: run chronicle verify --integrity", seals[i].Seq)
 				}
 				sealDone()

@@ -87,7 +87,7 @@ func (s *Sealer) SealOnce(ctx context.Context) (seal chronicle.Seal, ok bool, er
 	if err != nil && !errors.Is(err, chronicle.ErrNotFound) {
 		return seal, false, fmt.Errorf("seal: %w", err)
 	}
-	cp := latest.LastCheckpoint
+	cp := latest.LocalEnd()
 	var hashes []audit.Hash
 	for len(hashes) < s.opts.MaxEvents {
 		page, err := s.store.ReadAll(ctx, cp, chronicle.ReadAllOptions{Limit: min(5000, s.opts.MaxEvents-len(hashes))})

@@ -152,10 +152,10 @@ func (v *verifier) event(e chronicle.RecordedEvent) error {
 		return nil
 	}
 	s := v.seals[v.i]
-	if e.Checkpoint() != s.LastCheckpoint {
+	if end := s.LocalEnd(); e.Checkpoint() != end {
 		v.sealErr = &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
 			"its %d events end at position %d (%s v%d), not at its last_checkpoint (position %d): events were removed or inserted",
-			s.Count, e.Position, e.StreamID, e.Version, s.LastCheckpoint.Position)}
+			s.Count, e.Position, e.StreamID, e.Version, end.Position)}
 		return nil
 	}
 	if root := audit.MerkleRoot(v.leaves); root != s.Root {
@@ -211,7 +211,7 @@ func checkSeal(s, prev chronicle.Seal, keys map[string]ed25519.PublicKey) error 
 		return fail("prev_seal_hash is not the seal_hash of seal %d", prev.Seq)
 	case s.Count < 0:
 		return fail("count is negative")
-	case s.Count == 0 && (s.Root != audit.MerkleRoot(nil) || s.LastCheckpoint != prev.LastCheckpoint):
+	case s.Count == 0 && (s.Root != audit.MerkleRoot(nil) || s.LocalEnd() != prev.LocalEnd()):
 		return fail("covers no events but has a root or moves last_checkpoint")
 	}
 	if h := audit.SealHash(audit.SealOf(s)); h != s.SealHash {

@@ -147,6 +147,13 @@ BEGIN SELECT RAISE(ABORT, 'chronicle: seal keys are immutable'); END;
 CREATE TRIGGER seal_keys_no_delete BEFORE DELETE ON seal_keys
 BEGIN SELECT RAISE(ABORT, 'chronicle: seal keys are immutable'); END;
 `,
+	`
+-- Where a seal copied from another store (chronicle copy) ends in this one:
+-- its last_checkpoint, which its seal_hash covers, is the other store's.
+-- NULL for the seals this store made.
+ALTER TABLE seals ADD COLUMN end_tx_id INTEGER;
+ALTER TABLE seals ADD COLUMN end_position INTEGER;
+`,
 }
 
 // migrate brings the schema up to date in one IMMEDIATE transaction, so two

@@ -13,7 +13,7 @@ import (
 var _ chronicle.SealStore = (*Store)(nil)
 
 const sealColumns = `seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash,
-	coalesce(key_id, ''), coalesce(signature, '')`
+	coalesce(key_id, ''), coalesce(signature, ''), coalesce(end_tx_id, 0), coalesce(end_position, 0)`
 
 // AddSeal stores s after the latest seal, and key among the seal keys,
 // through the write loop. Errors: chronicle.ErrSealConflict,
@@ -116,12 +116,12 @@ func (s *Store) SealKeys(ctx context.Context) ([]chronicle.SealKey, error) {
 
 func scanSeal(r interface{ Scan(...any) error }) (chronicle.Seal, error) {
 	var s chronicle.Seal
-	var tx, at int64
+	var tx, at, endTx int64
 	var root, prev, hash []byte
-	if err := r.Scan(&s.Seq, &tx, &s.LastCheckpoint.Position, &s.Count, &root, &prev, &at, &hash, &s.KeyID, &s.Signature); err != nil {
+	if err := r.Scan(&s.Seq, &tx, &s.LastCheckpoint.Position, &s.Count, &root, &prev, &at, &hash, &s.KeyID, &s.Signature, &endTx, &s.End.Position); err != nil {
 		return s, err
 	}
-	s.LastCheckpoint.TxID = uint64(tx)
+	s.LastCheckpoint.TxID, s.End.TxID = uint64(tx), uint64(endTx)
 	// A stored hash of another length (edited behind the store's back)
 	// reads padded or cut, and fails verification.
 	copy(s.Root[:], root)
@@ -129,4 +129,49 @@ func scanSeal(r interface{ Scan(...any) error }) (chronicle.Seal, error) {
 	copy(s.SealHash[:], hash)
 	s.SealedAt = time.UnixMicro(at).UTC()
 	return s, nil
+}
+
+// ImportSeals adds seals made by another store after the latest seal, as
+// made, with their ends in this store, and the keys that signed them,
+// through the write loop. Errors: chronicle.ErrSealConflict,
+// *chronicle.InvalidError, chronicle.ErrClosed.
+func (s *Store) ImportSeals(ctx context.Context, seals []chronicle.Seal, keys []chronicle.SealKey) error {
+	if len(seals) == 0 {
+		return nil
+	}
+	if err := chronicle.CheckImportedSeals(seals); err != nil {
+		return err
+	}
+	err := s.submit(ctx, func(w *wtx) (bool, error) {
+		var last int64
+		var lastHash []byte
+		err := w.tx.QueryRowContext(w.ctx, `SELECT seq, seal_hash FROM seals ORDER BY seq DESC LIMIT 1`).Scan(&last, &lastHash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, err
+		}
+		if first := seals[0]; first.Seq != last+1 || (last > 0 && string(lastHash) != string(first.PrevSealHash[:])) {
+			return false, fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, first.Seq, last)
+		}
+		for _, k := range keys {
+			if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal)
+SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM seal_keys WHERE key_id = ?1)`, k.KeyID, k.PublicKey, chronicle.FirstSignedBy(seals, k.KeyID)); err != nil {
+				return false, err
+			}
+		}
+		for _, seal := range seals {
+			_, err := w.tx.ExecContext(w.ctx, `INSERT INTO seals (seq, last_tx_id, last_position, count, root, prev_seal_hash, sealed_at, seal_hash, key_id, signature, end_tx_id, end_position)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''), ?, ?)`,
+				seal.Seq, int64(seal.LastCheckpoint.TxID), seal.LastCheckpoint.Position, seal.Count,
+				seal.Root[:], seal.PrevSealHash[:], seal.SealedAt.UnixMicro(), seal.SealHash[:], seal.KeyID, seal.Signature,
+				int64(seal.End.TxID), seal.End.Position)
+			if err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("import seals: %w", err)
+	}
+	return nil
 }

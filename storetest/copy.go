@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 func copier(t *testing.T, b Backend) interface {
@@ -217,4 +220,95 @@ func testImport(t *testing.T, h Harness) {
 func appendErr(s Backend, stream string, exp chronicle.ExpectedVersion) error {
 	_, err := s.Append(context.Background(), stream, exp, newEvents(1, "A"))
 	return err
+}
+
+// testImportSeals: seals imported from another store keep every field (so
+// their hashes and signatures hold) and carry where they end in this store;
+// Verify, Export and the sealer go by that end, the sealer chaining its
+// next seal to the last imported one. Imported keys are listed.
+func testImportSeals(t *testing.T, h Harness) {
+	ctx := context.Background()
+	sb, db := h.Open(t, Options{}), h.Open(t, Options{})
+	src, dst := copier(t, sb), copier(t, db)
+	ss, ds := sealStore(t, sb), sealStore(t, db)
+
+	for i := range 7 {
+		mustAppend(t, sb, fmt.Sprintf("order-%d", i), chronicle.NoStream, newEvents(3, "A"))
+	}
+	evs := waitCount(t, src, 21)
+	key := newKey(t)
+	sealAll(t, seal.New(ss, seal.Options{MaxEvents: 5, Key: key}))
+	want, err := ss.Seals(ctx, 0, 0)
+	if err != nil || len(want) != 5 {
+		t.Fatalf("source seals: %d, %v; want 5", len(want), err)
+	}
+	for _, s := range want {
+		if s.End != (chronicle.Checkpoint{}) {
+			t.Fatalf("the source's own seal %d has an End %+v", s.Seq, s.End)
+		}
+	}
+	keys, err := ss.SealKeys(ctx)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("source seal keys: %v, %v", keys, err)
+	}
+	if err := dst.ImportEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCount(t, dst, 21)
+
+	imported := append([]chronicle.Seal(nil), want...)
+	n := 0
+	for i := range imported {
+		n += int(imported[i].Count)
+		imported[i].End = got[n-1].Checkpoint()
+	}
+	if err := dst.ImportSeals(ctx, imported[1:2], keys); !errors.Is(err, chronicle.ErrSealConflict) {
+		t.Fatalf("ImportSeals from seal 2: error %v, want ErrSealConflict", err)
+	}
+	noEnd := append([]chronicle.Seal(nil), imported[:2]...)
+	noEnd[1].End = chronicle.Checkpoint{}
+	if err := dst.ImportSeals(ctx, noEnd, keys); !errors.As(err, new(*chronicle.InvalidError)) {
+		t.Fatalf("ImportSeals of a seal without its End: error %v, want *InvalidError", err)
+	}
+	for _, chunk := range [][]chronicle.Seal{imported[:2], imported[2:]} {
+		if err := dst.ImportSeals(ctx, chunk, keys); err != nil {
+			t.Fatalf("ImportSeals: %v", err)
+		}
+	}
+	if err := dst.ImportSeals(ctx, imported[4:], keys); !errors.Is(err, chronicle.ErrSealConflict) {
+		t.Fatalf("ImportSeals again: error %v, want ErrSealConflict", err)
+	}
+	have, err := ds.Seals(ctx, 0, 0)
+	if err != nil || fmt.Sprint(have) != fmt.Sprint(imported) {
+		t.Fatalf("imported seals read back (%v):\n%+v\nwant\n%+v", err, have, imported)
+	}
+	if latest, err := ds.LatestSeal(ctx); err != nil || latest != imported[4] {
+		t.Fatalf("LatestSeal = %+v, %v; want %+v", latest, err, imported[4])
+	}
+	if k, err := ds.SealKeys(ctx); err != nil || fmt.Sprint(k) != fmt.Sprint(keys) {
+		t.Fatalf("imported seal keys %v, %v; want %v", k, err, keys)
+	}
+	anchor := audit.Hash(want[4].SealHash).String()
+	if _, err := seal.Verify(ctx, ds, seal.VerifyOptions{Anchor: anchor}); err != nil {
+		t.Fatalf("Verify after the import: %v", err)
+	}
+
+	// The target seals on after the last imported seal's end.
+	mustAppend(t, db, "order-new", chronicle.NoStream, newEvents(2, "N"))
+	waitCount(t, dst, 23)
+	next, ok, err := seal.New(ds, seal.Options{Key: key}).SealOnce(ctx)
+	if err != nil || !ok || next.Seq != 6 || next.PrevSealHash != want[4].SealHash || next.Count != 2 {
+		t.Fatalf("the target's first seal %+v (%v, %v): want seq 6 of the 2 new events, chained to seal 5", next, ok, err)
+	}
+	rep, err := seal.Verify(ctx, ds, seal.VerifyOptions{Anchor: anchor})
+	if err != nil || rep.Seals != 6 || rep.Unsealed != 0 {
+		t.Fatalf("Verify after the target's seal: %+v, %v", rep, err)
+	}
+	b, err := seal.Export(ctx, ds, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.Check(b, audit.Options{PublicKey: key.Public().(ed25519.PublicKey)}); err != nil {
+		t.Fatalf("a bundle of the target does not check: %v", err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
@@ -37,10 +38,11 @@ func (m *Main) copyCommand() *cobra.Command {
 global log's order, exactly as stored: ids, stream ids, versions, types,
 schema versions, data and metadata bytes, recorded times, hashes. The data keys of
 personal data (wrapped by the source's master key, which the target then
-needs too; erased customers stay erased) and the snapshots come along. Read
-models are not copied: the target's 'chronicle serve' builds them. Nor are
-seals: they name the source's checkpoints; the target's sealer seals the
-copied log anew.
+needs too; erased customers stay erased) and the snapshots come along, and
+the seals as made (their seal_hash, signatures and anchors still hold) with
+the keys that signed them; the target records where each copied seal ends in
+its own log, and its sealer goes on after the last one. Read models are not
+copied: the target's 'chronicle serve' builds them.
 
 Stop the source's writers first. The target must be empty or a partial copy
 of the same source (a copy interrupted, even by kill -9): the copy then goes
@@ -48,7 +50,8 @@ on from where it stopped. Any other target is refused, with exit status 1,
 before anything is written to it.
 
 It ends by comparing counts and running verify and verify --integrity on the
-target, and prints the counts and events/s. On a terminal a progress bar shows the events copied;
+target (anchored at the source's latest seal), and prints the counts and
+events/s. On a terminal a progress bar shows the events copied;
 otherwise a progress line is printed about once a second.
 
 --master-key (or $` + envMasterKey + `) names the source's master key; for a
@@ -165,6 +168,16 @@ func (m *Main) runCopy(c *cobra.Command, fromURL, toURL string, batch int) error
 		return err
 	}
 	elapsed := time.Since(start)
+	seals, err := copySeals(ctx, src, dst)
+	if err != nil {
+		return err
+	}
+	anchor := ""
+	if latest, err := src.LatestSeal(ctx); err == nil {
+		anchor = audit.Hash(latest.SealHash).String()
+	} else if !errors.Is(err, chronicle.ErrNotFound) {
+		return err
+	}
 	snaps, err := copySnapshots(ctx, src, dst)
 	if err != nil {
 		return err
@@ -175,28 +188,18 @@ func (m *Main) runCopy(c *cobra.Command, fromURL, toURL string, batch int) error
 	if err := verifyCopy(ctx, dst); err != nil {
 		return err
 	}
-	rep, err := seal.Verify(ctx, dst, seal.VerifyOptions{})
+	// The anchor: the target's seal chain holds the source's latest seal.
+	rep, err := seal.Verify(ctx, dst, seal.VerifyOptions{Anchor: anchor})
 	if err != nil {
 		return fmt.Errorf("copy: verify --integrity on the target: %w", err)
-	}
-	seals, err := src.Seals(ctx, 0, 0)
-	if err != nil {
-		return err
-	}
-	if len(seals) > 0 {
-		// A seal's hash covers the checkpoint of its last event, and
-		// checkpoints are each store's own: the source's seals would not
-		// hold on the target.
-		fmt.Fprintf(m.Stderr, "copy: the source's %d seals were not copied: they name the source's checkpoints; "+
-			"the target's sealer seals the copied log anew (the events' hashes are the same)\n", len(seals))
 	}
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(done-first) / s
 	}
-	fmt.Fprintf(m.Stdout, "copied %s to %s: %d events (%d in this run, %s, %.0f events/s), %d snapshots, %d data keys; "+
-		"verify ok; verify --integrity ok (%d events hashed and chained)\n",
-		fromLoc, toLoc, done, done-first, elapsed.Round(time.Millisecond), rate, snaps, keys, rep.Events)
+	fmt.Fprintf(m.Stdout, "copied %s to %s: %d events (%d in this run, %s, %.0f events/s), %d seals, %d snapshots, %d data keys; "+
+		"verify ok; verify --integrity ok (%d events hashed and chained, %d seals)\n",
+		fromLoc, toLoc, done, done-first, elapsed.Round(time.Millisecond), rate, seals, snaps, keys, rep.Events, rep.Seals)
 	if toLoc.Kind == storeurl.Postgres {
 		fmt.Fprintln(m.Stdout, "the target's data keys are wrapped by the source's master key: run its processes with that key (--master-key)")
 	}
@@ -320,6 +323,71 @@ func copyEvents(ctx context.Context, src, dst storeurl.Store, from chronicle.Che
 }
 
 const copyPage = 1000
+
+// copySeals imports the source's seals after the target's latest, as
+// made, each with where it ends in the target: the event at the same place
+// of the log (the seals' counts add up to it), which the target holds
+// once the events are copied. It returns the number of seals the target
+// holds.
+func copySeals(ctx context.Context, src, dst storeurl.Store) (int64, error) {
+	latest, err := dst.LatestSeal(ctx)
+	if err != nil && !errors.Is(err, chronicle.ErrNotFound) {
+		return 0, err
+	}
+	keys, err := src.SealKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, cp := latest.Seq, latest.LocalEnd()
+	for {
+		seals, err := src.Seals(ctx, n, copyPage)
+		if err != nil || len(seals) == 0 {
+			return n, err
+		}
+		for i := range seals {
+			if seals[i].Count > 0 {
+				if cp, err = skipEvents(ctx, dst, cp, seals[i].Count); err != nil {
+					return n, fmt.Errorf("copy: seal %d: %w", seals[i].Seq, err)
+				}
+			}
+			seals[i].End = cp
+		}
+		if err := dst.ImportSeals(ctx, seals, keys); err != nil {
+			return n, fmt.Errorf("copy: %w", err)
+		}
+		n = seals[len(seals)-1].Seq
+	}
+}
+
+// skipEvents returns the checkpoint of the n-th event of the log after cp.
+func skipEvents(ctx context.Context, s storeurl.Store, cp chronicle.Checkpoint, n int64) (chronicle.Checkpoint, error) {
+	var held time.Time
+	for n > 0 {
+		page, err := s.ReadAll(ctx, cp, chronicle.ReadAllOptions{Limit: int(min(n, 5000))})
+		if err != nil {
+			return cp, err
+		}
+		if len(page) == 0 {
+			// Held back behind another transaction of the target's server
+			// (PostgreSQL): wait for it, not forever.
+			if held.IsZero() {
+				held = time.Now()
+			}
+			if time.Since(held) > time.Minute {
+				return cp, fmt.Errorf("the target's log ends %d events before the seal does", n)
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return cp, ctx.Err()
+			}
+		}
+		held = time.Time{}
+		cp, n = page[len(page)-1].Checkpoint(), n-int64(len(page))
+	}
+	return cp, nil
+}
 
 // copyDataKeys imports every data key of the source, tombstones included
 // (again on a resumed copy: an import replaces keys by id).
