@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -61,4 +62,25 @@ func openTest(tb testing.TB, opts Options) *Store {
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// settled waits until the log's readable end reaches its last commit: on
+// a shared cluster another session's open transaction holds readers back
+// (invariant 4), so a read right after an append may not show it yet.
+func settled(tb testing.TB, s *Store) {
+	tb.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		h, err := s.Head(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if h.Position >= h.Committed {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("head still held back after 60s: %+v", h)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
