@@ -51,7 +51,8 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []Event, lim 
 			return nil, &InvalidError{Field: field("id"), Reason: "event id repeated within one append"}
 		}
 		seen[e.ID] = true
-		if err := ValidateName(field("type"), e.Type); err != nil {
+		if err := ValidateName("", e.Type); err != nil {
+			err.(*InvalidError).Field = field("type") // built only on error: every append checks every event
 			return nil, err
 		}
 		if e.SchemaVersion == 0 {
