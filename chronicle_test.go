@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -180,11 +183,15 @@ func TestStreamType(t *testing.T) {
 // json.Number: JSON has no range limit, both backends store a number
 // beyond float64 unchanged, and only a float64 could not hold it.
 func FuzzValidateJSON(f *testing.F) {
-	for _, s := range []string{`{"a":1}`, `"\ud800"`, `"\ud83d\ude00"`, `"\u0000"`, `["\\u0000"]`, "\"\xff\"", `"\ud800\`} {
+	for _, s := range []string{`{"a":1}`, `"\ud800"`, `"\ud83d\ude00"`, `"\u0000"`, `["\\u0000"]`, "\"\xff\"", `"\ud800\`, `[1,-0.5e+3,{"a":[true,false,null]}]`, ` "\ud800\ud800" `, `"\ud800\u0000"`, `{"a":1,}`, `01`, `["\ud800"x]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if chronicle.ValidateJSON(b) != nil {
+		err := chronicle.ValidateJSON(b)
+		if want := validateJSONRef(b); fmt.Sprint(err) != fmt.Sprint(want) {
+			t.Fatalf("ValidateJSON(%q) = %v, want %v", b, err, want)
+		}
+		if err != nil {
 			return
 		}
 		var v any
@@ -207,6 +214,82 @@ func TestDerivedEventID(t *testing.T) {
 	for _, other := range [][]string{{"ns", "key", "1"}, {"ns", "ke", "y0"}, {"nskey", "0"}, {"ns", "key0"}} {
 		if b := chronicle.DerivedEventID(other...); b == a {
 			t.Errorf("DerivedEventID(%q) = DerivedEventID(ns, key, 0)", other)
+		}
+	}
+}
+
+// validateJSONRef is ValidateJSON as first written, in three passes: utf8.Valid,
+// json.Valid, then a scan of the escapes. The one-pass ValidateJSON must give
+// the same answer and message for every input.
+func validateJSONRef(b []byte) error {
+	if !utf8.Valid(b) {
+		return fmt.Errorf("not valid UTF-8")
+	}
+	if !json.Valid(b) {
+		return fmt.Errorf("not valid JSON")
+	}
+	hex4 := func(b []byte) rune {
+		r, _ := strconv.ParseUint(string(b), 16, 32)
+		return rune(r)
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			i++
+			if b[i] != 'u' {
+				continue
+			}
+			r := hex4(b[i+1 : i+5])
+			i += 4
+			switch {
+			case r == 0:
+				return fmt.Errorf("string contains NUL (\\u0000)")
+			case r >= 0xdc00 && r <= 0xdfff:
+				return fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
+			case r >= 0xd800 && r <= 0xdbff:
+				if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+					return fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
+				}
+				lo := hex4(b[i+3 : i+7])
+				if lo < 0xdc00 || lo > 0xdfff {
+					return fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
+				}
+				i += 6
+			}
+		}
+	}
+	return nil
+}
+
+// TestValidateJSONDepth: the nesting limit is encoding/json's.
+func TestValidateJSONDepth(t *testing.T) {
+	for _, n := range []int{9999, 10000, 10001} {
+		for _, pair := range []string{"[]", "{}"} {
+			b := []byte(strings.Repeat(pair[:1], n) + strings.Repeat(pair[1:], n))
+			if pair == "{}" { // objects nest through a member
+				b = []byte(strings.Repeat(`{"a":`, n-1) + "{}" + strings.Repeat("}", n-1))
+			}
+			if got, want := chronicle.ValidateJSON(b), validateJSONRef(b); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("depth %d of %s: %v, want %v", n, pair, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkValidateJSON(b *testing.B) {
+	data := []byte(`{"order_id":"ord_01HZX8","customer":{"id":"cus_42","name":"Ada \u00e9 Lovelace","tier":"gold"},"items":[{"sku":"SKU-1","qty":2,"price":12.5},{"sku":"SKU-2","qty":1,"price":99.99}],"total":124.99,"note":null,"gift":false}`)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if err := chronicle.ValidateJSON(data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package chronicle
 
 import (
-	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 )
@@ -52,7 +51,8 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []Event, lim 
 			return nil, &InvalidError{Field: field("id"), Reason: "event id repeated within one append"}
 		}
 		seen[e.ID] = true
-		if err := ValidateName(field("type"), e.Type); err != nil {
+		if err := ValidateName("", e.Type); err != nil {
+			err.(*InvalidError).Field = field("type") // built only on error: every append checks every event
 			return nil, err
 		}
 		if e.SchemaVersion == 0 {
@@ -106,56 +106,226 @@ func ValidateName(field, s string) error {
 // stores unchanged: valid UTF-8, and no string holding NUL (\u0000) or a lone
 // UTF-16 surrogate (\ud800), which encoding/json accepts and PostgreSQL
 // rejects.
+//
+// It accepts exactly what json.Valid accepts (nesting depth included), in
+// one pass: every append validates every event.
 func ValidateJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return fmt.Errorf("not valid UTF-8")
 	}
-	if !json.Valid(b) {
+	v := jsonValidator{b: b}
+	v.space()
+	if !v.value(0) || v.space() != len(b) {
 		return fmt.Errorf("not valid JSON")
 	}
-	// b is valid JSON, so escapes are well formed: \uXXXX has 4 hex digits.
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !inString {
-			if c == '"' {
-				inString = true
-			}
+	return v.err // invalid JSON anywhere is reported before this
+}
+
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+// jsonValidator checks the grammar of RFC 8259 and keeps the first NUL or
+// lone surrogate it meets in a string.
+type jsonValidator struct {
+	b   []byte
+	i   int
+	err error
+}
+
+func (v *jsonValidator) space() int {
+	for v.i < len(v.b) {
+		switch v.b[v.i] {
+		case ' ', '\t', '\n', '\r':
+			v.i++
+		default:
+			return v.i
+		}
+	}
+	return v.i
+}
+
+// value checks the value at v.i, the space before it skipped.
+func (v *jsonValidator) value(depth int) bool {
+	if v.i >= len(v.b) {
+		return false
+	}
+	switch c := v.b[v.i]; {
+	case c == '{':
+		return v.object(depth + 1)
+	case c == '[':
+		return v.array(depth + 1)
+	case c == '"':
+		return v.string()
+	case c == '-' || c >= '0' && c <= '9':
+		return v.number()
+	case c == 't':
+		return v.literal("true")
+	case c == 'f':
+		return v.literal("false")
+	case c == 'n':
+		return v.literal("null")
+	}
+	return false
+}
+
+func (v *jsonValidator) literal(lit string) bool {
+	if len(v.b)-v.i < len(lit) || string(v.b[v.i:v.i+len(lit)]) != lit {
+		return false
+	}
+	v.i += len(lit)
+	return true
+}
+
+func (v *jsonValidator) object(depth int) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	v.i++ // {
+	if v.space() < len(v.b) && v.b[v.i] == '}' {
+		v.i++
+		return true
+	}
+	for {
+		if v.space() >= len(v.b) || v.b[v.i] != '"' || !v.string() {
+			return false
+		}
+		if v.space() >= len(v.b) || v.b[v.i] != ':' {
+			return false
+		}
+		v.i++
+		v.space()
+		if !v.value(depth) || v.space() >= len(v.b) {
+			return false
+		}
+		switch v.b[v.i] {
+		case '}':
+			v.i++
+			return true
+		case ',':
+			v.i++
+		default:
+			return false
+		}
+	}
+}
+
+func (v *jsonValidator) array(depth int) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	v.i++ // [
+	if v.space() < len(v.b) && v.b[v.i] == ']' {
+		v.i++
+		return true
+	}
+	for {
+		v.space()
+		if !v.value(depth) || v.space() >= len(v.b) {
+			return false
+		}
+		switch v.b[v.i] {
+		case ']':
+			v.i++
+			return true
+		case ',':
+			v.i++
+		default:
+			return false
+		}
+	}
+}
+
+// string checks the string at v.i (its opening quote).
+func (v *jsonValidator) string() bool {
+	b := v.b
+	for i := v.i + 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			v.i = i + 1
+			return true
+		case c < 0x20:
+			return false
+		case c != '\\':
 			continue
 		}
-		switch c {
-		case '"':
-			inString = false
-		case '\\':
-			i++
-			if b[i] != 'u' {
-				continue
-			}
-			r := hex4(b[i+1 : i+5])
-			i += 4
-			switch {
-			case r == 0:
-				return fmt.Errorf("string contains NUL (\\u0000)")
-			case r >= 0xdc00 && r <= 0xdfff:
-				return fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
-			case r >= 0xd800 && r <= 0xdbff:
-				if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
-					return fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
-				}
-				lo := hex4(b[i+3 : i+7])
-				if lo < 0xdc00 || lo > 0xdfff {
-					return fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
-				}
+		i++
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			continue
+		case 'u':
+		default:
+			return false
+		}
+		r, ok := hex4(b, i+1)
+		if !ok {
+			return false
+		}
+		i += 4
+		switch {
+		case v.err != nil:
+		case r == 0:
+			v.err = fmt.Errorf("string contains NUL (\\u0000)")
+		case r >= 0xdc00 && r <= 0xdfff:
+			v.err = fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
+		case r >= 0xd800 && r <= 0xdbff:
+			// A pair is consumed whole; anything else leaves the next
+			// escape to be read as itself.
+			if lo, ok := hex4(b, i+3); ok && i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' && lo >= 0xdc00 && lo <= 0xdfff {
 				i += 6
+			} else {
+				v.err = fmt.Errorf("string contains a lone surrogate (\\u%04x)", r)
 			}
 		}
 	}
-	return nil
+	return false
 }
 
-func hex4(b []byte) rune {
+func (v *jsonValidator) number() bool {
+	b := v.b
+	digits := func() int {
+		n := 0
+		for v.i < len(b) && b[v.i] >= '0' && b[v.i] <= '9' {
+			v.i++
+			n++
+		}
+		return n
+	}
+	if b[v.i] == '-' {
+		v.i++
+	}
+	if v.i < len(b) && b[v.i] == '0' {
+		v.i++
+	} else if digits() == 0 {
+		return false
+	}
+	if v.i < len(b) && b[v.i] == '.' {
+		v.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if v.i < len(b) && (b[v.i] == 'e' || b[v.i] == 'E') {
+		v.i++
+		if v.i < len(b) && (b[v.i] == '+' || b[v.i] == '-') {
+			v.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(b) {
+		return 0, false
+	}
 	var r rune
-	for _, c := range b {
+	for _, c := range b[i : i+4] {
 		r <<= 4
 		switch {
 		case c >= '0' && c <= '9':
@@ -164,9 +334,11 @@ func hex4(b []byte) rune {
 			r |= rune(c - 'a' + 10)
 		case c >= 'A' && c <= 'F':
 			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
 		}
 	}
-	return r
+	return r, true
 }
 
 func firstNonSpace(b []byte) byte {

@@ -65,23 +65,24 @@ type parser struct {
 	out     []byte
 	tmp     []byte   // members reordered
 	members []member // the members of the objects being read, innermost last
+	keys    []byte   // their decoded names
 }
 
-// member is an object member written to out[start:end] as "name":value.
+// member is an object member written to out[start:end] as "name":value,
+// its decoded name at keys[kstart:kend]. Offsets, not slices: no pointers
+// for the garbage collector to follow or for release to clear.
 type member struct {
-	key        []byte // the decoded name: in itself unless it has escapes
-	start, end int
+	kstart, kend, start, end int
 }
 
 var parsers = sync.Pool{New: func() any { return new(parser) }}
 
 // release returns p to parsers, unless a huge input left it huge.
 func (p *parser) release() {
-	if cap(p.out) > 1<<20 || cap(p.tmp) > 1<<20 || cap(p.members) > 1<<14 {
+	if cap(p.out) > 1<<20 || cap(p.tmp) > 1<<20 || cap(p.members) > 1<<14 || cap(p.keys) > 1<<20 {
 		return
 	}
-	clear(p.members[:cap(p.members)]) // no references to an old input
-	*p = parser{out: p.out[:0], tmp: p.tmp[:0], members: p.members[:0]}
+	*p = parser{out: p.out[:0], tmp: p.tmp[:0], members: p.members[:0], keys: p.keys[:0]}
 	parsers.Put(p)
 }
 
@@ -202,8 +203,8 @@ func (p *parser) object(depth int) error {
 	}
 	open := len(p.out)
 	p.out = append(p.out, '{')
-	base := len(p.members)
-	defer func() { p.members = p.members[:base] }()
+	base, kbase := len(p.members), len(p.keys)
+	defer func() { p.members, p.keys = p.members[:base], p.keys[:kbase] }()
 	for {
 		p.space()
 		if p.i >= len(p.in) || p.in[p.i] != '"' {
@@ -214,6 +215,8 @@ func (p *parser) object(depth int) error {
 		if err != nil {
 			return err
 		}
+		kstart := len(p.keys)
+		p.keys = append(p.keys, key...)
 		p.space()
 		if p.i >= len(p.in) || p.in[p.i] != ':' {
 			return p.errorf("expected ':'")
@@ -224,7 +227,7 @@ func (p *parser) object(depth int) error {
 		if err := p.value(depth + 1); err != nil {
 			return err
 		}
-		p.members = append(p.members, member{key: key, start: start, end: len(p.out)})
+		p.members = append(p.members, member{kstart: kstart, kend: len(p.keys), start: start, end: len(p.out)})
 		p.out = append(p.out, ',')
 		p.space()
 		if p.i >= len(p.in) {
@@ -240,16 +243,25 @@ func (p *parser) object(depth int) error {
 		p.i++
 	}
 	ms := p.members[base:]
+	key := func(m member) []byte { return p.keys[m.kstart:m.kend] }
 	sorted := true
 	for i := 1; i < len(ms) && sorted; i++ {
-		sorted = compareKeys(ms[i-1].key, ms[i].key) < 0
+		sorted = compareKeys(key(ms[i-1]), key(ms[i])) < 0
 	}
 	if !sorted {
-		slices.SortFunc(ms, func(a, b member) int { return compareKeys(a.key, b.key) })
+		if len(ms) <= 12 { // what an event's objects have: no sort's overhead
+			for i := 1; i < len(ms); i++ {
+				for j := i; j > 0 && compareKeys(key(ms[j]), key(ms[j-1])) < 0; j-- {
+					ms[j], ms[j-1] = ms[j-1], ms[j]
+				}
+			}
+		} else {
+			slices.SortFunc(ms, func(a, b member) int { return compareKeys(key(a), key(b)) })
+		}
 		p.tmp = p.tmp[:0]
 		for i, m := range ms {
-			if i > 0 && bytes.Equal(m.key, ms[i-1].key) {
-				return fmt.Errorf("%w %q", ErrDuplicateKey, m.key)
+			if i > 0 && bytes.Equal(key(m), key(ms[i-1])) {
+				return fmt.Errorf("%w %q", ErrDuplicateKey, key(m))
 			}
 			p.tmp = append(p.tmp, p.out[m.start:m.end]...)
 			p.tmp = append(p.tmp, ',')
