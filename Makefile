@@ -27,11 +27,11 @@ bench:
 # trail's canonical JSON. Seed corpora
 # are in each package's testdata/fuzz/. CI runs it after `make test`.
 FUZZTIME ?= 20s
-FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize
+FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize internal/eventjson:FuzzAppend
 fuzz:
 	scripts/with-postgres sh -c 'set -e; for f in $(FUZZERS); do \
 		echo "fuzz: $$f for $(FUZZTIME)"; \
-		$(GO) test -run "^$$" -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) ./$${f%%:*}; done'
+		GO=$(GO) scripts/fuzz $${f%%:*} $${f#*:} $(FUZZTIME); done'
 
 # The reliability suite of RELIABILITY.md (kill -9, PostgreSQL crash, long
 # transaction, full disk, soak) as `make test` runs it, verbosely.
