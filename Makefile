@@ -27,7 +27,7 @@ bench:
 # trail's canonical JSON. Seed corpora
 # are in each package's testdata/fuzz/. CI runs it after `make test`.
 FUZZTIME ?= 20s
-FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize internal/eventjson:FuzzAppend
+FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize internal/eventjson:FuzzAppend personal:FuzzMembers
 fuzz:
 	scripts/with-postgres sh -c 'set -e; for f in $(FUZZERS); do \
 		echo "fuzz: $$f for $(FUZZTIME)"; \

@@ -43,6 +43,6 @@ func Example() {
 	fmt.Println(string(out))
 	// Output:
 	// stored with a token: true
-	// {"name":"Ada Lovelace","patient_id":"p1","ward":"B"}
-	// {"name":"[erased]","patient_id":"p1","ward":"B"}
+	// {"patient_id":"p1","name":"Ada Lovelace","ward":"B"}
+	// {"patient_id":"p1","name":"[erased]","ward":"B"}
 }

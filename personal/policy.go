@@ -48,3 +48,13 @@ func (p *Policy) rule(typ string, version int) (Rule, bool) {
 	}
 	return any, found
 }
+
+// field returns the field of r that member m of data is, if any.
+func (r Rule) field(data []byte, m member) (string, bool) {
+	for _, f := range r.Fields {
+		if m.named(data, f) {
+			return f, true
+		}
+	}
+	return "", false
+}

@@ -85,54 +85,75 @@ func (s *Store) seal(ctx context.Context, stream string, events []chronicle.Even
 		}
 	}
 	var out []chronicle.Event
+	var ms []member
 	for i, e := range events {
 		r, ok := s.policy.rule(e.Type, e.SchemaVersion)
 		if !ok || len(r.Fields) == 0 || !mentions(e.Data, r.Fields) {
 			continue
 		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(e.Data, &obj); err != nil {
+		ms, ok = members(e.Data, ms[:0])
+		if !ok {
 			continue // not an object: the store refuses it or keeps it as it is
 		}
-		subject, err := s.subject(ctx, stream, r, obj, events[:i])
+		sealed, err := s.sealMembers(ctx, stream, r, e, ms, events[:i])
 		if err != nil {
 			return nil, err
 		}
-		dk, err := s.keys.subjectKey(ctx, subject)
-		if err != nil {
-			return nil, fmt.Errorf("append %s: %w", stream, err)
-		}
-		changed := false
-		for _, f := range r.Fields {
-			v, ok := obj[f]
-			if !ok || bytes.Equal(v, []byte("null")) {
-				continue
-			}
-			tok, err := seal(dk, e.ID, f, v)
-			if err != nil {
-				return nil, fmt.Errorf("append %s: %w", stream, err)
-			}
-			obj[f], _ = json.Marshal(tok)
-			changed = true
-		}
-		if !changed {
+		if sealed == nil {
 			continue
-		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(obj); err != nil {
-			return nil, fmt.Errorf("append %s: %w", stream, err)
 		}
 		if out == nil {
 			out = append([]chronicle.Event(nil), events...)
 		}
-		out[i].Data = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		out[i].Data = sealed
 	}
 	if out == nil {
 		return events, nil
 	}
 	return out, nil
+}
+
+// sealMembers returns e's data with the values of r's fields (members ms
+// of it) replaced by their tokens, in place: the rest of the data stays as
+// written. Nil: no field to seal.
+func (s *Store) sealMembers(ctx context.Context, stream string, r Rule, e chronicle.Event, ms []member, before []chronicle.Event) ([]byte, error) {
+	var sl *sealer
+	var out []byte
+	last := 0 // e.Data[:last] is in out
+	for _, m := range ms {
+		v := e.Data[m.valueStart:m.valueEnd]
+		f, ok := r.field(e.Data, m)
+		if !ok || string(v) == "null" {
+			continue
+		}
+		if !json.Valid(v) {
+			return nil, nil // the store refuses the data
+		}
+		if out == nil {
+			subject, err := s.subject(ctx, stream, r, e.Data, ms, before)
+			if err != nil {
+				return nil, err
+			}
+			dk, err := s.keys.subjectKey(ctx, subject)
+			if err != nil {
+				return nil, fmt.Errorf("append %s: %w", stream, err)
+			}
+			sl = newSealer(dk, e.ID)
+			out = make([]byte, 0, len(e.Data)+len(r.Fields)*96)
+		}
+		out = append(out, e.Data[last:m.valueStart]...)
+		out = append(out, '"')
+		var err error
+		if out, err = sl.appendToken(out, f, v); err != nil { // a token needs no escaping
+			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		out = append(out, '"')
+		last = m.valueEnd
+	}
+	if out == nil {
+		return nil, nil
+	}
+	return append(out, e.Data[last:]...), nil
 }
 
 // holdsPrefix reports whether a string of JSON data b (a key or a value)
@@ -175,11 +196,12 @@ func mentions(data []byte, fields []string) bool {
 	return false
 }
 
-// subject returns whose data an event holds: its subject field, or the
-// stream's subject (from the same append, a cache, or the stream).
-func (s *Store) subject(ctx context.Context, stream string, r Rule, obj map[string]json.RawMessage, before []chronicle.Event) (string, error) {
+// subject returns whose data an event holds: its subject field (a
+// member of ms, the members of data), or the stream's subject (from the
+// same append, a cache, or the stream).
+func (s *Store) subject(ctx context.Context, stream string, r Rule, data []byte, ms []member, before []chronicle.Event) (string, error) {
 	if r.Subject != "" {
-		if sub := stringField(obj[r.Subject]); sub != "" {
+		if sub := stringField(lookup(data, ms, r.Subject)); sub != "" {
 			return sub, nil
 		}
 		return "", fmt.Errorf("append %s: %w: %s has no %s", stream, ErrNoSubject, r.Type, r.Subject)
@@ -225,14 +247,19 @@ func (s *Store) namedSubject(typ string, version int, data []byte) string {
 	if !ok || r.Subject == "" || !bytes.Contains(data, []byte(`"`+r.Subject+`"`)) {
 		return ""
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
+	var buf [16]member
+	ms, ok := members(data, buf[:0])
+	if !ok {
 		return ""
 	}
-	return stringField(obj[r.Subject])
+	return stringField(lookup(data, ms, r.Subject))
 }
 
-func stringField(v json.RawMessage) string {
+// stringField returns the JSON string v decoded, or "" when v is not one.
+func stringField(v []byte) string {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1])
+	}
 	var s string
 	if json.Unmarshal(v, &s) != nil {
 		return ""

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 )
@@ -21,7 +22,25 @@ const Prefix = "chronicle:pd1:"
 // erasedJSON is what an erased field reveals as.
 var erasedJSON = []byte(`"` + Erased + `"`)
 
-// seal returns the token of a field's JSON value in the event eventID.
+// sealer makes the tokens of one event's fields under one data key; its
+// buffers serve each field in turn.
+type sealer struct {
+	dk      dataKey
+	eventID string
+	mac     hash.Hash // nil for an event without an id
+	ad      []byte
+	buf     []byte
+}
+
+func newSealer(dk dataKey, eventID string) *sealer {
+	s := &sealer{dk: dk, eventID: strings.ToLower(eventID), ad: []byte(Prefix + dk.id)}
+	if eventID != "" {
+		s.mac = hmac.New(sha256.New, dk.nonceKey)
+	}
+	return s
+}
+
+// appendToken appends to dst the token of a field's JSON value.
 //
 // Its nonce is synthetic (as in SIV): the first 12 bytes of an HMAC-SHA256,
 // under a key derived from the data key, of the key id, the event id, the
@@ -34,24 +53,30 @@ var erasedJSON = []byte(`"` + Erased + `"`)
 // nonce only by a collision of the 96-bit HMAC truncation, as unlikely as
 // for random nonces. An event without an id cannot be retried: its fields
 // get random nonces, so that equal values in different events look apart.
-func seal(dk dataKey, eventID, field string, value []byte) (string, error) {
-	ns := dk.aead.NonceSize()
-	buf := make([]byte, ns, ns+len(value)+dk.aead.Overhead())
-	if eventID == "" {
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
+func (s *sealer) appendToken(dst []byte, field string, value []byte) ([]byte, error) {
+	ns := s.dk.aead.NonceSize()
+	if s.mac == nil {
+		s.buf = append(s.buf[:0], make([]byte, ns)...)
+		if _, err := rand.Read(s.buf); err != nil {
+			return dst, err
 		}
 	} else {
-		m := hmac.New(sha256.New, dk.nonceKey)
-		for _, part := range [][]byte{[]byte(dk.id), []byte(strings.ToLower(eventID)), []byte(field), value} {
-			// Length-prefixed, so that no two inputs read alike.
-			m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
-			m.Write(part)
+		// Length-prefixed parts, so that no two inputs read alike.
+		in := s.buf[:0]
+		for _, part := range [...]string{s.dk.id, s.eventID, field} {
+			in = binary.BigEndian.AppendUint64(in, uint64(len(part)))
+			in = append(in, part...)
 		}
-		copy(buf, m.Sum(nil))
+		in = binary.BigEndian.AppendUint64(in, uint64(len(value)))
+		in = append(in, value...)
+		s.mac.Reset()
+		s.mac.Write(in)
+		s.buf = s.mac.Sum(in[:0])[:ns]
 	}
-	buf = dk.aead.Seal(buf, buf[:ns], value, []byte(Prefix+dk.id))
-	return Prefix + dk.id + ":" + base64.RawURLEncoding.EncodeToString(buf), nil
+	s.buf = s.dk.aead.Seal(s.buf, s.buf[:ns], value, s.ad)
+	dst = append(dst, s.ad...)
+	dst = append(dst, ':')
+	return base64.RawURLEncoding.AppendEncode(dst, s.buf), nil
 }
 
 // open decrypts a token's payload with its key.
