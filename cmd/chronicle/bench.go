@@ -178,8 +178,12 @@ at the end unless --keep.`,
 				defer pprof.StopCPUProfile()
 			}
 			if !asJSON {
-				fmt.Fprintf(m.Stdout, "chronicle bench: %d rounds, interleaved, of %s warm-up + %s measured; W4/W5/W7 data sets of %d events\n",
-					rounds, warmup, duration, opts.Events)
+				r := "1 round"
+				if rounds > 1 {
+					r = fmt.Sprintf("%d rounds, interleaved,", rounds)
+				}
+				fmt.Fprintf(m.Stdout, "chronicle bench: %s of %s warm-up + %s measured; W4/W5/W7 data sets of %d events\n",
+					r, warmup, duration, opts.Events)
 			}
 			rep, err := bench.Run(c.Context(), opts)
 			switch {

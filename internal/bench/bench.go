@@ -180,6 +180,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	r := &runner{opts: opts, t: t, prog: &progress{w: opts.Progress, tty: opts.TTY}}
 	r.fsyncDir = cmp.Or(opts.FsyncDir, t.dir, os.TempDir())
+	if opts.FsyncProbe > 0 {
+		// Before the data sets are loaded, not after.
+		fi, err := os.Stat(r.fsyncDir)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s: not a directory", r.fsyncDir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: fsync probe: %w", err)
+		}
+	}
 	defer r.closePlaces()
 	if err := r.prepare(ctx, sel); err != nil {
 		return r.report(), err

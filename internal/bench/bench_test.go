@@ -164,3 +164,13 @@ func TestFsyncRate(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFsyncDir: a probe directory that does not exist fails the run
+// before anything is set up or measured.
+func TestRunFsyncDir(t *testing.T) {
+	rep, err := Run(context.Background(), Options{Store: "sqlite://" + filepath.Join(t.TempDir(), "b.db"), Workloads: []string{"W3"},
+		Duration: time.Millisecond, FsyncProbe: time.Millisecond, FsyncDir: filepath.Join(t.TempDir(), "missing")})
+	if err == nil || !strings.Contains(err.Error(), "fsync probe") || rep != nil {
+		t.Errorf("Run with a missing --fsync-dir: %v, %+v", err, rep)
+	}
+}
