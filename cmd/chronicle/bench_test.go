@@ -128,3 +128,40 @@ func TestBenchRounds(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchRoundsReport: with --rounds 2 every row holds both rounds, in
+// order, and the fsync probe ran before, between and after them.
+func TestBenchRoundsReport(t *testing.T) {
+	out, stderr, code := newCLI(t, nil).run("bench", "--workload", "W1,W3", "--clients", "1,2", "--warmup", "0s", "--duration", "100ms",
+		"--rounds", "2", "--fsync-probe", "20ms", "--json", "--store", tempStore(t))
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, stderr)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	if rep.Rounds != 2 || rep.Disk == nil || len(rep.Disk.Samples) != 3 {
+		t.Errorf("rounds %d, disk %+v: want 2 rounds and 3 fsync samples", rep.Rounds, rep.Disk)
+	}
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d rows, want 3 (W1 at 1 and 2 clients, W3)", len(rep.Rows))
+	}
+	for _, row := range rep.Rows {
+		if len(row.Rounds) != 2 || row.Rounds[0].Round != 1 || row.Rounds[1].Round != 2 {
+			t.Errorf("%s %d clients: rounds %+v, want rounds 1 and 2", row.Workload, row.Clients, row.Rounds)
+			continue
+		}
+		a, b := row.Rounds[0].OpsPerSec, row.Rounds[1].OpsPerSec
+		if row.Main == "events/s" {
+			a, b = row.Rounds[0].EventsPerSec, row.Rounds[1].EventsPerSec
+		}
+		if want := (bench.Spread{Median: (a + b) / 2, Min: min(a, b), Max: max(a, b)}); row.Value != want {
+			t.Errorf("%s %d clients: value %+v, want %+v from the rounds", row.Workload, row.Clients, row.Value, want)
+		}
+	}
+	// Round 1 of every row came before round 2 of any.
+	if i, j := strings.Index(stderr, "round 1/2: W3"), strings.Index(stderr, "round 2/2: W1"); i < 0 || j < 0 || i > j {
+		t.Errorf("rounds not interleaved:\n%s", stderr)
+	}
+}

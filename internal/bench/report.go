@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-const rowFormat = "%-4s %-22s %-9s %7s %-8s %-28s %9s %9s %6s %9s %-19s %s\n"
+const rowFormat = "%-4s %-22s %-9s %7s %-8s %-28s %9s %9s %6s %9s %-19s %s"
 
 // WriteText prints the report as text: the disk's fsync rate, then a
 // table of the rows, each figure the median of the rounds with min-max in
@@ -22,7 +22,8 @@ func WriteText(w io.Writer, rep *Report) {
 	if c := rep.PlainCommits; c != nil {
 		fmt.Fprintf(w, "postgres: %s commits/s (%s) of the plain INSERT from 1 client (W1)\n", formatFigure(c.Median), formatRange(*c, formatFigure))
 	}
-	fmt.Fprintf(w, rowFormat, "wl", "case", "system", "clients", "main", fmt.Sprintf("median (min-max) of %d", rep.Rounds),
+	line := func(a ...any) { fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf(rowFormat, a...), " ")) }
+	line("wl", "case", "system", "clients", "main", fmt.Sprintf("median (min-max) of %d", rep.Rounds),
 		"p50", "p99", "errors", "conflicts", "ratio", "notes")
 	for _, r := range rep.Rows {
 		format := formatFigure
@@ -55,7 +56,7 @@ func WriteText(w io.Writer, rep *Report) {
 		if r.FirstError != "" {
 			notes = append(notes, "first error: "+r.FirstError)
 		}
-		fmt.Fprintf(w, rowFormat, r.Workload, r.Case, r.System, fmt.Sprint(r.Clients), r.Main, value,
+		line(r.Workload, r.Case, r.System, fmt.Sprint(r.Clients), r.Main, value,
 			FormatDuration(r.P50), FormatDuration(r.P99), fmt.Sprint(r.Errors), fmt.Sprint(r.Conflicts),
 			ratio, strings.Join(notes, "; "))
 	}
