@@ -43,7 +43,7 @@ type Options struct {
 	// in a temporary directory next to the named file, which is never
 	// opened; ?synchronous= is kept), or "" (a temporary directory).
 	Store string
-	// Workloads to run, "W1".."W9"; empty means all.
+	// Workloads to run, "W1".."W10"; empty means all.
 	Workloads []string
 	// Clients is the list of client counts for W1, W2, W8 and W9; nil means
 	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32; W9: 8). The other
