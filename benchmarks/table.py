@@ -6,7 +6,7 @@ def main_fig(r):
     w = r["workload"]
     if w in ("W4", "W6"):
         return "p50 ms", r["p50_ns"] / 1e6
-    if w in ("W3", "W5", "W7"):
+    if w in ("W3", "W5", "W7", "W10"):
         return "events/s", r["events_per_sec"]
     return "ops/s", r["ops_per_sec"]
 
@@ -15,10 +15,16 @@ def fmt(v, unit):
         return f"{v:.2f}"
     return f"{v:,.0f}"
 
+def results(path):
+    data = json.load(open(path))
+    if isinstance(data, dict):  # a report of rounds (chronicle bench since --rounds): each round is a run
+        return [r for row in data["rows"] for r in row["rounds"]]
+    return data
+
 rows = collections.OrderedDict()
 ratios = collections.defaultdict(list)
 for path in sys.argv[1:]:
-    for r in json.load(open(path)):
+    for r in results(path):
         key = (r["backend"], r["workload"], r.get("case", ""), r["system"], r["clients"])
         rows.setdefault(key, []).append(r)
         if r["system"] == "plain" and r.get("ratio"):

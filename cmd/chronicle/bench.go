@@ -26,6 +26,9 @@ func (m *Main) benchCommand() *cobra.Command {
 		scale            float64
 		baseline, keep   bool
 		asJSON           bool
+		rounds           int
+		fsyncProbe       time.Duration
+		fsyncDir         string
 		serveMode        string
 		cpuProfile       string
 		natsURL          string
@@ -34,7 +37,8 @@ func (m *Main) benchCommand() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure the store with the workloads of BENCHMARKS.md",
 		Long: `Run the workloads of BENCHMARKS.md against a backend and print, per workload
-and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts.
+and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts,
+each the median of --rounds rounds (default 3) with min-max beside it.
 
   W1 create   one OrderCreated to a new stream, expected "no stream"
   W2 command  read a random stream's version, append one ItemAdded at it
@@ -51,6 +55,21 @@ and client count: ops/s, events/s, p50 and p99 latency, errors and conflicts.
               every event; p50/p99 from a POST's response to delivery
   W10 relay   relay 200,000 stored events into a fresh JetStream stream
               (file storage) on the NATS server of --nats (skipped without)
+
+Rounds are interleaved: every workload and client count is set up first,
+then measured once in round 1, then again in round 2, and so on, so that a
+machine whose speed drifts slows every row alike. A line per row and round
+goes to stderr as it is measured; the table (or --json, which also holds
+every round's figures) comes at the end.
+
+The disk's fsync rate is measured in the same run, before, between and after
+the rounds (--fsync-probe long each): one 8 KiB block written and flushed
+with fdatasync, again and again, in a temporary file beside the SQLite files
+(on PostgreSQL in the system's temporary directory: give the server's data
+directory with --fsync-dir when it is on this machine). It bounds serial
+durable commits, and with them what group commit can win: the report names
+the regime (slow, medium, fast). With --baseline, the plain INSERT from one
+client (W1) gives PostgreSQL's own commit rate beside it.
 
 Each client is one goroutine with one operation in flight; after the
 warm-up, operations that start and end inside the measured window count.
@@ -71,18 +90,20 @@ order lifecycles until it has --events events. --scale shrinks the data
 sets (W2's streams, and the default --events) for quick runs.
 
 --baseline (PostgreSQL) runs W1-W5 against the seed's plain table too, in
-the same run, each right after chronicle's, and prints the ratio chronicle /
-plain of the row's main figure (ops/s, events/s, or p50 for W4).
+the same run, each right after chronicle's in every round, and prints the
+ratio chronicle / plain of the row's main figure (ops/s, events/s, or p50
+for W4), taken in each round, then its median (min-max) over the rounds.
 
 W8 and W9 start "chronicle serve" as a child process on loopback (--serve
 process), so that the peak RSS reported is the server's alone; --serve
-inprocess runs it inside bench (RSS then includes the clients).
+inprocess runs it inside bench (RSS then includes the clients). Each round
+starts its own server on a fresh store.
 
 W10 needs a NATS server with JetStream (nats-server -js): bench does not start
 one. It creates a stream BENCH_<run> (subjects bench_<run>.>) and deletes it
 at the end unless --keep.`,
 		Example: `  chronicle bench --workload W1 --clients 1,8,32
-  chronicle bench --workload all --scale 0.01 --duration 1s --warmup 200ms
+  chronicle bench --workload all --scale 0.01 --duration 1s --warmup 200ms --rounds 1
   chronicle bench --store 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' --workload all --baseline
   chronicle bench --store sqlite:///var/tmp/bench.db --workload W4,W5 --events 100000 --json`,
 		Args: usageArgs(cobra.NoArgs),
@@ -93,23 +114,32 @@ at the end unless --keep.`,
 			if duration <= 0 || warmup < 0 {
 				return usagef("bench: --duration must be positive and --warmup not negative")
 			}
+			if rounds < 1 {
+				return usagef("bench: --rounds must be at least 1")
+			}
+			if fsyncProbe < 0 {
+				return usagef("bench: --fsync-probe must not be negative")
+			}
 			for _, n := range clients {
 				if n < 1 {
 					return usagef("bench: --clients must be at least 1")
 				}
 			}
 			opts := bench.Options{
-				Store:     m.storeURL(c),
-				Workloads: workloads,
-				Warmup:    warmup,
-				Duration:  duration,
-				Events:    events,
-				Streams:   max(int(float64(bench.DefaultStreams)*scale), 10),
-				W5Limit:   w5Limit,
-				Baseline:  baseline,
-				Keep:      keep,
-				Progress:  m.Stderr,
-				TTY:       m.isTerminal(m.Stderr),
+				Store:      m.storeURL(c),
+				Workloads:  workloads,
+				Warmup:     warmup,
+				Duration:   duration,
+				Events:     events,
+				Streams:    max(int(float64(bench.DefaultStreams)*scale), 10),
+				W5Limit:    w5Limit,
+				Baseline:   baseline,
+				Keep:       keep,
+				Rounds:     rounds,
+				FsyncProbe: fsyncProbe,
+				FsyncDir:   fsyncDir,
+				Progress:   m.Stderr,
+				TTY:        m.isTerminal(m.Stderr),
 			}
 			if !c.Flags().Changed("events") {
 				opts.Events = max(int(float64(bench.DefaultEvents)*scale), 1)
@@ -147,19 +177,25 @@ at the end unless --keep.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			var emit func(bench.Result)
 			if !asJSON {
-				fmt.Fprintf(m.Stdout, "chronicle bench: %s warm-up, %s measured; W4/W5/W7 data sets of %d events\n", warmup, duration, opts.Events)
-				t := bench.NewTable(m.Stdout)
-				emit = t.Row
+				r := "1 round"
+				if rounds > 1 {
+					r = fmt.Sprintf("%d rounds, interleaved,", rounds)
+				}
+				fmt.Fprintf(m.Stdout, "chronicle bench: %s of %s warm-up + %s measured; W4/W5/W7 data sets of %d events\n",
+					r, warmup, duration, opts.Events)
 			}
-			results, err := bench.Run(c.Context(), opts, emit)
-			if asJSON {
+			rep, err := bench.Run(c.Context(), opts)
+			switch {
+			case rep == nil:
+			case asJSON:
 				enc := json.NewEncoder(m.Stdout)
 				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(results); jerr != nil && err == nil {
+				if jerr := enc.Encode(rep); jerr != nil && err == nil {
 					err = jerr
 				}
+			default:
+				bench.WriteText(m.Stdout, rep)
 			}
 			if err != nil && strings.HasPrefix(err.Error(), "bench: unknown workload") {
 				return &usageError{err}
@@ -177,7 +213,10 @@ at the end unless --keep.`,
 	f.DurationVar(&w5Limit, "w5-limit", bench.DefaultW5Limit, "stop the W5 reader after this long")
 	f.BoolVar(&baseline, "baseline", false, "also run the seed's plain table (PostgreSQL only) and print ratios")
 	f.BoolVar(&keep, "keep", false, "keep the schemas or files the run created")
-	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	f.BoolVar(&asJSON, "json", false, "print the results as JSON, every round's figures included")
+	f.IntVar(&rounds, "rounds", bench.DefaultRounds, "measure every row this many times, interleaved, and print the median (min-max)")
+	f.DurationVar(&fsyncProbe, "fsync-probe", time.Second, "how long each probe of the disk's fsync rate runs (before, between and after the rounds); 0 skips it")
+	f.StringVar(&fsyncDir, "fsync-dir", "", "where the fsync probe writes (default: beside the SQLite files, or the temporary directory on PostgreSQL)")
 	f.StringVar(&serveMode, "serve", "process", "how W8 and W9 run the server: process (a child chronicle serve) or inprocess")
 	f.StringVar(&natsURL, "nats", "", "W10: the NATS server (with JetStream) to relay to, nats://HOST:PORT")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write bench's own CPU profile (clients and store code) to this file")

@@ -243,8 +243,9 @@ func TestProjectionsAndVerify(t *testing.T) {
 
 func TestBench(t *testing.T) {
 	c := newCLI(t, nil)
-	out, stderr, code := c.run("bench", "--clients", "2", "--warmup", "0s", "--duration", "300ms", "--store", tempStore(t))
-	if code != 0 || !strings.Contains(out, "ops/s") {
+	out, stderr, code := c.run("bench", "--clients", "2", "--warmup", "0s", "--duration", "300ms", "--store", tempStore(t),
+		"--rounds", "1", "--fsync-probe", "50ms")
+	if code != 0 || !strings.Contains(out, "ops/s") || !strings.Contains(out, "fsync/s") {
 		t.Errorf("bench: exit %d:\n%s%s", code, out, stderr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ type Options struct {
 	// in a temporary directory next to the named file, which is never
 	// opened; ?synchronous= is kept), or "" (a temporary directory).
 	Store string
-	// Workloads to run, "W1".."W9"; empty means all.
+	// Workloads to run, "W1".."W10"; empty means all.
 	Workloads []string
 	// Clients is the list of client counts for W1, W2, W8 and W9; nil means
 	// BENCHMARKS.md's (W1: 1, 8, 32; W2: 8, 32; W8: 32; W9: 8). The other
@@ -67,14 +68,26 @@ type Options struct {
 	NATS string
 	// W10Events is the size of W10's data set; 0 means DefaultW10Events.
 	W10Events int
-	// Progress receives progress lines of data set loads and rebuilds;
-	// TTY redraws them in place. Nil: none.
+	// Rounds is how many times each row is measured, interleaved (round 1
+	// of every row, then round 2, ...); 0 means DefaultRounds.
+	Rounds int
+	// FsyncProbe is how long each fsync probe runs (before, between and
+	// after the rounds); 0 skips the probe.
+	FsyncProbe time.Duration
+	// FsyncDir is where the probe writes; "" means the run's SQLite
+	// directory, or the system's temporary directory on PostgreSQL (give
+	// the server's data directory when it is on this machine).
+	FsyncDir string
+	// Progress receives progress lines of data set loads and rebuilds,
+	// and a line per row and round as it is measured; TTY redraws them in
+	// place. Nil: none.
 	Progress io.Writer
 	TTY      bool
 }
 
 // Result is one row: a workload, a case of it, a system and a client count.
 type Result struct {
+	Round    int    `json:"round,omitempty"`
 	Workload string `json:"workload"`
 	// Case distinguishes rows of one workload: "snapshots-50", a read
 	// model's name, ... Empty when the workload has one.
@@ -98,8 +111,8 @@ type Result struct {
 	Total int64 `json:"total_ops"`
 	// PeakRSS is the W8 server's peak resident set (VmHWM), in bytes.
 	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
-	// Ratio is chronicle / plain for the row's main figure (see Main),
-	// set on both rows of a pair when the baseline ran.
+	// Ratio is chronicle / plain for the row's main figure (see Main) in
+	// the same round, set on both rows of a pair when the baseline ran.
 	Ratio      float64 `json:"ratio,omitempty"`
 	FirstError string  `json:"first_error,omitempty"`
 	Note       string  `json:"note,omitempty"`
@@ -127,11 +140,13 @@ func (r Result) mainValue() float64 {
 	return r.OpsPerSec
 }
 
-// Run runs the selected workloads and returns their rows, also passing
-// each to emit (when not nil) as soon as it is measured. Errors: a bad
-// option, or a failure that stops a workload (set-up, a store that cannot
-// be opened); failing operations are counted in the rows instead.
-func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error) {
+// Run prepares the selected workloads (their places and data sets), then
+// measures every row once per round, interleaved, and reports the rows
+// with their rounds. Errors: a bad option, or a failure that stops a
+// workload (set-up, a store that cannot be opened, a server that does not
+// start), with the report of what was measured until then; failing
+// operations are counted in the rows instead.
+func Run(ctx context.Context, opts Options) (*Report, error) {
 	sel, err := selectWorkloads(opts.Workloads)
 	if err != nil {
 		return nil, err
@@ -144,6 +159,10 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 			return nil, errors.New("bench: client counts must be at least 1")
 		}
 	}
+	if opts.Rounds < 0 {
+		return nil, errors.New("bench: the number of rounds must be at least 1")
+	}
+	opts.Rounds = cmp.Or(opts.Rounds, DefaultRounds)
 	opts.Events = cmp.Or(opts.Events, DefaultEvents)
 	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
 	opts.W5Limit = cmp.Or(opts.W5Limit, DefaultW5Limit)
@@ -159,10 +178,31 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 	if opts.Baseline && t.kind != storeurl.Postgres {
 		return nil, errors.New("bench: --baseline needs a PostgreSQL store (the plain table is PostgreSQL's)")
 	}
-	r := &runner{opts: opts, t: t, emit: emit, prog: &progress{w: opts.Progress, tty: opts.TTY}}
+	r := &runner{opts: opts, t: t, prog: &progress{w: opts.Progress, tty: opts.TTY}}
+	r.fsyncDir = cmp.Or(opts.FsyncDir, t.dir, os.TempDir())
+	if opts.FsyncProbe > 0 {
+		// Before the data sets are loaded, not after.
+		fi, err := os.Stat(r.fsyncDir)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s: not a directory", r.fsyncDir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: fsync probe: %w", err)
+		}
+	}
+	defer r.closePlaces()
+	if err := r.prepare(ctx, sel); err != nil {
+		return r.report(), err
+	}
+	err = r.runRounds(ctx)
+	return r.report(), err
+}
+
+// prepare makes each workload's places and data sets and queues its jobs.
+func (r *runner) prepare(ctx context.Context, sel []string) error {
 	for _, w := range sel {
 		if err := ctx.Err(); err != nil {
-			return r.results, err
+			return err
 		}
 		var err error
 		switch w {
@@ -183,17 +223,25 @@ func Run(ctx context.Context, opts Options, emit func(Result)) ([]Result, error)
 		case "W7":
 			err = r.w7(ctx)
 		case "W8":
-			err = r.w8(ctx)
+			r.w8()
 		case "W9":
-			err = r.w9(ctx)
+			r.w9()
 		case "W10":
 			err = r.w10(ctx)
 		}
 		if err != nil {
-			return r.results, fmt.Errorf("bench %s: %w", w, err)
+			return fmt.Errorf("bench %s: %w", w, err)
 		}
 	}
-	return r.results, nil
+	return r.use(ctx, nil)
+}
+
+// closePlaces closes every place of the run, dropping it unless kept.
+func (r *runner) closePlaces() {
+	r.cur = nil
+	for _, p := range r.places {
+		p.close()
+	}
 }
 
 func selectWorkloads(names []string) ([]string, error) {
@@ -220,9 +268,14 @@ func selectWorkloads(names []string) ([]string, error) {
 type runner struct {
 	opts    Options
 	t       *target
-	emit    func(Result)
 	prog    *progress
+	jobs    []job
+	places  []*place // prepared, closed at the end
+	cur     *place   // the open one
 	results []Result
+	// fsyncDir is where the probe writes; fsyncs its rates so far.
+	fsyncDir string
+	fsyncs   []float64
 }
 
 func (r *runner) clients(def ...int) []int {
@@ -232,8 +285,8 @@ func (r *runner) clients(def ...int) []int {
 	return def
 }
 
-// add records a row; a plain row completes the ratio of the chronicle row
-// of the same workload, case and clients measured just before it.
+// add records a round of a row; a plain row completes the ratio of the
+// chronicle row of the same round, workload, case and clients.
 func (r *runner) add(res Result) {
 	res.Backend = r.t.kind
 	if res.System == "" {
@@ -242,7 +295,7 @@ func (r *runner) add(res Result) {
 	if res.System == "plain" {
 		for i := len(r.results) - 1; i >= 0; i-- {
 			c := &r.results[i]
-			if c.System == "chronicle" && c.Workload == res.Workload && c.Case == res.Case && c.Clients == res.Clients {
+			if c.System == "chronicle" && c.Round == res.Round && c.Workload == res.Workload && c.Case == res.Case && c.Clients == res.Clients {
 				if pv := res.mainValue(); pv > 0 {
 					c.Ratio = c.mainValue() / pv
 					res.Ratio = c.Ratio
@@ -252,9 +305,31 @@ func (r *runner) add(res Result) {
 		}
 	}
 	r.results = append(r.results, res)
-	if r.emit != nil {
-		r.emit(res)
+}
+
+// summary is a round's row in one line, for the progress lines.
+func (r Result) summary() string {
+	s := r.Workload
+	if r.Case != "" {
+		s += " " + r.Case
 	}
+	s += fmt.Sprintf(" %s, %d client", r.System, r.Clients)
+	if r.Clients != 1 {
+		s += "s"
+	}
+	s += ": "
+	if r.Main() == "p50" {
+		s += "p50 " + FormatDuration(r.P50)
+	} else {
+		s += formatFigure(r.mainValue()) + " " + r.Main()
+	}
+	if r.Ratio > 0 && r.System == "plain" {
+		s += fmt.Sprintf(", chronicle/plain %.2fx", r.Ratio)
+	}
+	if r.Errors > 0 {
+		s += fmt.Sprintf(", %d errors", r.Errors)
+	}
+	return s
 }
 
 // worker is one client's state during a measured run.

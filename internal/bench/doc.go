@@ -1,4 +1,4 @@
-// Package bench runs the workloads of BENCHMARKS.md (W1-W8) against a
+// Package bench runs the workloads of BENCHMARKS.md (W1-W10) against a
 // chronicle backend and, on PostgreSQL, against the seed's plain table in
 // the same run (the baseline), so that ratios hold on a noisy machine.
 //
@@ -11,4 +11,8 @@
 // A client is one goroutine with one operation in flight. After the
 // warm-up, an operation counts if it starts and ends inside the measured
 // window; latencies are taken per operation in the client.
+//
+// Every row is measured in rounds, interleaved (round 1 of every row, then
+// round 2, ...), and reported as the median with min-max; the disk's fsync
+// rate is probed between the rounds, the regime the figures belong to.
 package bench

@@ -94,28 +94,28 @@ func (s *w9Sub) read(ctx context.Context, client *http.Client, base, after strin
 // W1). Every subscriber must get every event once; the latency is from the
 // moment the POST's response was read (the append is committed then) to
 // the moment a subscriber read the event, over every subscriber.
-func (r *runner) w9(ctx context.Context) error {
+func (r *runner) w9() {
 	if r.opts.Serve == nil {
 		r.prog.line("W9 skipped: no way to start the server")
-		return nil
+		return
 	}
 	for _, n := range r.clients(8) {
-		if err := r.w9Run(ctx, n); err != nil {
-			return err
-		}
+		// A fresh store and server each round: the peak RSS is the round's.
+		r.jobs = append(r.jobs, job{workload: "W9", run: func(ctx context.Context, round int) (Result, error) {
+			return r.w9Run(ctx, n, round)
+		}})
 	}
-	return nil
 }
 
-func (r *runner) w9Run(ctx context.Context, n int) error {
-	p, err := r.t.newPlace(ctx, "w9_"+strconv.Itoa(n), true, 0)
+func (r *runner) w9Run(ctx context.Context, n, round int) (Result, error) {
+	p, err := r.t.newPlace(ctx, fmt.Sprintf("w9_%d_r%d", n, round), true, 0)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	defer p.close()
 	srv, err := r.opts.Serve(ctx, p.url)
 	if err != nil {
-		return fmt.Errorf("start the server: %w", err)
+		return Result{}, fmt.Errorf("start the server: %w", err)
 	}
 	stopped := false
 	defer func() {
@@ -137,12 +137,12 @@ func (r *runner) w9Run(ctx context.Context, n int) error {
 	}
 	res, err := client.Get(srv.Base + "/events?after=now&limit=1")
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	err = json.NewDecoder(res.Body).Decode(&start)
 	res.Body.Close()
 	if err != nil {
-		return fmt.Errorf("GET /events?after=now: %w", err)
+		return Result{}, fmt.Errorf("GET /events?after=now: %w", err)
 	}
 	sctx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
@@ -273,6 +273,5 @@ func (r *runner) w9Run(ctx context.Context, n int) error {
 		row.Errors++
 		row.FirstError = "server stop: " + err.Error()
 	}
-	r.add(row)
-	return nil
+	return row, nil
 }

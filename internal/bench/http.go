@@ -171,28 +171,28 @@ const (
 
 // W8: HTTP clients each run create -> pay -> ship on new orders against
 // the service; an operation is one order, latencies are per request.
-func (r *runner) w8(ctx context.Context) error {
+func (r *runner) w8() {
 	if r.opts.Serve == nil {
 		r.prog.line("W8 skipped: no way to start the server")
-		return nil
+		return
 	}
 	for _, n := range r.clients(32) {
-		if err := r.w8Run(ctx, n); err != nil {
-			return err
-		}
+		// A fresh store and server each round: the peak RSS is the round's.
+		r.jobs = append(r.jobs, job{workload: "W8", run: func(ctx context.Context, round int) (Result, error) {
+			return r.w8Run(ctx, n, round)
+		}})
 	}
-	return nil
 }
 
-func (r *runner) w8Run(ctx context.Context, n int) error {
-	p, err := r.t.newPlace(ctx, "w8_"+strconv.Itoa(n), true, 0)
+func (r *runner) w8Run(ctx context.Context, n, round int) (Result, error) {
+	p, err := r.t.newPlace(ctx, fmt.Sprintf("w8_%d_r%d", n, round), true, 0)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	defer p.close()
 	srv, err := r.opts.Serve(ctx, p.url)
 	if err != nil {
-		return fmt.Errorf("start the server: %w", err)
+		return Result{}, fmt.Errorf("start the server: %w", err)
 	}
 	stopped := false
 	defer func() {
@@ -258,6 +258,5 @@ func (r *runner) w8Run(ctx context.Context, n int) error {
 		res.Errors++
 		res.FirstError = "server stop: " + err.Error()
 	}
-	r.add(res)
-	return nil
+	return res, nil
 }

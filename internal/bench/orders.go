@@ -36,11 +36,10 @@ func encode(evs ...order.Event) []chronicle.Event {
 // snapshots the order is 25 events past its last snapshot (taken at 975),
 // the average in steady state, as in aggregate's BenchmarkLoad1000.
 func (r *runner) w6(ctx context.Context) error {
-	p, err := r.t.newPlace(ctx, "w6", false, 0)
+	p, err := r.newPlace(ctx, "w6", false, 0)
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	events := []order.Event{order.OrderCreated{CustomerID: "cust_456", Currency: "USD", Items: []order.Item{}}}
 	for i := range orderLen - 1 {
 		events = append(events, order.ItemAdded{SKU: fmt.Sprintf("SKU-%d", i%10), Quantity: 1, UnitPrice: 100 + int64(i%10)})
@@ -67,22 +66,27 @@ func (r *runner) w6(ctx context.Context) error {
 	if err := appendAll("order-bench_snap", events[orderLen-25:]); err != nil {
 		return err
 	}
-	off := aggregate.New(p.store, p.store, reg, order.Definition(), aggregate.WithSnapshotEvery(0))
 	for _, c := range []struct {
 		name, id string
-		repo     *aggregate.Repository[order.State, order.Command, order.Event]
+		every    int
 	}{
-		{"snapshots-50", "bench_snap", snap},
-		{"snapshots-off", "bench_off", off},
+		{"snapshots-50", "bench_snap", 50},
+		{"snapshots-off", "bench_off", 0},
 	} {
-		r.pair(ctx, p, 1, Result{Workload: "W6", Case: c.name}, r.opts.Warmup,
-			func(ctx context.Context, w *worker) (int, error) {
-				l, err := c.repo.Load(ctx, c.id)
+		r.jobs = append(r.jobs, job{workload: "W6", place: p, run: func(ctx context.Context, _ int) (Result, error) {
+			// On the store as it is open for this round.
+			repo := aggregate.New(p.store, p.store, reg, order.Definition(), aggregate.WithSnapshotEvery(c.every))
+			r.checkpoint(ctx, p)
+			res := measure(ctx, 1, r.opts.Warmup, r.opts.Duration, func(ctx context.Context, w *worker) (int, error) {
+				l, err := repo.Load(ctx, c.id)
 				if err == nil && l.Version != orderLen {
 					err = fmt.Errorf("loaded version %d, want %d", l.Version, orderLen)
 				}
 				return int(l.Version - l.SnapshotVersion), err
-			}, nil, nil, nil)
+			}, nil)
+			res.Workload, res.Case = "W6", c.name
+			return res, nil
+		}})
 	}
 	return nil
 }
@@ -125,11 +129,10 @@ func lifecycle(i int) (string, []chronicle.Event) {
 // over an order history of about Events events (whole lifecycles, written
 // by 64 concurrent writers, one append per order).
 func (r *runner) w7(ctx context.Context) error {
-	p, err := r.t.newPlace(ctx, "w7", false, 0)
+	p, err := r.newPlace(ctx, "w7", false, 0)
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	var next, events, orders atomic.Int64
 	want := int64(r.opts.Events)
 	start := time.Now()
@@ -157,29 +160,41 @@ func (r *runner) w7(ctx context.Context) error {
 	if err := settle(ctx, p.store); err != nil {
 		return err
 	}
-	runner, err := projection.New(p.store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
+	rebuilder := func() (*projection.Runner, error) {
+		return projection.New(p.store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
+	}
+	runner, err := rebuilder()
 	if err != nil {
 		return err
 	}
 	if err := runner.Setup(ctx); err != nil {
 		return err
 	}
-	r.checkpoint(ctx, p)
-	for _, name := range runner.Names() {
-		t0 := time.Now()
-		err := runner.Rebuild(ctx, name, func(pr projection.Progress) {
-			r.prog.update("W7 rebuild %s: %d/%d (%.0f events/s)", name, pr.Position, pr.HeadPosition, pr.EventsPerSec)
-		})
-		r.add(w7Result(ctx, p, name, []string{name}, n, orders.Load(), time.Since(t0), err))
+	// Each read model alone, then both as a rebuild of everything does
+	// it: one pass over the log, both swapped in together.
+	for _, label := range append(runner.Names(), "both") {
+		r.jobs = append(r.jobs, job{workload: "W7", place: p, run: func(ctx context.Context, _ int) (Result, error) {
+			runner, err := rebuilder() // on the store as it is open for this round
+			if err != nil {
+				return Result{}, err
+			}
+			names := []string{label}
+			if label == "both" {
+				names = runner.Names()
+			}
+			r.checkpoint(ctx, p)
+			t0 := time.Now()
+			progress := func(pr projection.Progress) {
+				r.prog.update("W7 rebuild %s: %d/%d (%.0f events/s)", label, pr.Position, pr.HeadPosition, pr.EventsPerSec)
+			}
+			if label == "both" {
+				err = runner.RebuildAll(ctx, nil, progress)
+			} else {
+				err = runner.Rebuild(ctx, label, progress)
+			}
+			return w7Result(ctx, p, label, names, n, orders.Load(), time.Since(t0), err), nil
+		}})
 	}
-	// Both read models as a rebuild of everything does it: one pass over
-	// the log, both swapped in together.
-	r.checkpoint(ctx, p)
-	t0 := time.Now()
-	err = runner.RebuildAll(ctx, nil, func(pr projection.Progress) {
-		r.prog.update("W7 rebuild both: %d/%d (%.0f events/s)", pr.Position, pr.HeadPosition, pr.EventsPerSec)
-	})
-	r.add(w7Result(ctx, p, "both", runner.Names(), n, orders.Load(), time.Since(t0), err))
 	return nil
 }
 

@@ -28,11 +28,10 @@ func (r *runner) w10(ctx context.Context) error {
 		r.prog.line("W10 skipped: no NATS server (--nats nats://HOST:PORT)")
 		return nil
 	}
-	p, err := r.t.newPlace(ctx, "w10", false, 0)
+	p, err := r.newPlace(ctx, "w10", false, 0)
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	streams, perStream, err := r.loadStreams(ctx, p, r.opts.W10Events)
 	if err != nil {
 		return err
@@ -42,23 +41,34 @@ func (r *runner) w10(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.jobs = append(r.jobs, job{workload: "W10", place: p, run: func(ctx context.Context, round int) (Result, error) {
+		return r.w10Run(ctx, p, round, head.Checkpoint, want)
+	}})
+	return nil
+}
+
+// w10Run relays the whole log once: into a JetStream stream of the
+// round's own, from a checkpoint of the round's own.
+func (r *runner) w10Run(ctx context.Context, p *place, round int, head chronicle.Checkpoint, want int) (Result, error) {
 	// A stream and subjects of this run's own, deleted at the end: the
 	// server may be shared.
-	name := "BENCH_" + strings.ToUpper(r.t.run)
-	rl, err := relay.New(relay.Options{URL: r.opts.NATS, SubjectPrefix: "bench_" + r.t.run, Stream: name, Upcaster: order.NewRegistry()})
+	id := fmt.Sprintf("%s_r%d", r.t.run, round)
+	name := "BENCH_" + strings.ToUpper(id)
+	rl, err := relay.New(relay.Options{URL: r.opts.NATS, SubjectPrefix: "bench_" + id, Stream: name, Upcaster: order.NewRegistry()})
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	defer rl.Close()
 	var applied atomic.Int64
-	runner, err := projection.New(p.store, projection.Options{Sinks: []projection.Sink{rl}, Hooks: projection.Hooks{
+	sink := roundSink{rl, fmt.Sprintf("%s_r%d", relay.Name, round)}
+	runner, err := projection.New(p.store, projection.Options{Sinks: []projection.Sink{sink}, Hooks: projection.Hooks{
 		Applied: func(_ string, n int, _ chronicle.Checkpoint, _ time.Duration) { applied.Add(int64(n)) },
 	}})
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	if err := runner.Setup(ctx); err != nil {
-		return err
+		return Result{}, err
 	}
 	defer r.dropStream(name)
 	r.checkpoint(ctx, p)
@@ -69,7 +79,7 @@ func (r *runner) w10(ctx context.Context) error {
 		defer close(done)
 		runner.Run(rctx)
 	}()
-	err = runner.WaitFor(ctx, relay.Name, head.Checkpoint)
+	err = runner.WaitFor(ctx, sink.name, head)
 	el, cpu := time.Since(start), cpuTime()-cpu0
 	cancel()
 	<-done
@@ -91,9 +101,17 @@ func (r *runner) w10(ctx context.Context) error {
 		res.Errors++
 		res.FirstError = fmt.Sprintf("relayed %d events, the data set has %d", res.Events, want)
 	}
-	r.add(res)
-	return nil
+	return res, nil
 }
+
+// roundSink is the relay under a checkpoint name of the round's, so that
+// each round relays the log from the start.
+type roundSink struct {
+	*relay.Relay
+	name string
+}
+
+func (s roundSink) Name() string { return s.name }
 
 // dropStream deletes the run's JetStream stream, unless the run keeps
 // what it made.

@@ -94,15 +94,17 @@ type place struct {
 	url    string // store URL, for a server process
 	schema string
 	path   string
-	store  storeurl.Store // nil until opened
-	plain  *pgxpool.Pool  // nil without the baseline
+	store  storeurl.Store // nil while not open
+	plain  *pgxpool.Pool  // nil while not open, or without the baseline
+	// plainConns is the plain pool's size, 0 without the baseline.
+	plainConns int
 }
 
 // newPlace makes a fresh place named name ("w1") and opens its store
 // unless noOpen. plainConns > 0 also creates the plain table and a pool of
 // that many connections on it.
 func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainConns int) (*place, error) {
-	p := &place{t: t, name: name}
+	p := &place{t: t, name: name, plainConns: plainConns}
 	switch t.kind {
 	case storeurl.Postgres:
 		p.schema = "bench_" + t.run + "_" + name
@@ -124,21 +126,51 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 	if noOpen {
 		return p, nil
 	}
-	loc, err := storeurl.Parse(p.url)
-	if err != nil {
-		return nil, err
-	}
-	if p.store, err = storeurl.Open(ctx, loc, storeurl.Options{}); err != nil {
+	if err := p.open(ctx); err != nil {
 		p.close()
 		return nil, err
 	}
-	if plainConns > 0 {
-		if err := p.openPlain(ctx, plainConns); err != nil {
+	if p.plain != nil {
+		if _, err := p.plain.Exec(ctx, plainSchema); err != nil {
 			p.close()
-			return nil, err
+			return nil, fmt.Errorf("create the plain table: %w", err)
 		}
 	}
 	return p, nil
+}
+
+// open opens the place's store and, with the baseline, a pool on the
+// plain table; a no-op when they are open.
+func (p *place) open(ctx context.Context) error {
+	if p.store != nil {
+		return nil
+	}
+	loc, err := storeurl.Parse(p.url)
+	if err != nil {
+		return err
+	}
+	if p.store, err = storeurl.Open(ctx, loc, storeurl.Options{}); err != nil {
+		return err
+	}
+	if p.plainConns > 0 {
+		if err := p.openPlain(ctx); err != nil {
+			p.release()
+			return err
+		}
+	}
+	return nil
+}
+
+// release closes the store and the plain pool, keeping what they wrote.
+func (p *place) release() {
+	if p.plain != nil {
+		p.plain.Close()
+		p.plain = nil
+	}
+	if p.store != nil {
+		p.store.Close()
+		p.store = nil
+	}
 }
 
 // The seed's table, exactly as BENCHMARKS.md gives it.
@@ -155,31 +187,21 @@ CREATE TABLE order_events (
 );
 CREATE INDEX order_events_order_id ON order_events (order_id);`
 
-func (p *place) openPlain(ctx context.Context, conns int) error {
+func (p *place) openPlain(ctx context.Context) error {
 	cfg, err := pgxpool.ParseConfig(p.t.pgURL)
 	if err != nil {
 		return err
 	}
-	cfg.MaxConns = int32(conns)
+	cfg.MaxConns = int32(p.plainConns)
 	cfg.ConnConfig.RuntimeParams["search_path"] = p.schema
-	if p.plain, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return err
-	}
-	if _, err := p.plain.Exec(ctx, plainSchema); err != nil {
-		return fmt.Errorf("create the plain table: %w", err)
-	}
-	return nil
+	p.plain, err = pgxpool.NewWithConfig(ctx, cfg)
+	return err
 }
 
 // close closes the place and, unless the run keeps them, drops its schema
 // or removes its files.
 func (p *place) close() {
-	if p.plain != nil {
-		p.plain.Close()
-	}
-	if p.store != nil {
-		p.store.Close()
-	}
+	p.release()
 	if p.t.keep {
 		return
 	}

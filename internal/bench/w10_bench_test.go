@@ -27,17 +27,17 @@ func BenchmarkW10(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			srv := natstest.Start(b)
-			opts := Options{Store: store, Workloads: []string{"W10"}, NATS: srv.URL(), Duration: time.Second}
+			opts := Options{Store: store, Workloads: []string{"W10"}, NATS: srv.URL(), Duration: time.Second, Rounds: 1}
 			if n, err := parseCount(os.Getenv("W10_EVENTS")); err == nil {
 				opts.W10Events = n
 			}
 			for b.Loop() {
-				res, err := Run(context.Background(), opts, nil)
-				if err != nil || len(res) != 1 || res[0].Errors > 0 {
-					b.Fatalf("W10: %+v, %v", res, err)
+				rep, err := Run(context.Background(), opts)
+				if err != nil || len(rep.Rows) != 1 || rep.Rows[0].Errors > 0 {
+					b.Fatalf("W10: %+v, %v", rep, err)
 				}
-				b.ReportMetric(res[0].EventsPerSec, "events/s")
-				b.Log(res[0].Note)
+				b.ReportMetric(rep.Rows[0].EventsPerSec, "events/s")
+				b.Log(rep.Rows[0].Note)
 			}
 		})
 	}

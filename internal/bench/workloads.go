@@ -30,31 +30,36 @@ func (r *runner) plainConns(n int) int {
 	return n + 2
 }
 
-// pair measures chronicle and then, with the baseline, the plain table,
-// each after a checkpoint: the two runs interleave.
-func (r *runner) pair(ctx context.Context, p *place, clients int, base Result, warmup time.Duration, c, plain op, conflict, plainConflict func(error) bool) {
-	r.checkpoint(ctx, p)
-	res := measure(ctx, clients, warmup, r.opts.Duration, c, conflict)
-	res.Workload, res.Case = base.Workload, base.Case
-	r.add(res)
-	if plain != nil && p.plain != nil {
-		r.checkpoint(ctx, p)
-		res := measure(ctx, clients, warmup, r.opts.Duration, plain, plainConflict)
-		res.Workload, res.Case, res.System = base.Workload, base.Case, "plain"
-		r.add(res)
+// pair queues chronicle's row and, with the baseline, the plain table's,
+// each measured after a checkpoint: in every round the two run one right
+// after the other.
+func (r *runner) pair(p *place, clients int, base Result, c, plain op, conflict, plainConflict func(error) bool) {
+	r.measured(p, clients, base, c, conflict)
+	if plain != nil && p.plainConns > 0 {
+		base.System = "plain"
+		r.measured(p, clients, base, plain, plainConflict)
 	}
+}
+
+// measured queues a row measured by measure.
+func (r *runner) measured(p *place, clients int, base Result, f op, conflict func(error) bool) {
+	r.jobs = append(r.jobs, job{workload: base.Workload, place: p, run: func(ctx context.Context, _ int) (Result, error) {
+		r.checkpoint(ctx, p)
+		res := measure(ctx, clients, r.opts.Warmup, r.opts.Duration, f, conflict)
+		res.Workload, res.Case, res.System = base.Workload, base.Case, base.System
+		return res, nil
+	}})
 }
 
 // W1: one OrderCreated to a new stream, expected version "no stream".
 func (r *runner) w1(ctx context.Context) error {
-	p, err := r.t.newPlace(ctx, "w1", false, r.plainConns(r.maxClients(1, 8, 32)))
+	p, err := r.newPlace(ctx, "w1", false, r.plainConns(r.maxClients(1, 8, 32)))
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	e := benchEvent("OrderCreated")
 	for _, n := range r.clients(1, 8, 32) {
-		r.pair(ctx, p, n, Result{Workload: "W1"}, r.opts.Warmup,
+		r.pair(p, n, Result{Workload: "W1"},
 			func(ctx context.Context, w *worker) (int, error) {
 				_, err := p.store.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e})
 				return 1, err
@@ -75,11 +80,10 @@ func plainConflict(err error) bool {
 
 // W2: read a random stream's version, append one ItemAdded expecting it.
 func (r *runner) w2(ctx context.Context) error {
-	p, err := r.t.newPlace(ctx, "w2", false, r.plainConns(r.maxClients(8, 32)))
+	p, err := r.newPlace(ctx, "w2", false, r.plainConns(r.maxClients(8, 32)))
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	n := r.opts.Streams
 	stream := func(i int) string { return "order-cmd" + strconv.Itoa(i) }
 	r.prog.line("W2 set-up: %d streams of 1 event", n)
@@ -102,7 +106,7 @@ SELECT id, s, 'OrderCreated', 1, $3::jsonb, $4::jsonb FROM unnest($1::uuid[], $2
 	}
 	e := benchEvent("ItemAdded")
 	for _, c := range r.clients(8, 32) {
-		r.pair(ctx, p, c, Result{Workload: "W2"}, r.opts.Warmup,
+		r.pair(p, c, Result{Workload: "W2"},
 			func(ctx context.Context, w *worker) (int, error) {
 				s := stream(w.rng.IntN(n))
 				v, err := p.store.StreamVersion(ctx, s)
@@ -128,11 +132,10 @@ VALUES ($1, $2, 'ItemAdded', $3, $4, $5)`, chronicle.NewEventID(), s, v+1, Paylo
 
 // W3: 100 events to a new stream in one append.
 func (r *runner) w3(ctx context.Context) error {
-	p, err := r.t.newPlace(ctx, "w3", false, r.plainConns(1))
+	p, err := r.newPlace(ctx, "w3", false, r.plainConns(1))
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	evs := make([]chronicle.Event, 100)
 	for i := range evs {
 		evs[i] = benchEvent("ItemAdded")
@@ -141,7 +144,7 @@ func (r *runner) w3(ctx context.Context) error {
 	for i := range versions {
 		versions[i], payloads[i], metas[i] = int32(i+1), Payload, Metadata
 	}
-	r.pair(ctx, p, 1, Result{Workload: "W3"}, r.opts.Warmup,
+	r.pair(p, 1, Result{Workload: "W3"},
 		func(ctx context.Context, w *worker) (int, error) {
 			_, err := p.store.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, evs)
 			return 100, err
@@ -215,18 +218,17 @@ SELECT id, s, 'ItemAdded', $3, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $2::
 // W4 (read a random load-* stream whole, decoding) and W5 (page the global
 // log from the start) share their data set.
 func (r *runner) w4w5(ctx context.Context, w4, w5 bool) error {
-	p, err := r.t.newPlace(ctx, "w4", false, r.plainConns(1))
+	p, err := r.newPlace(ctx, "w4", false, r.plainConns(1))
 	if err != nil {
 		return err
 	}
-	defer p.close()
 	streams, perStream, err := r.loadStreams(ctx, p, r.opts.Events)
 	if err != nil {
 		return err
 	}
 	r.vacuum(ctx, p)
 	if w4 {
-		r.pair(ctx, p, 1, Result{Workload: "W4"}, r.opts.Warmup,
+		r.pair(p, 1, Result{Workload: "W4"},
 			func(ctx context.Context, w *worker) (int, error) {
 				s := "load-" + strconv.Itoa(w.rng.IntN(streams))
 				evs, err := p.store.ReadStream(ctx, s, chronicle.ReadStreamOptions{})
@@ -258,42 +260,43 @@ FROM order_events WHERE order_id = $1 ORDER BY version`, s)
 			}, nil, nil)
 	}
 	if w5 {
-		if w4 {
-			r.vacuum(ctx, p)
-		}
 		want := streams * perStream
-		r.checkpoint(ctx, p)
-		// A catch-up reader as a subscription runs one: chronicle.ReadAhead
-		// reads the next page while this goroutine decodes the current one.
-		next, stop := iter.Pull2(chronicle.ReadAhead(ctx, p.store, chronicle.Checkpoint{}, chronicle.ReadAllOptions{Limit: 1000}))
-		r.add(r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
-			page, err, ok := next()
-			if err != nil || !ok {
-				return cursor, 0, err
-			}
-			for _, e := range page {
-				if err := decode(e.Data); err != nil {
-					return cursor, 0, err
-				}
-			}
-			return cursor, len(page), nil
-		}))
-		stop()
-		if p.plain != nil {
+		r.jobs = append(r.jobs, job{workload: "W5", place: p, run: func(ctx context.Context, _ int) (Result, error) {
 			r.checkpoint(ctx, p)
-			res := r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
-				// Unordered keyset paging by ctid: a TID range scan that
-				// returns rows in physical order, no index, no global order.
-				rows, err := p.plain.Query(ctx, `SELECT ctid::text, id, order_id, event_type, version, data, metadata, created_at
-FROM order_events WHERE ctid > $1::tid LIMIT 1000`, cmpOr(cursor, "(0,0)"))
-				if err != nil {
+			// A catch-up reader as a subscription runs one: chronicle.ReadAhead
+			// reads the next page while this goroutine decodes the current one.
+			next, stop := iter.Pull2(chronicle.ReadAhead(ctx, p.store, chronicle.Checkpoint{}, chronicle.ReadAllOptions{Limit: 1000}))
+			defer stop()
+			return r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
+				page, err, ok := next()
+				if err != nil || !ok {
 					return cursor, 0, err
 				}
-				n, err := scanPlain(rows, &cursor)
-				return cursor, n, err
-			})
-			res.System = "plain"
-			r.add(res)
+				for _, e := range page {
+					if err := decode(e.Data); err != nil {
+						return cursor, 0, err
+					}
+				}
+				return cursor, len(page), nil
+			}), nil
+		}})
+		if p.plainConns > 0 {
+			r.jobs = append(r.jobs, job{workload: "W5", place: p, run: func(ctx context.Context, _ int) (Result, error) {
+				r.checkpoint(ctx, p)
+				res := r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
+					// Unordered keyset paging by ctid: a TID range scan that
+					// returns rows in physical order, no index, no global order.
+					rows, err := p.plain.Query(ctx, `SELECT ctid::text, id, order_id, event_type, version, data, metadata, created_at
+FROM order_events WHERE ctid > $1::tid LIMIT 1000`, cmpOr(cursor, "(0,0)"))
+					if err != nil {
+						return cursor, 0, err
+					}
+					n, err := scanPlain(rows, &cursor)
+					return cursor, n, err
+				})
+				res.System = "plain"
+				return res, nil
+			}})
 		}
 	}
 	return nil
