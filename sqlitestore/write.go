@@ -220,13 +220,9 @@ func (s *Store) AppendRecorded(ctx context.Context, stream string, expected chro
 }
 
 func (s *Store) appendEvents(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event, record bool) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
-	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
-	if err != nil {
-		return chronicle.AppendResult{}, nil, err
-	}
 	// Canonical JSON is the costly part of a hash: done here, by the
-	// caller, not by the single writer.
-	digests, err := eventDigests(evs)
+	// caller, as the input is checked, not by the single writer.
+	evs, digests, err := audit.PrepareAppend(stream, expected, events, s.opts.Limits)
 	if err != nil {
 		return chronicle.AppendResult{}, nil, err
 	}
@@ -279,7 +275,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected chroni
 //
 // digests are the events' audit.Digests; hashes gets the hash of the
 // stream's previous event, then each event's.
-func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event, digests [][2]string, hashes []audit.Hash) (res chronicle.AppendResult, wrote bool, err error) {
+func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event, digests [][2]audit.Hash, hashes []audit.Hash) (res chronicle.AppendResult, wrote bool, err error) {
 	var cur int64
 	var lastHash []byte
 	err = w.stmt(s.stmts.version).QueryRowContext(w.ctx, stream).Scan(&cur, &lastHash)
@@ -518,18 +514,4 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 		FirstPosition: first.pos,
 		LastPosition:  got[evs[len(evs)-1].ID].pos,
 	}, nil, true
-}
-
-// eventDigests returns each event's audit.Digests; JSON that has no
-// canonical form (a number beyond a double's range) is invalid.
-func eventDigests(evs []chronicle.Event) ([][2]string, error) {
-	out := make([][2]string, len(evs))
-	for i, e := range evs {
-		d, m, err := audit.Digests(e.Data, e.Metadata)
-		if err != nil {
-			return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d]", i), Reason: err.Error()}
-		}
-		out[i] = [2]string{d, m}
-	}
-	return out, nil
 }
