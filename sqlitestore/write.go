@@ -299,6 +299,13 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 		hashes[i+1] = audit.HashLines(hashes[i], stream, cur+int64(i)+1, e.ID, e.Type, e.SchemaVersion, recordedAt, digests[i][0], digests[i][1])
 	}
 	st := chronicle.StreamType(stream)
+	// What every row has the same, and each hash (an event's, then the next
+	// one's prev_hash), made an any once: each is an allocation.
+	streamArg, stArg, nowArg, firstArg := any(stream), any(st), any(w.now), any(cur+1)
+	hashArgs := make([]any, len(hashes))
+	for i := range hashes {
+		hashArgs[i] = hashes[i][:]
+	}
 	var last int64
 	// Rows go in power-of-two chunks so a few prepared statements cover any count.
 	for off := 0; off < len(evs); {
@@ -314,8 +321,8 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 				meta = string(e.Metadata)
 			}
 			j := off + i
-			args = append(args, e.ID, stream, st, cur+int64(j)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now, cur+1,
-				hashes[j+1][:], hashes[j][:])
+			args = append(args, e.ID, streamArg, stArg, cur+int64(j)+1, e.Type, e.SchemaVersion, string(e.Data), meta, nowArg, firstArg,
+				hashArgs[j+1], hashArgs[j])
 		}
 		r, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...)
 		if err != nil {
