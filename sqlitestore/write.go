@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/audit"
@@ -318,10 +319,10 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 		for i, e := range chunk {
 			var meta any
 			if len(e.Metadata) > 0 {
-				meta = string(e.Metadata)
+				meta = bytesText(e.Metadata)
 			}
 			j := off + i
-			args = append(args, e.ID, streamArg, stArg, cur+int64(j)+1, e.Type, e.SchemaVersion, string(e.Data), meta, nowArg, firstArg,
+			args = append(args, e.ID, streamArg, stArg, cur+int64(j)+1, e.Type, e.SchemaVersion, bytesText(e.Data), meta, nowArg, firstArg,
 				hashArgs[j+1], hashArgs[j])
 		}
 		r, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...)
@@ -362,6 +363,12 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 }
 
 const insertCols = 12
+
+// bytesText is b as a string, to bind as TEXT, without the copy string(b)
+// makes: both drivers copy a bound string into SQLite's memory as they bind
+// it, and b (an appended event's bytes) must not change during Append,
+// copied here or not.
+func bytesText(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // writeStmts are the write loop's statements, prepared once at open on the
 // writer connection: parsing SQL again for every append cost about a tenth
