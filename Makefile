@@ -24,10 +24,11 @@ bench:
 # Each fuzzer for FUZZTIME (default 20 s): event payload validation, the
 # upcaster chains, the HTTP command decoders, appends that must be
 # accepted or refused identically by SQLite and PostgreSQL, and the audit
-# trail's canonical JSON. Seed corpora
+# trail's canonical JSON (and the check of an append's JSON in the same
+# pass). Seed corpora
 # are in each package's testdata/fuzz/. CI runs it after `make test`.
 FUZZTIME ?= 20s
-FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize internal/eventjson:FuzzAppend personal:FuzzMembers
+FUZZERS = .:FuzzValidateJSON upcast:FuzzUpcast order:FuzzOrderUpcast httpapi:FuzzCommandDecoders torture:FuzzAppendBothBackends audit:FuzzCanonicalize audit:FuzzPrepareAppend internal/eventjson:FuzzAppend personal:FuzzMembers
 fuzz:
 	scripts/with-postgres sh -c 'set -e; for f in $(FUZZERS); do \
 		echo "fuzz: $$f for $(FUZZTIME)"; \

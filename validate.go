@@ -21,6 +21,18 @@ const MaxNameLength = 200
 // touching the database, so bad input is refused identically everywhere and
 // nothing is written. Errors: *InvalidError.
 func PrepareAppend(stream string, expected ExpectedVersion, events []Event, lim Limits) ([]Event, error) {
+	return PrepareAppendWith(stream, expected, events, lim, nil)
+}
+
+// PrepareAppendWith is PrepareAppend with validJSON in place of ValidateJSON
+// for each event's data and (when any) metadata, i being the event's index:
+// a backend that parses the JSON anyway (package audit canonicalizes it to
+// hash it) checks it in that same pass. validJSON must return what
+// ValidateJSON returns. A nil validJSON is ValidateJSON.
+func PrepareAppendWith(stream string, expected ExpectedVersion, events []Event, lim Limits, validJSON func(i int, metadata bool, b []byte) error) ([]Event, error) {
+	if validJSON == nil {
+		validJSON = func(_ int, _ bool, b []byte) error { return ValidateJSON(b) }
+	}
 	if err := ValidateName("stream_id", stream); err != nil {
 		return nil, err
 	}
@@ -67,11 +79,11 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []Event, lim 
 		if len(e.Data) == 0 {
 			return nil, &InvalidError{Field: field("data"), Reason: "empty"}
 		}
-		if err := ValidateJSON(e.Data); err != nil {
+		if err := validJSON(i, false, e.Data); err != nil {
 			return nil, &InvalidError{Field: field("data"), Reason: err.Error()}
 		}
 		if len(e.Metadata) > 0 {
-			if err := ValidateJSON(e.Metadata); err != nil {
+			if err := validJSON(i, true, e.Metadata); err != nil {
 				return nil, &InvalidError{Field: field("metadata"), Reason: err.Error()}
 			}
 			if firstNonSpace(e.Metadata) != '{' {

@@ -98,24 +98,24 @@ func HashEvent(e Event) (Hash, error) {
 	return HashLines(e.PrevHash, e.StreamID, e.Version, e.EventID, e.Type, e.SchemaVersion, e.RecordedAt, data, meta), nil
 }
 
-// Digests returns the hex SHA-256 of the canonical (RFC 8785) data and of
-// the canonical metadata ({} when nil or null): the last two lines of an
-// event's hash. A store computes them once per event, before it knows the
-// event's version, prev_hash and recorded_at (see HashLines). The error
-// matches ErrJSON.
-func Digests(data, metadata json.RawMessage) (dataHex, metadataHex string, err error) {
-	if dataHex, err = jsonHash(data, ""); err != nil {
-		return "", "", fmt.Errorf("data: %w", err)
+// Digests returns the SHA-256 of the canonical (RFC 8785) data and of the
+// canonical metadata ({} when nil or null): the last two lines of an
+// event's hash are their hex. A store computes them once per event, before
+// it knows the event's version, prev_hash and recorded_at (see HashLines
+// and PrepareAppend). The error matches ErrJSON.
+func Digests(data, metadata json.RawMessage) (dataSum, metadataSum Hash, err error) {
+	if dataSum, err = jsonHash(data, ""); err != nil {
+		return Hash{}, Hash{}, fmt.Errorf("data: %w", err)
 	}
-	if metadataHex, err = jsonHash(metadata, "{}"); err != nil {
-		return "", "", fmt.Errorf("metadata: %w", err)
+	if metadataSum, err = jsonHash(metadata, "{}"); err != nil {
+		return Hash{}, Hash{}, fmt.Errorf("metadata: %w", err)
 	}
-	return dataHex, metadataHex, nil
+	return dataSum, metadataSum, nil
 }
 
 // HashLines returns an event's hash from its fields, with data and metadata
 // given by their Digests; HashEvent is HashLines of Digests.
-func HashLines(prev Hash, streamID string, version int64, eventID, typ string, schemaVersion int, recordedAt time.Time, dataHex, metadataHex string) Hash {
+func HashLines(prev Hash, streamID string, version int64, eventID, typ string, schemaVersion int, recordedAt time.Time, dataSum, metadataSum Hash) Hash {
 	var buf [512]byte
 	b := hex.AppendEncode(buf[:0], prev[:])
 	b = append(append(b, '\n'), streamID...)
@@ -124,8 +124,8 @@ func HashLines(prev Hash, streamID string, version int64, eventID, typ string, s
 	b = append(append(b, '\n'), typ...)
 	b = strconv.AppendInt(append(b, '\n'), int64(schemaVersion), 10)
 	b = appendTime(append(b, '\n'), recordedAt)
-	b = append(append(b, '\n'), dataHex...)
-	b = append(append(b, '\n'), metadataHex...)
+	b = hex.AppendEncode(append(b, '\n'), dataSum[:])
+	b = hex.AppendEncode(append(b, '\n'), metadataSum[:])
 	return sha256.Sum256(b)
 }
 
@@ -160,9 +160,9 @@ func appendDigits(b []byte, n, width int) []byte {
 	return b
 }
 
-// jsonHash is the hex SHA-256 of b's canonical form; b empty or null is
+// jsonHash is the SHA-256 of b's canonical form; b empty or null is
 // replaced by null, when it is "" (data: the value as stored).
-func jsonHash(b json.RawMessage, null string) (string, error) {
+func jsonHash(b json.RawMessage, null string) (Hash, error) {
 	if null != "" && (len(b) == 0 || string(b) == "null") {
 		b = json.RawMessage(null)
 	}
@@ -170,10 +170,9 @@ func jsonHash(b json.RawMessage, null string) (string, error) {
 	defer p.release()
 	c, err := p.canonicalize(b)
 	if err != nil {
-		return "", err
+		return Hash{}, err
 	}
-	sum := sha256.Sum256(c)
-	return hex.EncodeToString(sum[:]), nil
+	return sha256.Sum256(c), nil
 }
 
 // CheckStream checks one stream's chain: events are that stream's events in

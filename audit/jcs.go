@@ -66,6 +66,9 @@ type parser struct {
 	tmp     []byte   // members reordered
 	members []member // the members of the objects being read, innermost last
 	keys    []byte   // their decoded names
+	// unsure: a \u0000 escape, or nesting near the limit, was read. Only
+	// then may chronicle.ValidateJSON refuse what was canonicalized.
+	unsure bool
 }
 
 // member is an object member written to out[start:end] as "name":value,
@@ -92,7 +95,7 @@ func (p *parser) canonicalize(b []byte) ([]byte, error) {
 	if !utf8.Valid(b) {
 		return nil, ErrInvalidUTF8
 	}
-	p.in, p.i, p.out = b, 0, p.out[:0]
+	p.in, p.i, p.out, p.unsure = b, 0, p.out[:0], false
 	p.space()
 	if err := p.value(0); err != nil {
 		return nil, err
@@ -129,8 +132,10 @@ func (p *parser) value(depth int) error {
 	}
 	switch c := p.in[p.i]; {
 	case c == '{':
+		p.unsure = p.unsure || depth >= maxDepth-1
 		return p.object(depth)
 	case c == '[':
+		p.unsure = p.unsure || depth >= maxDepth-1
 		return p.array(depth)
 	case c == '"':
 		_, err := p.string()
@@ -360,6 +365,7 @@ func (p *parser) string() ([]byte, error) {
 			if !ok {
 				return nil, p.errorf("bad \\u escape")
 			}
+			p.unsure = p.unsure || r == 0
 			if utf16.IsSurrogate(r) {
 				if r >= 0xdc00 || !bytes.HasPrefix(p.in[p.i:], []byte(`\u`)) {
 					return nil, fmt.Errorf("%w \\u%04x at offset %d", ErrLoneSurrogate, r, p.i)

@@ -22,7 +22,7 @@ type appendReq struct {
 	stream   string
 	expected chronicle.ExpectedVersion
 	events   []chronicle.Event // prepared: ids assigned, schema versions set
-	digests  [][2]string       // the events' audit.Digests
+	digests  [][2]audit.Hash   // the events' audit.Digests
 	retries  int
 	done     chan appendOutcome // buffered 1: a committer never blocks on it
 	// Set by chain for each run: the stream's head the append expects, its
@@ -57,13 +57,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected chronicle.Ex
 	if s.readOnly {
 		return chronicle.AppendResult{}, fmt.Errorf("append %s: %w", stream, ErrReadOnly)
 	}
-	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
-	if err != nil {
-		return chronicle.AppendResult{}, err
-	}
-	// The hash's canonical JSON, computed once by the caller; the rest of
-	// the hash needs the stream's head, which the committer knows (chain).
-	digests, err := eventDigests(evs)
+	// The hash's canonical JSON, computed once by the caller as the input
+	// is checked; the rest of the hash needs the stream's head, which the
+	// committer knows (chain).
+	evs, digests, err := audit.PrepareAppend(stream, expected, events, s.opts.Limits)
 	if err != nil {
 		return chronicle.AppendResult{}, err
 	}
@@ -848,18 +845,4 @@ SELECT count(*), min(position), max(position) FROM events WHERE tx_id = $1 AND s
 		FirstPosition: minPos,
 		LastPosition:  maxPos,
 	}, len(got), nil
-}
-
-// eventDigests returns each event's audit.Digests; JSON that has no
-// canonical form (a number beyond a double's range) is invalid.
-func eventDigests(evs []chronicle.Event) ([][2]string, error) {
-	out := make([][2]string, len(evs))
-	for i, e := range evs {
-		d, m, err := audit.Digests(e.Data, e.Metadata)
-		if err != nil {
-			return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d]", i), Reason: err.Error()}
-		}
-		out[i] = [2]string{d, m}
-	}
-	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/audit"
@@ -220,13 +221,9 @@ func (s *Store) AppendRecorded(ctx context.Context, stream string, expected chro
 }
 
 func (s *Store) appendEvents(ctx context.Context, stream string, expected chronicle.ExpectedVersion, events []chronicle.Event, record bool) (chronicle.AppendResult, []chronicle.RecordedEvent, error) {
-	evs, err := chronicle.PrepareAppend(stream, expected, events, s.opts.Limits)
-	if err != nil {
-		return chronicle.AppendResult{}, nil, err
-	}
 	// Canonical JSON is the costly part of a hash: done here, by the
-	// caller, not by the single writer.
-	digests, err := eventDigests(evs)
+	// caller, as the input is checked, not by the single writer.
+	evs, digests, err := audit.PrepareAppend(stream, expected, events, s.opts.Limits)
 	if err != nil {
 		return chronicle.AppendResult{}, nil, err
 	}
@@ -279,7 +276,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected chroni
 //
 // digests are the events' audit.Digests; hashes gets the hash of the
 // stream's previous event, then each event's.
-func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event, digests [][2]string, hashes []audit.Hash) (res chronicle.AppendResult, wrote bool, err error) {
+func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersion, evs []chronicle.Event, digests [][2]audit.Hash, hashes []audit.Hash) (res chronicle.AppendResult, wrote bool, err error) {
 	var cur int64
 	var lastHash []byte
 	err = w.stmt(s.stmts.version).QueryRowContext(w.ctx, stream).Scan(&cur, &lastHash)
@@ -303,6 +300,13 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 		hashes[i+1] = audit.HashLines(hashes[i], stream, cur+int64(i)+1, e.ID, e.Type, e.SchemaVersion, recordedAt, digests[i][0], digests[i][1])
 	}
 	st := chronicle.StreamType(stream)
+	// What every row has the same, and each hash (an event's, then the next
+	// one's prev_hash), made an any once: each is an allocation.
+	streamArg, stArg, nowArg, firstArg := any(stream), any(st), any(w.now), any(cur+1)
+	hashArgs := make([]any, len(hashes))
+	for i := range hashes {
+		hashArgs[i] = hashes[i][:]
+	}
 	var last int64
 	// Rows go in power-of-two chunks so a few prepared statements cover any count.
 	for off := 0; off < len(evs); {
@@ -315,11 +319,11 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 		for i, e := range chunk {
 			var meta any
 			if len(e.Metadata) > 0 {
-				meta = string(e.Metadata)
+				meta = bytesText(e.Metadata)
 			}
 			j := off + i
-			args = append(args, e.ID, stream, st, cur+int64(j)+1, e.Type, e.SchemaVersion, string(e.Data), meta, w.now, cur+1,
-				hashes[j+1][:], hashes[j][:])
+			args = append(args, e.ID, streamArg, stArg, cur+int64(j)+1, e.Type, e.SchemaVersion, bytesText(e.Data), meta, nowArg, firstArg,
+				hashArgs[j+1], hashArgs[j])
 		}
 		r, err := w.stmt(s.stmts.insert[k]).ExecContext(w.ctx, args...)
 		if err != nil {
@@ -359,6 +363,12 @@ func (s *Store) appendTx(w *wtx, stream string, expected chronicle.ExpectedVersi
 }
 
 const insertCols = 12
+
+// bytesText is b as a string, to bind as TEXT, without the copy string(b)
+// makes: both drivers copy a bound string into SQLite's memory as they bind
+// it, and b (an appended event's bytes) must not change during Append,
+// copied here or not.
+func bytesText(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // writeStmts are the write loop's statements, prepared once at open on the
 // writer connection: parsing SQL again for every append cost about a tenth
@@ -518,18 +528,4 @@ func (s *Store) retried(w *wtx, stream string, expected chronicle.ExpectedVersio
 		FirstPosition: first.pos,
 		LastPosition:  got[evs[len(evs)-1].ID].pos,
 	}, nil, true
-}
-
-// eventDigests returns each event's audit.Digests; JSON that has no
-// canonical form (a number beyond a double's range) is invalid.
-func eventDigests(evs []chronicle.Event) ([][2]string, error) {
-	out := make([][2]string, len(evs))
-	for i, e := range evs {
-		d, m, err := audit.Digests(e.Data, e.Metadata)
-		if err != nil {
-			return nil, &chronicle.InvalidError{Field: fmt.Sprintf("events[%d]", i), Reason: err.Error()}
-		}
-		out[i] = [2]string{d, m}
-	}
-	return out, nil
 }
