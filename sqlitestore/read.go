@@ -27,9 +27,8 @@ const eventCols = "position, event_id, stream_id, version, event_type, schema_ve
 // its rows. It talks to the driver directly (sql.Conn.Raw) rather than
 // through Rows.Scan: Scan converts every column through reflection (the
 // integers by formatting and re-parsing them), which was a third of a
-// 1,000-event page's CPU; here each value is one type switch. A page's data
-// and metadata bytes are copied into shared chunks (see arena) instead of
-// one allocation each.
+// 1,000-event page's CPU; here each value is one type switch. Data and
+// metadata are the driver's own copies (see eventCols), made once.
 func (s *Store) queryEvents(ctx context.Context, capHint int, query string, args ...any) ([]chronicle.RecordedEvent, error) {
 	conn, err := s.rdb.Conn(ctx)
 	if err != nil {
