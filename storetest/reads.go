@@ -148,6 +148,27 @@ func testReadAllPaging(t *testing.T, h Harness) {
 		}
 		checkSameEvents(t, fmt.Sprintf("from event %d", i), got, all[i+1:])
 	}
+	// A page's events own their bytes: growing one event's data or
+	// metadata in place changes no other event, nor a later read.
+	t.Run("events own their bytes", func(t *testing.T) {
+		page, err := s.ReadAll(ctx, chronicle.Checkpoint{}, chronicle.ReadAllOptions{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range page {
+			page[i].Data = append(page[i].Data, "xxxxxxxx"...)
+			page[i].Metadata = append(page[i].Metadata, "xxxxxxxx"...)
+		}
+		for i, e := range page {
+			if want := string(all[i].Data) + "xxxxxxxx"; string(e.Data) != want {
+				t.Fatalf("event %d: data %q after appending to every event's, want %q", i, e.Data, want)
+			}
+			if want := string(all[i].Metadata) + "xxxxxxxx"; string(e.Metadata) != want {
+				t.Fatalf("event %d: metadata %q after appending to every event's, want %q", i, e.Metadata, want)
+			}
+		}
+		checkSameEvents(t, "read again", readAllPaged(t, s, 1000, chronicle.ReadAllOptions{}), all)
+	})
 	t.Run("default limit", func(t *testing.T) {
 		mustAppend(t, s, "bulk-1", chronicle.NoStream, newEvents(chronicle.DefaultReadAllLimit+10, "Bulk"))
 		settle(t, s)
