@@ -564,7 +564,7 @@ func TestGroupCommitGathers(t *testing.T) {
 	waitFor(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.pending) == 1 || s.batches.Load() == 2 // gathering, or taken alone
+		return !s.gatherUntil.IsZero() || s.batches.Load() == 2 // gathering, or taken alone
 	})
 	appendAsync("next-2")
 	waitFor(t, func() bool { return s.batched.Load() == 3 })
