@@ -614,7 +614,7 @@ type batchSender interface {
 
 // createStreamSQL and createEventSQL are createSQL for one event as two
 // plain INSERTs sent together: one round trip and one implicit
-// transaction, about a third less work for the server than the statement
+// transaction, about a quarter less work for the server than the statement
 // that joins them (pgstore BenchmarkBackendCPU, W1). A stream that exists
 // fails the first on its key (after waiting for a concurrent creator to
 // end), and nothing is written.
