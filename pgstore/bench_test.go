@@ -9,6 +9,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -338,4 +341,173 @@ func measureCPU(b *testing.B, cpu func() float64, events int, op func() error) {
 		}
 	}
 	b.ReportMetric((cpu()-start)/float64(n*events), "backend-µs/event")
+}
+
+// BenchmarkBackendCPUClients is W1 at 1, 8 and 32 clients with durable
+// commits, as the workload runs: the CPU time of every backend that commits
+// (user + system, from /proc) per append, beside throughput and, for
+// chronicle, the appends per batch that group commit reached.
+func BenchmarkBackendCPUClients(b *testing.B) {
+	e := benchEvent("OrderCreated")
+	for _, clients := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("chronicle/clients=%d", clients), func(b *testing.B) {
+			s := openTest(b, Options{Committers: benchCommitters})
+			checkpoint(b, s.pool)
+			cpu := poolCPU(b, s.wpool, s.opts.Committers)
+			batches, batched := s.batches.Load(), s.batched.Load()
+			measureParallelCPU(b, cpu, clients, func(ctx context.Context) error {
+				_, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e})
+				return err
+			})
+			b.ReportMetric(float64(s.batched.Load()-batched)/float64(max(s.batches.Load()-batches, 1)), "appends/batch")
+		})
+		b.Run(fmt.Sprintf("plain/clients=%d", clients), func(b *testing.B) {
+			pool := plainPool(b, int32(clients))
+			checkpoint(b, pool)
+			cpu := poolCPU(b, pool, clients)
+			measureParallelCPU(b, cpu, clients, func(ctx context.Context) error {
+				_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, $3, 1, $4, $5)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), "OrderCreated", benchPayload, benchMetadata)
+				return err
+			})
+		})
+	}
+}
+
+// poolCPU opens all n connections of pool and returns a clock of the CPU
+// time (µs) their backends used in all.
+func poolCPU(b *testing.B, pool *pgxpool.Pool, n int) func() float64 {
+	ctx := context.Background()
+	var clocks []func() (float64, error)
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Release()
+		var pid int
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		clocks = append(clocks, procCPU(pid))
+	}
+	for _, c := range clocks {
+		if _, err := c(); err != nil {
+			b.Skipf("cannot read a backend's CPU time (is PostgreSQL on another machine?): %v", err)
+		}
+	}
+	return func() float64 {
+		var sum float64
+		for _, c := range clocks {
+			t, err := c()
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += t
+		}
+		return sum
+	}
+}
+
+// procCPU returns a clock of process pid's user + system time in µs.
+func procCPU(pid int) func() (float64, error) {
+	file := fmt.Sprintf("/proc/%d/stat", pid)
+	return func() (float64, error) {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return 0, err
+		}
+		// Fields after the command name in parentheses: utime and stime
+		// are the 12th and 13th, in clock ticks (100 a second on Linux).
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+		u, _ := strconv.ParseFloat(f[11], 64)
+		s, _ := strconv.ParseFloat(f[12], 64)
+		return (u + s) * 1e4, nil
+	}
+}
+
+// measureParallelCPU runs op from clients goroutines, max(b.N, 3000) times
+// in all after a warm-up, and reports the backends' CPU µs per op and ops/s.
+func measureParallelCPU(b *testing.B, cpu func() float64, clients int, op func(ctx context.Context) error) {
+	ctx := context.Background()
+	run := func(n int) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				for next.Add(1) <= int64(n) {
+					if err := op(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	run(200) // warm: plans cached, pages touched
+	n := max(b.N, 3000)
+	b.ResetTimer()
+	start, self := cpu(), selfCPU()
+	run(n)
+	b.ReportMetric((cpu()-start)/float64(n), "backend-µs/op")
+	b.ReportMetric((selfCPU()-self)/float64(n), "client-µs/op")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// selfCPU returns this process's user + system time in µs (the clients
+// and the store's Go side).
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3
+}
+
+// BenchmarkBackendCPUVariants measures, as BenchmarkBackendCPU does, what
+// the alternatives to chronicle's append would cost the server: without
+// the index of ReadAll's stream-type filter, without both indexes of the
+// gap-safe order too (ReadAll would then sort the log), and the event row
+// alone, as a store without a streams row would write it for a new stream.
+func BenchmarkBackendCPUVariants(b *testing.B) {
+	ctx := context.Background()
+	hundred := make([]chronicle.Event, 100)
+	for i := range hundred {
+		hundred[i] = benchEvent("ItemAdded")
+	}
+	for _, w := range []struct {
+		name string
+		evs  []chronicle.Event
+	}{{"W1", []chronicle.Event{benchEvent("OrderCreated")}}, {"W3", hundred}} {
+		for _, v := range []struct{ name, drop string }{
+			{"chronicle", ""},
+			{"no-type-index", "DROP INDEX events_type_tx_position"},
+			{"no-order-indexes", "DROP INDEX events_type_tx_position; DROP INDEX events_tx_position"},
+			{"event-row-only", ""},
+		} {
+			if w.name == "W3" && v.name == "event-row-only" {
+				continue
+			}
+			b.Run(w.name+"/"+v.name, func(b *testing.B) {
+				s := openTest(b, Options{Committers: 1})
+				if v.drop != "" {
+					if _, err := s.pool.Exec(ctx, v.drop); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu := backendCPU(b, s.wpool)
+				zero := make([]byte, 32)
+				measureCPU(b, cpu, len(w.evs), func() error {
+					if v.name == "event-row-only" {
+						_, err := s.wpool.Exec(ctx, `INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
+	recorded_at, hash, prev_hash)
+VALUES ($1, 'order', 1, $2, 'OrderCreated', 1, $3::text::json, $4::text::json, now(), $5, $5)`,
+							"order-"+chronicle.NewEventID(), uuidBytes(chronicle.NewEventID()), benchPayload, benchMetadata, zero)
+						return err
+					}
+					_, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, w.evs)
+					return err
+				})
+			})
+		}
+	}
 }

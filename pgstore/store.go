@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -76,9 +77,18 @@ type Store struct {
 	// goroutines (callers of Append, or ones they hand over to) commit them.
 	mu      sync.Mutex
 	pending []*appendReq
-	leaders int            // goroutines committing batches now
-	closing bool           // Close has begun: no new appends
-	leading sync.WaitGroup // the leaders; Close waits for pending to drain
+	leaders int // goroutines committing batches now
+	// inflight counts the appends in batches being committed. A leader
+	// gathering a fuller batch (lead) waits on wake, closed when
+	// gatherTarget appends are pending or a batch ends, or until
+	// gatherUntil; gatherBusy and gatherIdle bound those waits.
+	inflight               int
+	wake                   chan struct{}
+	gatherUntil            time.Time
+	gatherTarget           int
+	gatherBusy, gatherIdle time.Duration
+	closing                bool           // Close has begun: no new appends
+	leading                sync.WaitGroup // the leaders; Close waits for pending to drain
 	// notifyReq asks the notifier for a NOTIFY (buffered 1: requests made
 	// while one is in flight coalesce into the next).
 	notifyReq chan struct{}
@@ -170,16 +180,18 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: open: %w", err)
 	}
 	s := &Store{
-		pool:      pool,
-		wpool:     wpool,
-		npool:     npool,
-		schema:    opts.Schema,
-		channel:   "chronicle_" + opts.Schema,
-		opts:      opts,
-		log:       log,
-		notifyReq: make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		subs:      make(map[chan struct{}]struct{}),
+		pool:       pool,
+		wpool:      wpool,
+		npool:      npool,
+		schema:     opts.Schema,
+		channel:    "chronicle_" + opts.Schema,
+		opts:       opts,
+		log:        log,
+		notifyReq:  make(chan struct{}, 1),
+		gatherBusy: gatherBusy,
+		gatherIdle: gatherIdle,
+		done:       make(chan struct{}),
+		subs:       make(map[chan struct{}]struct{}),
 	}
 	// Listen before returning, so that a commit acknowledged after Open
 	// returns always wakes this store's subscribers.

@@ -74,9 +74,9 @@ func TestAppendAndRead(t *testing.T) {
 	if _, err := s.ReadStream(ctx, "order-none", chronicle.ReadStreamOptions{}); !errors.Is(err, chronicle.ErrStreamNotFound) {
 		t.Errorf("missing stream: err = %v, want ErrStreamNotFound", err)
 	}
-	_, err = s.Append(ctx, "order-1", chronicle.Exact(1), []chronicle.Event{ev("X", `{}`)})
+	_, err = s.Append(ctx, "order-1", chronicle.ExpectedVersion(1), []chronicle.Event{ev("X", `{}`)})
 	var ce *chronicle.ConflictError
-	if !errors.As(err, &ce) || ce.Actual != 2 || ce.Expected != chronicle.Exact(1) || !errors.Is(err, chronicle.ErrWrongVersion) {
+	if !errors.As(err, &ce) || ce.Actual != 2 || ce.Expected != chronicle.ExpectedVersion(1) || !errors.Is(err, chronicle.ErrWrongVersion) {
 		t.Errorf("conflict: err = %v", err)
 	}
 }
@@ -110,7 +110,7 @@ func TestIdempotentRetry(t *testing.T) {
 		"partial":       {"s-1", chronicle.Exact(2), []chronicle.Event{evs[0]}},
 		"overlap":       {"s-1", chronicle.Exact(2), []chronicle.Event{evs[1], ev("C", `{}`)}},
 		"other stream":  {"s-2", chronicle.NoStream, evs},
-		"other place":   {"s-1", chronicle.Exact(1), evs},
+		"other place":   {"s-1", chronicle.ExpectedVersion(1), evs},
 	} {
 		if _, err := s.Append(ctx, tc.stream, tc.exp, tc.evs); !errors.Is(err, chronicle.ErrDuplicateEvent) {
 			t.Errorf("%s: err = %v, want ErrDuplicateEvent", name, err)
@@ -464,7 +464,7 @@ func TestCancelWhileCommitWaits(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := s.Append(actx, "held-1", chronicle.Exact(1), evs)
+		_, err := s.Append(actx, "held-1", chronicle.ExpectedVersion(1), evs)
 		errc <- err
 	}()
 	// Wait until the append's statement waits for the holder's lock.
@@ -492,7 +492,7 @@ func TestCancelWhileCommitWaits(t *testing.T) {
 	if err := holder.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Append(ctx, "held-1", chronicle.Exact(1), evs)
+	res, err := s.Append(ctx, "held-1", chronicle.ExpectedVersion(1), evs)
 	if err != nil {
 		t.Fatalf("retry after cancel: %v", err)
 	}
@@ -529,7 +529,82 @@ VALUES ('old-1', 'old', 1, gen_random_uuid(), 'A', 1, '{}')`); err != nil {
 			t.Errorf("%s: err = %v, want refused", q, err)
 		}
 	}
-	if res, err := s.Append(ctx, "old-1", chronicle.Exact(1), []chronicle.Event{ev("B", `{}`)}); err != nil || res.LastVersion != 2 {
+	if res, err := s.Append(ctx, "old-1", chronicle.ExpectedVersion(1), []chronicle.Event{ev("B", `{}`)}); err != nil || res.LastVersion != 2 {
 		t.Fatalf("append after migration: %+v, %v", res, err)
+	}
+}
+
+// TestGroupCommitGathers holds one batch in its transaction while two more
+// appends arrive: the committer that is free must wait for the second
+// rather than commit the first alone, so they share one batch.
+func TestGroupCommitGathers(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	s := openTest(t, Options{Committers: 2, BeforeCommit: func(stream string, _ []chronicle.Event) error {
+		if stream == "hold-1" {
+			close(entered)
+			<-release
+		}
+		return nil
+	}})
+	// Long enough that only the appends arriving end the wait, however
+	// slow the machine.
+	s.gatherBusy = time.Minute
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	appendAsync := func(stream string) {
+		wg.Go(func() {
+			if _, err := s.Append(ctx, stream, chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+				t.Errorf("append %s: %v", stream, err)
+			}
+		})
+	}
+	appendAsync("hold-1")
+	<-entered
+	appendAsync("next-1")
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.gatherUntil.IsZero() || s.batches.Load() == 2 // gathering, or taken alone
+	})
+	appendAsync("next-2")
+	waitFor(t, func() bool { return s.batched.Load() == 3 })
+	close(release)
+	wg.Wait()
+	if b := s.batches.Load(); b != 2 {
+		t.Errorf("3 appends committed in %d batches, want 2 (the held one, then the other two together)", b)
+	}
+}
+
+// TestGroupCommitLoneWriter: a writer alone never waits for a fuller batch,
+// whether it commits itself or hands over to a goroutine. With waits of an
+// hour, a wait shows as the test's timeout.
+func TestGroupCommitLoneWriter(t *testing.T) {
+	s := openTest(t, Options{})
+	s.gatherBusy, s.gatherIdle = time.Hour, time.Hour
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 20 {
+		ctx := context.Background()
+		if i%2 == 1 {
+			ctx = cctx // can end: committed by a goroutine of the store
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("lone-%d", i), chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("lone-%d", i), chronicle.ExpectedVersion(1), []chronicle.Event{ev("B", `{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitFor polls cond until it holds, failing after a minute.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in a minute")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
