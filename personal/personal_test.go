@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/proccpu"
 	"github.com/chronicle-es/chronicle/internal/testbackends"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/personal"
@@ -428,7 +429,7 @@ func BenchmarkAppendAddress(b *testing.B) {
 				b.Run(v.name, func(b *testing.B) {
 					run++
 					i := 0
-					cpu := processCPU()
+					cpu := proccpu.Used()
 					for b.Loop() {
 						i++
 						cust := fmt.Sprintf("cust_%d", i%100) // customers order again
@@ -441,7 +442,7 @@ func BenchmarkAppendAddress(b *testing.B) {
 					}
 					// The process's CPU (SQLite's writer included) is steadier
 					// than the wall clock on a shared machine.
-					b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+					b.ReportMetric(float64((proccpu.Used()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 				})
 			}
 		}

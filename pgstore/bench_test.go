@@ -11,12 +11,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/proccpu"
 )
 
 // The workloads of BENCHMARKS.md, as Go benchmarks. Each append
@@ -458,9 +458,7 @@ func measureParallelCPU(b *testing.B, cpu func() float64, clients int, op func(c
 // selfCPU returns this process's user + system time in µs (the clients
 // and the store's Go side).
 func selfCPU() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3
+	return float64(proccpu.Used().Nanoseconds()) / 1e3
 }
 
 // BenchmarkBackendCPUVariants measures, as BenchmarkBackendCPU does, what

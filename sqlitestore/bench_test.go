@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/proccpu"
 	"github.com/chronicle-es/chronicle/sqlitestore"
 )
 
@@ -70,13 +70,13 @@ func BenchmarkAppend100(b *testing.B) {
 			s := openTemp(b, sqlitestore.Options{Synchronous: sync})
 			ctx := context.Background()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := proccpu.Used()
 			for i := range b.N {
 				if _, err := s.Append(ctx, "order-"+strconv.Itoa(i), chronicle.NoStream, benchEvents(100)); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*100), "cpu-µs/event")
+			b.ReportMetric(float64((proccpu.Used()-cpu0).Microseconds())/float64(b.N*100), "cpu-µs/event")
 			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
@@ -108,7 +108,7 @@ CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
 			}
 			defer ins.Close()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := proccpu.Used()
 			for range b.N {
 				order, now := "order-"+chronicle.NewEventID(), time.Now().UnixMicro()
 				args := make([]any, 0, 700)
@@ -126,7 +126,7 @@ CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*100), "cpu-µs/event")
+			b.ReportMetric(float64((proccpu.Used()-cpu0).Microseconds())/float64(b.N*100), "cpu-µs/event")
 			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
@@ -163,7 +163,7 @@ func BenchmarkReadAllPage1000(b *testing.B) {
 	var from chronicle.Checkpoint
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := proccpu.Used()
 	for range b.N {
 		evs, err := s.ReadAll(ctx, from, chronicle.ReadAllOptions{Limit: 1000})
 		if err != nil {
@@ -175,15 +175,6 @@ func BenchmarkReadAllPage1000(b *testing.B) {
 		}
 		from = evs[len(evs)-1].Checkpoint()
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*1000), "cpu-µs/event")
+	b.ReportMetric(float64((proccpu.Used()-cpu0).Microseconds())/float64(b.N*1000), "cpu-µs/event")
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
-}
-
-// cpuTime is the process's user plus system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

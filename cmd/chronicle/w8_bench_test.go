@@ -11,9 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chronicle-es/chronicle/internal/proccpu"
 )
 
 // BenchmarkW8 runs W8 (32 clients, create -> pay -> ship over HTTP) against
@@ -120,22 +121,13 @@ func BenchmarkW8(b *testing.B) {
 	if err := run(500); err != nil {
 		b.Fatal(err)
 	}
-	cpu0 := cpuTime()
+	cpu0 := proccpu.Used()
 	b.ResetTimer()
 	if err := run(int64(b.N)); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := proccpu.Used() - cpu0
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/order")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
-}
-
-// cpuTime is the process's user plus system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/internal/proccpu"
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/projection"
 	"github.com/chronicle-es/chronicle/relay"
@@ -74,13 +75,13 @@ func (r *runner) w10Run(ctx context.Context, p *place, round int, head chronicle
 	r.checkpoint(ctx, p)
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), proccpu.Used()
 	go func() {
 		defer close(done)
 		runner.Run(rctx)
 	}()
 	err = runner.WaitFor(ctx, sink.name, head)
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), proccpu.Used()-cpu0
 	cancel()
 	<-done
 	res := Result{Workload: "W10", Clients: 1, Seconds: el.Seconds()}
