@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,9 +81,54 @@ func placeOrder(t *testing.T, base, id, customer string) {
 	mustCall(t, "POST", base+"/orders/"+id+"/delivery", `{"signed_by":"`+erSigned+`"}`)
 }
 
+// feedShows waits until GET /events shows every event of order id (as
+// many as its version). On PostgreSQL the feed shows an event once no
+// transaction that began before its commit is still open on the server,
+// and other tests' transactions on a shared server can be.
+func feedShows(t *testing.T, base, id string) {
+	t.Helper()
+	var o struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(mustCall(t, "GET", base+"/orders/"+id, "")), &o); err != nil || o.Version == 0 {
+		t.Fatalf("order %s: version %d, %v", id, o.Version, err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		n, after := 0, ""
+		for {
+			var p struct {
+				Events []struct {
+					StreamID string `json:"stream_id"`
+				} `json:"events"`
+				Next string `json:"next"`
+			}
+			if err := json.Unmarshal([]byte(mustCall(t, "GET", base+"/events?limit=1000"+after, "")), &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range p.Events {
+				if e.StreamID == "order-"+id {
+					n++
+				}
+			}
+			if len(p.Events) == 0 {
+				break
+			}
+			after = "&after=" + url.QueryEscape(p.Next)
+		}
+		if n == o.Version {
+			return
+		}
+		if n > o.Version || time.Now().After(deadline) {
+			t.Fatalf("GET /events shows %d events of order %s, want %d", n, id, o.Version)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // views returns every view of order id that serve and the CLI offer.
 func views(t *testing.T, base string, c *cli, id, customer string, at time.Time) map[string]string {
 	t.Helper()
+	feedShows(t, base, id)
 	out := map[string]string{
 		"state":         mustCall(t, "GET", base+"/orders/"+id+"?min_version=55", ""),
 		"version":       mustCall(t, "GET", base+"/orders/"+id+"?version=3", ""),
@@ -466,6 +512,7 @@ func testTokenInjection(t *testing.T, store, keyFile string) {
 	if !strings.Contains(got, `"version":1`) || strings.Contains(got, erName) {
 		t.Errorf("the attacker's order after the attempts: %s", got)
 	}
+	feedShows(t, base, "mine")
 	views := map[string]string{
 		"events":      mustCall(t, "GET", base+"/orders/mine/events", ""),
 		"events_text": mustCall(t, "GET", base+"/orders/mine/events?format=text", ""),
