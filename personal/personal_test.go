@@ -460,3 +460,31 @@ func address(sized bool) []byte {
 	}
 	return []byte(`{"name":"` + v("n", 56) + `","line1":"` + v("l", 67) + `","city":"` + v("c", 48) + `","postal_code":"` + v("p", 51) + `","country":"GB"}`)
 }
+
+// TestRefusesInvalidPersonalData: an event whose personal fields are not
+// valid JSON is refused as the store refuses any invalid data, and nothing
+// is written: the in-place sealing never turns invalid data into valid.
+func TestRefusesInvalidPersonalData(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx := context.Background()
+		s := personal.NewStore(b, newKeyring(t, b, masterKey(t)), order.PersonalData())
+		for _, data := range []string{
+			`{"name":tru,"line1":"x","city":"c","postal_code":"p","country":"NL"}`,
+			`{"name":"Ada","line1":"x","city":01,"postal_code":"p","country":"NL"}`,
+			`{"name":"Ada","line1":"x" "city":"c"}`,
+			`{"name":"Ada","city":"c",}`,
+			`{"name":"Ada"} trailing`,
+		} {
+			_, err := s.Append(ctx, "order-bad", chronicle.NoStream, []chronicle.Event{
+				{Type: order.TypeOrderCreated, SchemaVersion: 3, Data: []byte(`{"customer_id":"cust_1","currency":"USD","items":[],"total":0}`)},
+				{Type: order.TypeShippingAddressChanged, Data: []byte(data)},
+			})
+			if !errors.Is(err, chronicle.ErrInvalid) {
+				t.Errorf("append %s: %v, want ErrInvalid", data, err)
+			}
+		}
+		if _, err := b.ReadStream(ctx, "order-bad", chronicle.ReadStreamOptions{}); !errors.Is(err, chronicle.ErrStreamNotFound) {
+			t.Fatalf("refused appends wrote: %v", err)
+		}
+	})
+}
