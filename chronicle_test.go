@@ -170,6 +170,29 @@ func TestEventIDs(t *testing.T) {
 	}
 }
 
+// TestParseEventIDEveryByte puts each of a set of bytes at each position of
+// a valid id: ParseEventID must never panic, and must accept exactly when the
+// result is still 8-4-4-4-12 hex (the fuzzer found a stray '-' inside a hex
+// group walking the decoder past the end).
+func TestParseEventIDEveryByte(t *testing.T) {
+	const valid = "0190a3b4-c5d6-7e8f-9012-3456789abcde"
+	isHex := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+	for pos := range len(valid) {
+		for _, c := range []byte("-0aF_g \x00\xff") {
+			s := []byte(valid)
+			s[pos] = c
+			want := c == '-' && (pos == 8 || pos == 13 || pos == 18 || pos == 23) || c != '-' && isHex(c) && pos != 8 && pos != 13 && pos != 18 && pos != 23
+			got, err := chronicle.ParseEventID(string(s))
+			if (err == nil) != want {
+				t.Errorf("ParseEventID(%q) = %q, %v; want accepted=%v", s, got, err, want)
+			}
+			if err == nil && got != strings.ToLower(string(s)) {
+				t.Errorf("ParseEventID(%q) = %q, want it in lower case", s, got)
+			}
+		}
+	}
+}
+
 func TestStreamType(t *testing.T) {
 	for in, want := range map[string]string{"order-ord_1": "order", "order-a-b": "order", "plain": "plain", "-x": ""} {
 		if got := chronicle.StreamType(in); got != want {

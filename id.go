@@ -48,17 +48,16 @@ func ParseEventID(s string) (string, error) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return "", errors.New("not a UUID (want 8-4-4-4-12 hex digits)")
 	}
+	// Decode the five groups at their fixed offsets: a '-' anywhere else is
+	// a non-hex digit, not a separator.
 	var u [16]byte
 	j := 0
-	for i := 0; i < 36; i += 2 {
-		if s[i] == '-' {
-			i--
-			continue
-		}
-		if _, err := hex.Decode(u[j:j+1], []byte(s[i:i+2])); err != nil {
+	for _, g := range [5][2]int{{0, 8}, {9, 13}, {14, 18}, {19, 23}, {24, 36}} {
+		n, err := hex.Decode(u[j:], []byte(s[g[0]:g[1]]))
+		if err != nil {
 			return "", errors.New("not a UUID (non-hex digit)")
 		}
-		j++
+		j += n
 	}
 	return formatUUID(u), nil
 }
