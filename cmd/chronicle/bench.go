@@ -71,6 +71,15 @@ durable commits, and with them what group commit can win: the report names
 the regime (slow, medium, fast). With --baseline, the plain INSERT from one
 client (W1) gives PostgreSQL's own commit rate beside it.
 
+On Linux each row also says what the whole machine's CPU spent per
+operation (per event for W3, W5, W7, W10) during the window, from
+/proc/stat: bench, and the PostgreSQL server when it runs on this machine
+(and anything else running: measure on a quiet machine). Beside it, bench's
+own share, the average busy cores, and the ceiling: the rate all the cores
+would give at that CPU per operation. A row far below its ceiling waits (on
+the disk, on round trips, on batches); a row near it needs less work per
+operation to go faster, whatever the client count.
+
 Each client is one goroutine with one operation in flight; after the
 warm-up, operations that start and end inside the measured window count.
 --clients applies to W1, W2, W8 and W9 (default: 1,8,32 for W1, 8,32 for W2,

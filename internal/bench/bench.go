@@ -111,6 +111,17 @@ type Result struct {
 	Total int64 `json:"total_ops"`
 	// PeakRSS is the W8 server's peak resident set (VmHWM), in bytes.
 	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
+	// CPU the whole machine spent in the window (every process: the
+	// database server's too when it runs here, and anything else running),
+	// per operation and per event; SelfCPUPerOp is this process's share
+	// (clients, and the store itself for SQLite). BusyCores is the
+	// machine's average of busy cores out of Cores. Zero where the system
+	// does not tell (Linux does).
+	CPUPerOp     time.Duration `json:"cpu_per_op_ns,omitempty"`
+	CPUPerEvent  time.Duration `json:"cpu_per_event_ns,omitempty"`
+	SelfCPUPerOp time.Duration `json:"self_cpu_per_op_ns,omitempty"`
+	BusyCores    float64       `json:"busy_cores,omitempty"`
+	Cores        int           `json:"cores,omitempty"`
 	// Ratio is chronicle / plain for the row's main figure (see Main) in
 	// the same round, set on both rows of a pair when the baseline ran.
 	Ratio      float64 `json:"ratio,omitempty"`
@@ -355,6 +366,8 @@ func measure(ctx context.Context, n int, warmup, window time.Duration, f op, con
 		firstErr                      error
 	}
 	tallies := make([]tally, n)
+	cpu := make(chan cpuWindow, 1)
+	go func() { cpu <- sampleCPU(ctx, from, to) }()
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
@@ -414,7 +427,30 @@ func measure(ctx context.Context, n int, warmup, window time.Duration, f op, con
 	res.P50, res.P99 = percentiles(lat)
 	res.OpsPerSec = float64(res.Ops) / window.Seconds()
 	res.EventsPerSec = float64(res.Events) / window.Seconds()
+	res.setCPU(<-cpu)
 	return res
+}
+
+// sampleCPU returns what the machine and this process spent from from to
+// to, or nothing when ctx ends first or the system does not tell.
+func sampleCPU(ctx context.Context, from, to time.Time) cpuWindow {
+	var a cpuSample
+	for i, at := range []time.Time{from, to} {
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return cpuWindow{}
+		}
+		if i == 0 {
+			a = readCPU()
+			continue
+		}
+		w, _ := a.until(readCPU())
+		return w
+	}
+	return cpuWindow{}
 }
 
 // percentiles returns the p50 and p99 of d (nearest rank); it sorts d.

@@ -50,6 +50,9 @@ func WriteText(w io.Writer, rep *Report) {
 			}
 			notes = append(notes, note)
 		}
+		if note := cpuNote(r); note != "" {
+			notes = append(notes, note)
+		}
 		if r.Note != "" {
 			notes = append(notes, r.Note)
 		}
@@ -60,6 +63,34 @@ func WriteText(w io.Writer, rep *Report) {
 			FormatDuration(r.P50), FormatDuration(r.P99), fmt.Sprint(r.Errors), fmt.Sprint(r.Conflicts),
 			ratio, strings.Join(notes, "; "))
 	}
+}
+
+// cpuNote prints a row's CPU figures: what the machine spent per
+// operation (or event), this process's share, the busy cores, and the
+// ceiling those give.
+func cpuNote(r Row) string {
+	if r.CPUPerOp <= 0 {
+		return ""
+	}
+	per, unit, rate := r.CPUPerOp, "op", "ops/s"
+	if r.Main == "events/s" && r.CPUPerEvent > 0 {
+		per, unit, rate = r.CPUPerEvent, "event", "events/s"
+	}
+	note := fmt.Sprintf("machine CPU %s/%s (this process %s/op), %.2f of %d cores busy",
+		formatMicros(per), unit, formatMicros(r.SelfCPUPerOp), r.BusyCores, r.Cores)
+	if c := r.Ceiling; c != nil {
+		note += fmt.Sprintf(": ceiling %s %s", formatFigure(c.Median), rate)
+	}
+	return note
+}
+
+// formatMicros prints d in microseconds, with one decimal under 10 µs.
+func formatMicros(d time.Duration) string {
+	us := float64(d) / float64(time.Microsecond)
+	if us < 10 {
+		return fmt.Sprintf("%.1fµs", us)
+	}
+	return formatFigure(us) + "µs"
 }
 
 func formatRange(s Spread, format func(float64) string) string {

@@ -145,8 +145,17 @@ type Row struct {
 	Ratio *Spread `json:"ratio,omitempty"`
 	// PeakRSS is the W8 server's peak resident set in bytes, over the
 	// rounds (each round starts its own server).
-	PeakRSS    *Spread `json:"peak_rss_bytes,omitempty"`
-	FirstError string  `json:"first_error,omitempty"`
+	PeakRSS *Spread `json:"peak_rss_bytes,omitempty"`
+	// The medians over the rounds of the CPU figures (see Result), and the
+	// ceiling they give (Result.Ceiling) over the rounds; zero and nil
+	// where CPU was not measured.
+	CPUPerOp     time.Duration `json:"cpu_per_op_ns,omitempty"`
+	CPUPerEvent  time.Duration `json:"cpu_per_event_ns,omitempty"`
+	SelfCPUPerOp time.Duration `json:"self_cpu_per_op_ns,omitempty"`
+	BusyCores    float64       `json:"busy_cores,omitempty"`
+	Cores        int           `json:"cores,omitempty"`
+	Ceiling      *Spread       `json:"ceiling,omitempty"`
+	FirstError   string        `json:"first_error,omitempty"`
 	// Note is the note of the round whose figure is the median (the
 	// lower of the two middle ones); each round has its own.
 	Note   string   `json:"note,omitempty"`
@@ -204,7 +213,16 @@ func (r *runner) report() *Report {
 	for i := range rep.Rows {
 		row := &rep.Rows[i]
 		var main, ops, evs, p50, p99, ratio, rss []float64
+		var cpuOp, cpuEv, selfOp, busy, ceil []float64
 		for _, res := range row.Rounds {
+			if c := res.Ceiling(); c > 0 || (res.Main() == "p50" && res.CPUPerOp > 0) {
+				cpuOp, cpuEv = append(cpuOp, float64(res.CPUPerOp)), append(cpuEv, float64(res.CPUPerEvent))
+				selfOp, busy = append(selfOp, float64(res.SelfCPUPerOp)), append(busy, res.BusyCores)
+				row.Cores = res.Cores
+				if c > 0 {
+					ceil = append(ceil, c)
+				}
+			}
 			main = append(main, res.mainValue())
 			ops, evs = append(ops, res.OpsPerSec), append(evs, res.EventsPerSec)
 			p50, p99 = append(p50, float64(res.P50)), append(p99, float64(res.P99))
@@ -230,6 +248,14 @@ func (r *runner) report() *Report {
 		if len(rss) > 0 {
 			s := summarize(rss)
 			row.PeakRSS = &s
+		}
+		if len(cpuOp) > 0 {
+			row.CPUPerOp, row.CPUPerEvent = time.Duration(summarize(cpuOp).Median), time.Duration(summarize(cpuEv).Median)
+			row.SelfCPUPerOp, row.BusyCores = time.Duration(summarize(selfOp).Median), summarize(busy).Median
+		}
+		if len(ceil) > 0 {
+			s := summarize(ceil)
+			row.Ceiling = &s
 		}
 		byValue := slices.Clone(row.Rounds)
 		slices.SortStableFunc(byValue, func(a, b Result) int { return cmp.Compare(a.mainValue(), b.mainValue()) })
