@@ -577,6 +577,49 @@ func TestGroupCommitGathers(t *testing.T) {
 	}
 }
 
+// TestGroupCommitAlternates: with many writers (at least splitAt), a batch
+// committing does not hold the next one back until it ends: two batches
+// overlap, and they stay batches rather than single appends. The wait
+// while another batch commits is an hour, so that it never runs out.
+func TestGroupCommitAlternates(t *testing.T) {
+	s := openTest(t, Options{Committers: 2})
+	s.gatherBusy = time.Hour
+	ctx := context.Background()
+	const writers, each = 32, 20 // writers: at least twice splitAt
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				stream := fmt.Sprintf("alt-%d-%d", w, i)
+				if _, err := s.Append(ctx, stream, chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+					t.Errorf("append %s: %v", stream, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	batches, batched := s.batches.Load(), s.batched.Load()
+	if batched != writers*each {
+		t.Fatalf("%d appends went through batches, want %d", batched, writers*each)
+	}
+	// Each split starts one batch while the other half's runs, and their
+	// callers come back while the other batch runs: about half of the
+	// batches at least. One batch at a time overlapped 10-27% (when a
+	// wait ran out).
+	if ov := s.overlapped.Load(); ov*3 < batches {
+		t.Errorf("%d of %d batches began while another was committing, want a third at least", ov, batches)
+	}
+	// Halves of the writers, not a cascade of ever smaller batches.
+	if avg := float64(batched) / float64(batches); avg < 4 {
+		t.Errorf("%.1f appends per batch, want at least 4", avg)
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE stream_id LIKE 'alt-%'`).Scan(&n); err != nil || n != writers*each {
+		t.Errorf("%d events stored (%v), want %d", n, err, writers*each)
+	}
+}
+
 // TestGroupCommitLoneWriter: a writer alone never waits for a fuller batch,
 // whether it commits itself or hands over to a goroutine. With waits of an
 // hour, a wait shows as the test's timeout.

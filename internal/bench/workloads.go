@@ -315,7 +315,7 @@ func (r *runner) catchUp(ctx context.Context, want int, next func(ctx context.Co
 	res := Result{Workload: "W5", Clients: 1}
 	var lat []time.Duration
 	var cursor string
-	start := time.Now()
+	cpu, start := readCPU(), time.Now()
 	limited := false
 	for res.Events < int64(want) {
 		if time.Since(start) > r.opts.W5Limit {
@@ -343,6 +343,9 @@ func (r *runner) catchUp(ctx context.Context, want int, next func(ctx context.Co
 	res.OpsPerSec = float64(res.Ops) / el.Seconds()
 	res.EventsPerSec = float64(res.Events) / el.Seconds()
 	res.P50, res.P99 = percentiles(lat) // per page
+	if w, ok := cpu.until(readCPU()); ok {
+		res.setCPU(w)
+	}
 	switch {
 	case limited:
 		res.Note = fmt.Sprintf("stopped at the %s limit", r.opts.W5Limit)
