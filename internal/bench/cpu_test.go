@@ -98,3 +98,21 @@ func TestMeasureCPU(t *testing.T) {
 		t.Errorf("no ceiling: %+v", res)
 	}
 }
+
+func TestCPUNote(t *testing.T) {
+	ceil := Spread{Median: 8000}
+	w1 := Row{Workload: "W1", Main: "ops/s", CPUPerOp: 250 * time.Microsecond, SelfCPUPerOp: 90 * time.Microsecond,
+		BusyCores: 1.5, Cores: 2, Ceiling: &ceil}
+	if got, want := cpuNote(w1), "machine CPU 250µs/op (this process 90µs/op), 1.50 of 2 cores busy: ceiling 8,000 ops/s"; got != want {
+		t.Errorf("cpuNote(W1) = %q, want %q", got, want)
+	}
+	ceil3 := Spread{Median: 100000}
+	w3 := Row{Workload: "W3", Main: "events/s", CPUPerOp: 2 * time.Millisecond, CPUPerEvent: 20 * time.Microsecond,
+		SelfCPUPerOp: 1200 * time.Microsecond, BusyCores: 1.2, Cores: 2, Ceiling: &ceil3}
+	if got, want := cpuNote(w3), "machine CPU 20µs/event (this process 1,200µs/op), 1.20 of 2 cores busy: ceiling 100,000 events/s"; got != want {
+		t.Errorf("cpuNote(W3) = %q, want %q", got, want)
+	}
+	if got := cpuNote(Row{Workload: "W1", Main: "ops/s"}); got != "" {
+		t.Errorf("cpuNote without CPU figures = %q, want none", got)
+	}
+}
