@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 	"github.com/chronicle-es/chronicle/internal/proccpu"
 )
 
@@ -505,6 +506,49 @@ VALUES ($1, 'order', 1, $2, 'OrderCreated', 1, $3::text::json, $4::text::json, n
 					_, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, w.evs)
 					return err
 				})
+			})
+		}
+	}
+}
+
+// BenchmarkBatchCPU reports the backend's CPU per append (as
+// BenchmarkBackendCPU) in batches of 4 and 16 new streams of one event,
+// run by createBatchSQL and by the general batchSQL.
+func BenchmarkBatchCPU(b *testing.B) {
+	ctx := context.Background()
+	defer func() { createBatches = true }()
+	for _, size := range []int{4, 16} {
+		for _, v := range []struct {
+			name    string
+			general bool
+		}{{"general", true}, {"create", false}} {
+			b.Run(fmt.Sprintf("size=%d/%s", size, v.name), func(b *testing.B) {
+				createBatches = !v.general
+				s := openTest(b, Options{Committers: 1})
+				cpu := backendCPU(b, s.wpool)
+				e := benchEvent("OrderCreated")
+				op := func() error {
+					batch := make([]*appendReq, size)
+					for i := range batch {
+						stream := "order-" + chronicle.NewEventID()
+						evs, digests, err := audit.PrepareAppend(stream, chronicle.NoStream, []chronicle.Event{e}, s.opts.Limits)
+						if err != nil {
+							return err
+						}
+						batch[i] = &appendReq{ctx: ctx, stream: stream, expected: chronicle.NoStream, events: evs, digests: digests, done: make(chan appendOutcome, 1)}
+					}
+					outs, err := s.runBatch(ctx, s.wpool, batch, false)
+					if err != nil {
+						return err
+					}
+					for _, o := range outs {
+						if o.out.err != nil || o.retry {
+							return fmt.Errorf("outcome %+v", o)
+						}
+					}
+					return nil
+				}
+				measureCPU(b, cpu, size, op)
 			})
 		}
 	}
