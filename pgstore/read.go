@@ -112,9 +112,40 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (int64, error)
 	if err := chronicle.ValidateName("stream_id", stream); err != nil {
 		return 0, err
 	}
-	if s.closed() {
+	s.vmu.Lock()
+	if s.vclosing {
+		s.vmu.Unlock()
 		return 0, fmt.Errorf("stream version %s: %w", stream, chronicle.ErrClosed)
 	}
+	if s.vreaders < s.opts.VersionReaders {
+		// A free reader: no wait, the call reads alone; those that came
+		// meanwhile are handed to a goroutine.
+		s.vreaders++
+		s.vreading.Add(1)
+		s.vmu.Unlock()
+		v, err := s.readVersion(ctx, stream)
+		s.vmu.Lock()
+		if len(s.vpending) > 0 {
+			go s.readVersions() // keeps this reader's place
+		} else {
+			s.vreaders--
+			s.vreading.Done()
+		}
+		s.vmu.Unlock()
+		return v, err
+	}
+	r := &versionReq{stream: stream, done: make(chan versionOutcome, 1)}
+	s.vpending = append(s.vpending, r)
+	s.vmu.Unlock()
+	select {
+	case out := <-r.done:
+		return out.v, out.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("stream version %s: %w", stream, ctx.Err())
+	}
+}
+
+func (s *Store) readVersion(ctx context.Context, stream string) (int64, error) {
 	var v int64
 	err := s.pool.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1`, stream).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {

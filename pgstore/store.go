@@ -52,6 +52,10 @@ type Options struct {
 	Committers int
 	// MaxBatch bounds the appends committed together (default 256).
 	MaxBatch int
+	// VersionReaders bounds the StreamVersion queries in flight (default
+	// 1). Calls that come while they are all busy are answered together,
+	// by one query, when one ends (see StreamVersion).
+	VersionReaders int
 	// Logger receives the listener's connection errors. Default: discard.
 	Logger *slog.Logger
 	// MigrateProgress, when set, is called while Open hashes the events of
@@ -102,6 +106,15 @@ type Store struct {
 
 	cancelListen context.CancelFunc
 
+	// StreamVersion's readers: at most Options.VersionReaders queries at
+	// once; calls that find none free wait in vpending for one query.
+	vmu       sync.Mutex
+	vpending  []*versionReq
+	vreaders  int
+	vclosing  bool
+	vreading  sync.WaitGroup // the readers: Close waits for them
+	versioned atomic.Int64   // calls answered by a query of several
+
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
 
@@ -125,6 +138,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
+	}
+	if opts.VersionReaders <= 0 {
+		opts.VersionReaders = 1
 	}
 	log := opts.Logger
 	if log == nil {
@@ -221,6 +237,10 @@ func (s *Store) Close() error {
 		s.closing = true
 		s.mu.Unlock()
 		s.leading.Wait() // appends already accepted commit
+		s.vmu.Lock()
+		s.vclosing = true
+		s.vmu.Unlock()
+		s.vreading.Wait()
 		close(s.done)
 		s.cancelListen()
 		s.wg.Wait()
