@@ -395,21 +395,7 @@ won AS MATERIALIZED (
 	UNION ALL
 	SELECT stream_id, version FROM ins
 ),
-new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
-		recorded_at, hash, prev_hash)
-	SELECT a.stream_id, a.stream_type, won.version - a.n + ev.off, ev.event_id, ev.event_type,
-		ev.schema_version, ev.data::json, ev.metadata::json, a.at, ev.hash, ev.prev_hash
-	FROM ev
-	JOIN a ON a.i = ev.i
-	JOIN won ON won.stream_id = a.stream_id
-	ORDER BY ev.k -- positions follow versions within an append
-	RETURNING stream_id, position
-),
-pos AS (
-	SELECT stream_id, min(position) AS first_pos, max(position) AS last_pos
-	FROM new GROUP BY stream_id
-)
+` + batchEventsSQL + `
 SELECT a.dup, coalesce(ins.version, upd.version), ins.version IS NOT NULL OR coalesce(upd.appended, false),
 	pos.first_pos, pos.last_pos, upd.last_hash, upd.last_at
 FROM a
@@ -443,27 +429,35 @@ ev AS MATERIALIZED (
 	SELECT * FROM unnest($6::int4[], $7::int4[], $8::uuid[], $9::text[], $10::int4[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])
 		WITH ORDINALITY AS ev(i, off, event_id, event_type, schema_version, data, metadata, hash, prev_hash, k)
 ),
-new AS (
-	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
-		recorded_at, hash, prev_hash)
-	SELECT a.stream_id, a.stream_type, ev.off, ev.event_id, ev.event_type,
-		ev.schema_version, ev.data::json, ev.metadata::json, a.at, ev.hash, ev.prev_hash
-	FROM ev
-	JOIN a ON a.i = ev.i
-	JOIN ins ON ins.stream_id = a.stream_id
-	ORDER BY ev.k -- positions follow versions within an append
-	RETURNING stream_id, position
+won AS (
+	SELECT stream_id, version FROM ins
 ),
-pos AS (
-	SELECT stream_id, min(position) AS first_pos, max(position) AS last_pos
-	FROM new GROUP BY stream_id
-)
+` + batchEventsSQL + `
 SELECT false, coalesce(ins.version, a.existing), ins.version IS NOT NULL,
 	pos.first_pos, pos.last_pos, NULL::bytea, NULL::timestamptz
 FROM a
 LEFT JOIN ins ON ins.stream_id = a.stream_id
 LEFT JOIN pos ON pos.stream_id = a.stream_id
 ORDER BY a.i`
+
+// batchEventsSQL is the end of batchSQL and createBatchSQL: it inserts the
+// events of the appends in won (the streams they advanced, each with the
+// version it reached), and pos gives each stream's first and last position.
+const batchEventsSQL = `new AS (
+	INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
+		recorded_at, hash, prev_hash)
+	SELECT a.stream_id, a.stream_type, won.version - a.n + ev.off, ev.event_id, ev.event_type,
+		ev.schema_version, ev.data::json, ev.metadata::json, a.at, ev.hash, ev.prev_hash
+	FROM ev
+	JOIN a ON a.i = ev.i
+	JOIN won ON won.stream_id = a.stream_id
+	ORDER BY ev.k -- positions follow versions within an append
+	RETURNING stream_id, position
+),
+pos AS (
+	SELECT stream_id, min(position) AS first_pos, max(position) AS last_pos
+	FROM new GROUP BY stream_id
+)`
 
 // canAppend is batchSQL's check that append a may advance stream s: the
 // expected version holds, the head the append's hashes chain on (base,
