@@ -48,8 +48,10 @@ func (c *heads) get(stream string) (head, bool) {
 func (c *heads) set(stream string, h head) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[stream]; !ok && len(c.m) >= maxHeads/2 {
-		c.old, c.m = c.m, nil
+	if len(c.m) >= maxHeads/2 {
+		if _, ok := c.m[stream]; !ok {
+			c.old, c.m = c.m, make(map[string]head, len(c.m)) // a busy store: room at once
+		}
 	}
 	if c.m == nil {
 		c.m = make(map[string]head)

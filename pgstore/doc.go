@@ -83,5 +83,13 @@
 // back. A lone writer never waits: its own next append is all the next
 // batch waits for. A lone append of one event to a new stream is two plain
 // INSERTs (streams, events) sent together, cheaper for the server than the
-// batch statement.
+// batch statement, and a batch whose appends all create their streams
+// inserts the streams rows without trying to update them first.
+//
+// # Stream versions
+//
+// StreamVersion queries run one at a time (Options.VersionReaders); calls
+// that come meanwhile wait and are answered together by the next query.
+// Each call was waiting before that query began, so it sees every append
+// that ended before the call, as if it had queried alone.
 package pgstore
