@@ -134,7 +134,7 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (int64, error)
 		s.vmu.Unlock()
 		return v, err
 	}
-	r := &versionReq{stream: stream, done: make(chan versionOutcome, 1)}
+	r := &versionReq{ctx: ctx, stream: stream, done: make(chan versionOutcome, 1)}
 	s.vpending = append(s.vpending, r)
 	s.vmu.Unlock()
 	select {

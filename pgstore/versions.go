@@ -2,10 +2,12 @@ package pgstore
 
 import (
 	"context"
+	"sync/atomic"
 )
 
 // versionReq is a StreamVersion call waiting for a query.
 type versionReq struct {
+	ctx    context.Context
 	stream string
 	done   chan versionOutcome // buffered 1: the reader never blocks on it
 }
@@ -25,12 +27,9 @@ const versionsSQL = `SELECT stream_id, version FROM streams WHERE stream_id = AN
 // readVersions answers the pending StreamVersion calls, a query for all of
 // them at a time, until none are left. Each call was pending before its
 // query began, so the query sees every append that ended before the call:
-// answering many together is as fresh as answering each alone. The query
-// runs on its own context: one caller giving up must not fail the others
-// (each waits on its own).
+// answering many together is as fresh as answering each alone.
 func (s *Store) readVersions() {
 	defer s.vreading.Done()
-	ctx := context.Background()
 	for {
 		s.vmu.Lock()
 		batch := s.vpending
@@ -45,12 +44,26 @@ func (s *Store) readVersions() {
 			return
 		}
 		s.vmu.Unlock()
-		s.answerVersions(ctx, batch)
+		s.answerVersions(batch)
 	}
 }
 
 // answerVersions reads the versions batch asks for and answers each call.
-func (s *Store) answerVersions(ctx context.Context, batch []*versionReq) {
+// The query runs on its own context, so that one caller giving up does not
+// fail the others; it is cancelled when all of them have given up, so that
+// a query that hangs does not hold the reader's place for the calls after.
+func (s *Store) answerVersions(batch []*versionReq) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var gone atomic.Int64
+	for _, r := range batch {
+		stop := context.AfterFunc(r.ctx, func() {
+			if gone.Add(1) == int64(len(batch)) {
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	streams := make([]string, 0, len(batch))
 	seen := make(map[string]int64, len(batch))
 	for _, r := range batch {

@@ -126,3 +126,56 @@ func TestStreamVersionCancel(t *testing.T) {
 		t.Errorf("version %d, want 1", v)
 	}
 }
+
+// TestStreamVersionAbandoned: a grouped query whose callers have all given
+// up is cancelled, so a query that hangs (here on a table lock) does not hold
+// the reader's place for the calls that come after.
+func TestStreamVersionAbandoned(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "sva", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE streams IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	readers := func() (int, int) {
+		s.vmu.Lock()
+		defer s.vmu.Unlock()
+		return s.vreaders, len(s.vpending)
+	}
+	call := func(ctx context.Context) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.StreamVersion(ctx, "sva")
+			done <- err
+		}()
+		return done
+	}
+	actx, acancel := context.WithCancel(ctx)
+	a := call(actx) // reads alone, and waits for the lock
+	waitFor(t, func() bool { n, _ := readers(); return n == 1 })
+	bctx, bcancel := context.WithCancel(ctx)
+	b := call(bctx) // waits for a's place
+	waitFor(t, func() bool { _, p := readers(); return p == 1 })
+	acancel() // b's query starts, and waits for the lock too
+	if err := <-a; err == nil {
+		t.Fatal("a: no error, want its cancellation")
+	}
+	bcancel()
+	if err := <-b; !errors.Is(err, context.Canceled) {
+		t.Fatalf("b: %v, want context.Canceled", err)
+	}
+	waitFor(t, func() bool { n, _ := readers(); return n == 0 }) // b's query given up
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.StreamVersion(ctx, "sva"); err != nil || v != 1 {
+		t.Errorf("after the lock: %d, %v; want 1", v, err)
+	}
+}
