@@ -117,7 +117,7 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (int64, error)
 		s.vmu.Unlock()
 		return 0, fmt.Errorf("stream version %s: %w", stream, chronicle.ErrClosed)
 	}
-	if s.vreaders < s.opts.VersionReaders {
+	if s.vreaders < max(s.opts.VersionReaders, 1) { // 1 for a Store not made by Open
 		// A free reader: no wait, the call reads alone; those that came
 		// meanwhile are handed to a goroutine.
 		s.vreaders++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -178,4 +179,30 @@ func TestStreamVersionAbandoned(t *testing.T) {
 	if v, err := s.StreamVersion(ctx, "sva"); err != nil || v != 1 {
 		t.Errorf("after the lock: %d, %v; want 1", v, err)
 	}
+}
+
+// TestReplicaStreamVersion: a Replica answers StreamVersion as its primary
+// does, one call alone and several at once (here the "standby" is the
+// primary's own database).
+func TestReplicaStreamVersion(t *testing.T) {
+	s := openTest(t, Options{})
+	r, err := OpenReplica(context.Background(), testURL(t), s, ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.Append(ctx, "rsv", chronicle.NoStream, []chronicle.Event{ev("A", `{}`), ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if v, err := r.StreamVersion(ctx, "rsv"); err != nil || v != 2 {
+				t.Errorf("replica: %d, %v; want 2", v, err)
+			}
+		})
+	}
+	wg.Wait()
 }
