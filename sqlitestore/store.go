@@ -99,6 +99,52 @@ type connParams struct {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+const defaultBusyTimeoutMS = 10_000
+
+// syncLevel checks a synchronous level and spells it as SQLite does; ""
+// is FULL.
+func syncLevel(s string) (string, error) {
+	switch level := strings.ToUpper(s); level {
+	case "":
+		return "FULL", nil
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+		return level, nil
+	}
+	return "", fmt.Errorf("synchronous %q: want FULL, NORMAL, EXTRA or OFF", s)
+}
+
+// fileName is the URI of the file at path, ready for connection settings
+// ("&" + dsnParams).
+func fileName(path string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
+}
+
+// DriverName is the database/sql driver this build opens SQLite files
+// with, registered by importing this package: "sqlite" (modernc.org/sqlite),
+// or "sqlite3" (mattn/go-sqlite3) when built with -tags sqlite_cgo.
+const DriverName = driverName
+
+// DSN returns the data source name that opens the SQLite file at path with
+// DriverName, in that driver's syntax, with a busy timeout and a
+// synchronous level set on every connection: for code that keeps its own
+// tables in a file beside a store, through the same driver (chronicle
+// bench's plain table). synchronous "" means FULL, as for a store;
+// busyTimeoutMS 0 means a store's default, 10 s. Errors: an empty path,
+// or a level other than FULL, NORMAL, EXTRA or OFF.
+func DSN(path, synchronous string, busyTimeoutMS int) (string, error) {
+	if path == "" {
+		return "", errors.New("sqlitestore: dsn: empty path")
+	}
+	level, err := syncLevel(synchronous)
+	if err != nil {
+		return "", fmt.Errorf("sqlitestore: dsn: %w", err)
+	}
+	if busyTimeoutMS <= 0 {
+		busyTimeoutMS = defaultBusyTimeoutMS
+	}
+	return fileName(path) + "&" + dsnParams(connParams{busyTimeoutMS: busyTimeoutMS, synchronous: level}), nil
+}
+
 // Open opens (creating if needed) the store in the SQLite file at path and
 // creates or migrates its schema. path ":memory:" opens a private in-memory
 // store that lives until Close; it has a single connection, so reads wait
@@ -108,17 +154,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlitestore: open: empty path")
 	}
-	syncMode := strings.ToUpper(opts.Synchronous)
-	switch syncMode {
-	case "":
-		syncMode = "FULL"
-	case "OFF", "NORMAL", "FULL", "EXTRA":
-	default:
-		return nil, fmt.Errorf("sqlitestore: open: synchronous %q: want FULL, NORMAL, EXTRA or OFF", opts.Synchronous)
+	syncMode, err := syncLevel(opts.Synchronous)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
 	opts.Synchronous = syncMode
 	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = 10_000
+		opts.BusyTimeout = defaultBusyTimeoutMS
 	}
 	s := &Store{
 		opts:       opts,
@@ -176,7 +218,7 @@ func (s *Store) openDBs(ctx context.Context, path string) error {
 		return s.prepareWrites(ctx)
 	}
 
-	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
+	name := fileName(path)
 	var err error
 	if s.wdb, err = open(name, writer); err != nil {
 		return err
@@ -387,3 +429,9 @@ func (s *Store) readErr(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// IsConstraintViolation reports whether err is DriverName's error for a
+// row a constraint refused (SQLITE_CONSTRAINT: a unique key, a trigger),
+// for code that writes its own tables through DSN. A store's own methods
+// return chronicle's errors instead.
+func IsConstraintViolation(err error) bool { return isConstraintViolation(err) }
