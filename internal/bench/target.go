@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 )
@@ -87,16 +86,18 @@ func (t *target) close() {
 }
 
 // place is one fresh store (a schema or a file) and, with the baseline,
-// a pool on the plain table beside it.
+// the plain table beside it (in the schema, or in a file of its own).
 type place struct {
-	t      *target
-	name   string
-	url    string // store URL, for a server process
-	schema string
-	path   string
-	store  storeurl.Store // nil while not open
-	plain  *pgxpool.Pool  // nil while not open, or without the baseline
-	// plainConns is the plain pool's size, 0 without the baseline.
+	t         *target
+	name      string
+	url       string // store URL, for a server process
+	schema    string
+	path      string
+	plainPath string         // SQLite: the plain table's file
+	store     storeurl.Store // nil while not open
+	plain     plainTable     // nil while not open, or without the baseline
+	// plainConns is the plain pool's size (on SQLite, its readers'), 0
+	// without the baseline.
 	plainConns int
 }
 
@@ -122,6 +123,9 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 		if t.sync != "" {
 			p.url += "?synchronous=" + t.sync
 		}
+		if plainConns > 0 {
+			p.plainPath = filepath.Join(t.dir, name+"-plain.db")
+		}
 	}
 	if noOpen {
 		return p, nil
@@ -131,7 +135,7 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 		return nil, err
 	}
 	if p.plain != nil {
-		if _, err := p.plain.Exec(ctx, plainSchema); err != nil {
+		if err := p.plain.createTable(ctx); err != nil {
 			p.close()
 			return nil, fmt.Errorf("create the plain table: %w", err)
 		}
@@ -139,8 +143,8 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 	return p, nil
 }
 
-// open opens the place's store and, with the baseline, a pool on the
-// plain table; a no-op when they are open.
+// open opens the place's store and, with the baseline, the plain table; a
+// no-op when they are open.
 func (p *place) open(ctx context.Context) error {
 	if p.store != nil {
 		return nil
@@ -161,10 +165,10 @@ func (p *place) open(ctx context.Context) error {
 	return nil
 }
 
-// release closes the store and the plain pool, keeping what they wrote.
+// release closes the store and the plain table, keeping what they wrote.
 func (p *place) release() {
 	if p.plain != nil {
-		p.plain.Close()
+		p.plain.close()
 		p.plain = nil
 	}
 	if p.store != nil {
@@ -173,28 +177,13 @@ func (p *place) release() {
 	}
 }
 
-// The seed's table, exactly as BENCHMARKS.md gives it.
-const plainSchema = `
-CREATE TABLE order_events (
-	id UUID PRIMARY KEY,
-	order_id VARCHAR(50) NOT NULL,
-	event_type VARCHAR(50) NOT NULL,
-	version INTEGER NOT NULL,
-	data JSONB NOT NULL,
-	metadata JSONB,
-	created_at TIMESTAMP DEFAULT NOW(),
-	UNIQUE(order_id, version)
-);
-CREATE INDEX order_events_order_id ON order_events (order_id);`
-
-func (p *place) openPlain(ctx context.Context) error {
-	cfg, err := pgxpool.ParseConfig(p.t.pgURL)
-	if err != nil {
-		return err
+func (p *place) openPlain(ctx context.Context) (err error) {
+	switch p.t.kind {
+	case storeurl.Postgres:
+		p.plain, err = openPGPlain(ctx, p.t.pgURL, p.schema, p.plainConns)
+	default:
+		return errors.New("bench: the plain table is PostgreSQL's")
 	}
-	cfg.MaxConns = int32(p.plainConns)
-	cfg.ConnConfig.RuntimeParams["search_path"] = p.schema
-	p.plain, err = pgxpool.NewWithConfig(ctx, cfg)
 	return err
 }
 
@@ -217,13 +206,17 @@ func (p *place) close() {
 	case p.path != "":
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			os.Remove(p.path + suffix)
+			if p.plainPath != "" {
+				os.Remove(p.plainPath + suffix)
+			}
 		}
 	}
 }
 
 // checkpoint flushes dirty pages before a measured run: CHECKPOINT on
 // PostgreSQL (superuser or pg_checkpoint role), a truncating WAL
-// checkpoint on SQLite. A failure is noted, not fatal.
+// checkpoint on SQLite, of the store's file and the plain table's. A
+// failure is noted, not fatal.
 func (r *runner) checkpoint(ctx context.Context, p *place) {
 	q := "CHECKPOINT"
 	if p.t.kind == storeurl.SQLite {
@@ -231,6 +224,11 @@ func (r *runner) checkpoint(ctx context.Context, p *place) {
 	}
 	if _, err := p.store.SQLDB().ExecContext(ctx, q); err != nil {
 		r.note("checkpoint", fmt.Sprintf("%s failed (%v): runs measured without it", q, err))
+	}
+	if p.plain != nil {
+		if err := p.plain.checkpoint(ctx); err != nil {
+			r.note("checkpoint plain", fmt.Sprintf("the plain table's checkpoint failed (%v): runs measured without it", err))
+		}
 	}
 }
 

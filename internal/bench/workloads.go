@@ -7,13 +7,9 @@ import (
 	"iter"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -65,17 +61,10 @@ func (r *runner) w1(ctx context.Context) error {
 				return 1, err
 			},
 			func(ctx context.Context, w *worker) (int, error) {
-				_, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
-VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), Payload, Metadata)
-				return 1, err
+				return 1, p.plain.create(ctx, "order-"+chronicle.NewEventID())
 			}, isConflict, nil)
 	}
 	return nil
-}
-
-func plainConflict(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // W2: read a random stream's version, append one ItemAdded expecting it.
@@ -94,13 +83,11 @@ func (r *runner) w2(ctx context.Context) error {
 		return err
 	}
 	if p.plain != nil {
-		ids, streams := make([]string, n), make([]string, n)
+		streams := make([]string, n)
 		for i := range n {
-			ids[i], streams[i] = chronicle.NewEventID(), stream(i)
+			streams[i] = stream(i)
 		}
-		if _, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
-SELECT id, s, 'OrderCreated', 1, $3::jsonb, $4::jsonb FROM unnest($1::uuid[], $2::text[]) AS u(id, s)`,
-			ids, streams, Payload, Metadata); err != nil {
+		if err := p.plain.createEach(ctx, streams); err != nil {
 			return fmt.Errorf("plain set-up: %w", err)
 		}
 	}
@@ -117,14 +104,7 @@ SELECT id, s, 'OrderCreated', 1, $3::jsonb, $4::jsonb FROM unnest($1::uuid[], $2
 				return 1, err
 			},
 			func(ctx context.Context, w *worker) (int, error) {
-				s := stream(w.rng.IntN(n))
-				var v int32
-				if err := p.plain.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM order_events WHERE order_id = $1`, s).Scan(&v); err != nil {
-					return 0, err
-				}
-				_, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
-VALUES ($1, $2, 'ItemAdded', $3, $4, $5)`, chronicle.NewEventID(), s, v+1, Payload, Metadata)
-				return 1, err
+				return 1, p.plain.command(ctx, stream(w.rng.IntN(n)))
 			}, isConflict, plainConflict)
 	}
 	return nil
@@ -136,29 +116,17 @@ func (r *runner) w3(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	evs := make([]chronicle.Event, 100)
+	evs := make([]chronicle.Event, plainBatch)
 	for i := range evs {
 		evs[i] = benchEvent("ItemAdded")
-	}
-	versions, payloads, metas := make([]int32, 100), make([]string, 100), make([]string, 100)
-	for i := range versions {
-		versions[i], payloads[i], metas[i] = int32(i+1), Payload, Metadata
 	}
 	r.pair(p, 1, Result{Workload: "W3"},
 		func(ctx context.Context, w *worker) (int, error) {
 			_, err := p.store.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, evs)
-			return 100, err
+			return len(evs), err
 		},
 		func(ctx context.Context, w *worker) (int, error) {
-			ids := make([]string, 100)
-			for i := range ids {
-				ids[i] = chronicle.NewEventID()
-			}
-			// Every event's payload is a parameter, as chronicle gets it.
-			_, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
-SELECT id, $2, 'ItemAdded', v, d, m FROM unnest($1::uuid[], $3::int4[], $4::jsonb[], $5::jsonb[]) AS u(id, v, d, m)`,
-				ids, "order-"+chronicle.NewEventID(), versions, payloads, metas)
-			return 100, err
+			return plainBatch, p.plain.batch(ctx, "order-"+chronicle.NewEventID())
 		}, isConflict, nil)
 	return nil
 }
@@ -196,17 +164,12 @@ func (r *runner) loadStreams(ctx context.Context, p *place, total int) (streams,
 	// The plain table gets the definition exactly: per transaction, one
 	// event of every stream.
 	start = time.Now()
-	ids, names := make([]string, streams), make([]string, streams)
+	names := make([]string, streams)
 	for s := range streams {
 		names[s] = "load-" + strconv.Itoa(s)
 	}
 	for v := range perStream {
-		for s := range ids {
-			ids[s] = chronicle.NewEventID()
-		}
-		if _, err := p.plain.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
-SELECT id, s, 'ItemAdded', $3, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $2::text[]) AS u(id, s)`,
-			ids, names, v+1, Payload, Metadata); err != nil {
+		if err := p.plain.addEach(ctx, names, v+1); err != nil {
 			return 0, 0, fmt.Errorf("plain data set: %w", err)
 		}
 		r.prog.update("W4/W5 data set, plain: %d/%d events", (v+1)*streams, streams*perStream)
@@ -247,12 +210,7 @@ func (r *runner) w4w5(ctx context.Context, w4, w5 bool) error {
 			},
 			func(ctx context.Context, w *worker) (int, error) {
 				s := "load-" + strconv.Itoa(w.rng.IntN(streams))
-				rows, err := p.plain.Query(ctx, `SELECT id, order_id, event_type, version, data, metadata, created_at
-FROM order_events WHERE order_id = $1 ORDER BY version`, s)
-				if err != nil {
-					return 0, err
-				}
-				n, err := scanPlain(rows, nil)
+				n, err := p.plain.readStream(ctx, s)
 				if err == nil && n != perStream {
 					err = fmt.Errorf("%s: read %d rows, want %d", s, n, perStream)
 				}
@@ -284,15 +242,7 @@ FROM order_events WHERE order_id = $1 ORDER BY version`, s)
 			r.jobs = append(r.jobs, job{workload: "W5", place: p, run: func(ctx context.Context, _ int) (Result, error) {
 				r.checkpoint(ctx, p)
 				res := r.catchUp(ctx, want, func(ctx context.Context, cursor string) (string, int, error) {
-					// Unordered keyset paging by ctid: a TID range scan that
-					// returns rows in physical order, no index, no global order.
-					rows, err := p.plain.Query(ctx, `SELECT ctid::text, id, order_id, event_type, version, data, metadata, created_at
-FROM order_events WHERE ctid > $1::tid LIMIT 1000`, cmpOr(cursor, "(0,0)"))
-					if err != nil {
-						return cursor, 0, err
-					}
-					n, err := scanPlain(rows, &cursor)
-					return cursor, n, err
+					return p.plain.readPage(ctx, cursor)
 				})
 				res.System = "plain"
 				return res, nil
@@ -300,13 +250,6 @@ FROM order_events WHERE ctid > $1::tid LIMIT 1000`, cmpOr(cursor, "(0,0)"))
 		}
 	}
 	return nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // catchUp runs W5: one reader pages from the start until it has read want
@@ -354,52 +297,6 @@ func (r *runner) catchUp(ctx context.Context, want int, next func(ctx context.Co
 		res.FirstError = fmt.Sprintf("read %d events, the data set has %d", res.Events, want)
 	}
 	return res
-}
-
-// scanPlain reads plain rows, decoding data; with cursor set, the first
-// column is the ctid and the highest one seen is stored there.
-func scanPlain(rows pgx.Rows, cursor *string) (int, error) {
-	defer rows.Close()
-	var (
-		ctid, id, orderID, typ string
-		version                int32
-		data, meta             []byte
-		created                time.Time
-		n                      int
-		maxBlock, maxOff       int64 = -1, -1
-	)
-	for rows.Next() {
-		var err error
-		if cursor != nil {
-			err = rows.Scan(&ctid, &id, &orderID, &typ, &version, &data, &meta, &created)
-			if b, o, ok := parseTID(ctid); ok && (b > maxBlock || b == maxBlock && o > maxOff) {
-				maxBlock, maxOff = b, o
-			}
-		} else {
-			err = rows.Scan(&id, &orderID, &typ, &version, &data, &meta, &created)
-		}
-		if err != nil {
-			return n, err
-		}
-		if err := decode(data); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if cursor != nil && maxBlock >= 0 {
-		*cursor = fmt.Sprintf("(%d,%d)", maxBlock, maxOff)
-	}
-	return n, rows.Err()
-}
-
-func parseTID(s string) (block, off int64, ok bool) {
-	b, o, found := strings.Cut(strings.Trim(s, "()"), ",")
-	if !found {
-		return 0, 0, false
-	}
-	bi, err1 := strconv.ParseInt(b, 10, 64)
-	oi, err2 := strconv.ParseInt(o, 10, 64)
-	return bi, oi, err1 == nil && err2 == nil
 }
 
 // parallelDo runs f(0..n-1) from k goroutines; the first error stops it.
