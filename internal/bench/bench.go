@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/chronicle-es/chronicle"
-	"github.com/chronicle-es/chronicle/internal/storeurl"
 )
 
 // The payload and metadata of BENCHMARKS.md, exactly.
@@ -56,7 +55,7 @@ type Options struct {
 	Streams int
 	// W5Limit stops the W5 reader early; 0 means 60 s.
 	W5Limit time.Duration
-	// Baseline runs the plain table beside chronicle (PostgreSQL only).
+	// Baseline runs the seed's plain table beside chronicle for W1-W5.
 	Baseline bool
 	// Keep leaves the schemas or files in place for inspection.
 	Keep bool
@@ -186,9 +185,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer t.close()
-	if opts.Baseline && t.kind != storeurl.Postgres {
-		return nil, errors.New("bench: --baseline needs a PostgreSQL store (the plain table is PostgreSQL's)")
-	}
 	r := &runner{opts: opts, t: t, prog: &progress{w: opts.Progress, tty: opts.TTY}}
 	r.fsyncDir = cmp.Or(opts.FsyncDir, t.dir, os.TempDir())
 	if opts.FsyncProbe > 0 {

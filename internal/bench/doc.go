@@ -1,12 +1,15 @@
 // Package bench runs the workloads of BENCHMARKS.md (W1-W10) against a
-// chronicle backend and, on PostgreSQL, against the seed's plain table in
-// the same run (the baseline), so that ratios hold on a noisy machine.
+// chronicle backend and, for W1-W5, against the seed's plain table on the
+// same backend in the same run (the baseline), so that ratios hold on a
+// noisy machine.
 //
 // Every run works in fresh places: on PostgreSQL a new schema per workload
 // (bench_<run>_<workload>), on SQLite a new file per workload in a new
 // temporary directory (next to the file a sqlite URL names, so that it is
 // on the same disk, but never that file itself). They are removed at the
-// end unless Options.Keep is set.
+// end unless Options.Keep is set. The plain table lives in the workload's
+// schema, or in a file of its own beside the workload's (<workload>-plain.db:
+// WAL, the run's synchronous level, one writer connection).
 //
 // A client is one goroutine with one operation in flight. After the
 // warm-up, an operation counts if it starts and ends inside the measured

@@ -20,8 +20,6 @@ import (
 // baseline runs of W1-W5 do to it, each written as a competent user of that
 // database would, without chronicle's machinery.
 type plainTable interface {
-	// createTable creates the table in its fresh place.
-	createTable(ctx context.Context) error
 	// create inserts one OrderCreated at version 1 of stream (W1).
 	create(ctx context.Context, stream string) error
 	// command reads stream's highest version and inserts one ItemAdded
@@ -82,8 +80,9 @@ type pgPlain struct {
 
 var _ plainTable = (*pgPlain)(nil)
 
-// openPGPlain opens a pool of conns connections on schema.
-func openPGPlain(ctx context.Context, url, schema string, conns int) (*pgPlain, error) {
+// openPGPlain opens a pool of conns connections on schema; create creates
+// the table first.
+func openPGPlain(ctx context.Context, url, schema string, conns int, create bool) (*pgPlain, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
@@ -98,12 +97,13 @@ func openPGPlain(ctx context.Context, url, schema string, conns int) (*pgPlain, 
 	for i := range plainBatch {
 		t.versions[i], t.payloads[i], t.metas[i] = int32(i+1), Payload, Metadata
 	}
+	if create {
+		if _, err := pool.Exec(ctx, plainSchema); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("create the plain table: %w", err)
+		}
+	}
 	return t, nil
-}
-
-func (t *pgPlain) createTable(ctx context.Context) error {
-	_, err := t.pool.Exec(ctx, plainSchema)
-	return err
 }
 
 func (t *pgPlain) create(ctx context.Context, stream string) error {

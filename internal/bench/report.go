@@ -20,7 +20,7 @@ func WriteText(w io.Writer, rep *Report) {
 			formatFigure(d.FsyncPerSec.Median), d.Regime, d.Dir, len(d.Samples), formatRange(d.FsyncPerSec, formatFigure))
 	}
 	if c := rep.PlainCommits; c != nil {
-		fmt.Fprintf(w, "postgres: %s commits/s (%s) of the plain INSERT from 1 client (W1)\n", formatFigure(c.Median), formatRange(*c, formatFigure))
+		fmt.Fprintf(w, "%s: %s commits/s (%s) of the plain INSERT from 1 client (W1)\n", rep.Backend, formatFigure(c.Median), formatRange(*c, formatFigure))
 	}
 	line := func(a ...any) { fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf(rowFormat, a...), " ")) }
 	line("wl", "case", "system", "clients", "main", fmt.Sprintf("median (min-max) of %d", rep.Rounds),

@@ -180,8 +180,9 @@ type Report struct {
 	// Disk is nil when the probe was off.
 	Disk *Disk `json:"disk,omitempty"`
 	// PlainCommits is W1's plain INSERT from one client (commits/s) over
-	// the rounds, when the baseline ran it: PostgreSQL's own commit rate
-	// on its disk, which the probe (on this machine's) may not see.
+	// the rounds, when the baseline ran it: the backend's own rate of
+	// serial durable commits (PostgreSQL's on its disk, which the probe on
+	// this machine's may not see; SQLite's at the run's synchronous level).
 	PlainCommits *Spread `json:"plain_commits_per_sec,omitempty"`
 	Rows         []Row   `json:"rows"`
 }

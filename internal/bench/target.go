@@ -99,11 +99,13 @@ type place struct {
 	// plainConns is the plain pool's size (on SQLite, its readers'), 0
 	// without the baseline.
 	plainConns int
+	plainMade  bool // the plain table exists
 }
 
 // newPlace makes a fresh place named name ("w1") and opens its store
 // unless noOpen. plainConns > 0 also creates the plain table and a pool of
-// that many connections on it.
+// that many connections on it (on SQLite, that many readers beside the one
+// writer).
 func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainConns int) (*place, error) {
 	p := &place{t: t, name: name, plainConns: plainConns}
 	switch t.kind {
@@ -133,12 +135,6 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 	if err := p.open(ctx); err != nil {
 		p.close()
 		return nil, err
-	}
-	if p.plain != nil {
-		if err := p.plain.createTable(ctx); err != nil {
-			p.close()
-			return nil, fmt.Errorf("create the plain table: %w", err)
-		}
 	}
 	return p, nil
 }
@@ -177,14 +173,23 @@ func (p *place) release() {
 	}
 }
 
-func (p *place) openPlain(ctx context.Context) (err error) {
+// openPlain opens the plain table, creating it the first time.
+func (p *place) openPlain(ctx context.Context) error {
+	var (
+		t   plainTable
+		err error
+	)
 	switch p.t.kind {
 	case storeurl.Postgres:
-		p.plain, err = openPGPlain(ctx, p.t.pgURL, p.schema, p.plainConns)
+		t, err = openPGPlain(ctx, p.t.pgURL, p.schema, p.plainConns, !p.plainMade)
 	default:
-		return errors.New("bench: the plain table is PostgreSQL's")
+		t, err = openSQLitePlain(ctx, p.plainPath, p.t.sync, p.plainConns, !p.plainMade)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	p.plain, p.plainMade = t, true
+	return nil
 }
 
 // close closes the place and, unless the run keeps them, drops its schema
