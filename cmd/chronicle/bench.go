@@ -69,7 +69,8 @@ with fdatasync, again and again, in a temporary file beside the SQLite files
 directory with --fsync-dir when it is on this machine). It bounds serial
 durable commits, and with them what group commit can win: the report names
 the regime (slow, medium, fast). With --baseline, the plain INSERT from one
-client (W1) gives PostgreSQL's own commit rate beside it.
+client (W1) gives the backend's own commit rate beside it (PostgreSQL's on
+its disk; SQLite's serial durable commits at the run's synchronous level).
 
 On Linux each row also says what the whole machine's CPU spent per
 operation (per event for W3, W5, W7, W10) during the window, from
@@ -98,10 +99,15 @@ commit packs one event of many streams into each transaction); W7 writes
 order lifecycles until it has --events events. --scale shrinks the data
 sets (W2's streams, and the default --events) for quick runs.
 
---baseline (PostgreSQL) runs W1-W5 against the seed's plain table too, in
-the same run, each right after chronicle's in every round, and prints the
-ratio chronicle / plain of the row's main figure (ops/s, events/s, or p50
-for W4), taken in each round, then its median (min-max) over the rounds.
+--baseline runs W1-W5 against the seed's plain table too, on the same
+backend, in the same run, each right after chronicle's in every round, and
+prints the ratio chronicle / plain of the row's main figure (ops/s,
+events/s, or p50 for W4), taken in each round, then its median (min-max)
+over the rounds. On PostgreSQL the table is in the workload's schema; on
+SQLite it is a file of its own beside the workload's (same driver, WAL, the
+same synchronous level), written through one connection (SQLite takes one
+writer at a time), read through a pool; W5's plain reader pages by ctid on
+PostgreSQL, by rowid on SQLite.
 
 W8 and W9 start "chronicle serve" as a child process on loopback (--serve
 process), so that the peak RSS reported is the server's alone; --serve
@@ -114,7 +120,7 @@ at the end unless --keep.`,
 		Example: `  chronicle bench --workload W1 --clients 1,8,32
   chronicle bench --workload all --scale 0.01 --duration 1s --warmup 200ms --rounds 1
   chronicle bench --store 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' --workload all --baseline
-  chronicle bench --store sqlite:///var/tmp/bench.db --workload W4,W5 --events 100000 --json`,
+  chronicle bench --store sqlite:///var/tmp/bench.db --workload W4,W5 --events 100000 --baseline --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
 			if scale <= 0 {
@@ -220,7 +226,7 @@ at the end unless --keep.`,
 	f.IntVar(&events, "events", bench.DefaultEvents, "events in the W4/W5 and W7 data sets")
 	f.Float64Var(&scale, "scale", 1, "multiply the default data set sizes (W2 streams, W4/W5/W7 events) for quick runs")
 	f.DurationVar(&w5Limit, "w5-limit", bench.DefaultW5Limit, "stop the W5 reader after this long")
-	f.BoolVar(&baseline, "baseline", false, "also run the seed's plain table (PostgreSQL only) and print ratios")
+	f.BoolVar(&baseline, "baseline", false, "also run W1-W5 on the seed's plain table, same backend, and print ratios")
 	f.BoolVar(&keep, "keep", false, "keep the schemas or files the run created")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON, every round's figures included")
 	f.IntVar(&rounds, "rounds", bench.DefaultRounds, "measure every row this many times, interleaved, and print the median (min-max)")
