@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -127,13 +128,9 @@ VALUES ($1, $2, 'ItemAdded', $3, $4, $5)`, chronicle.NewEventID(), stream, v+1, 
 }
 
 func (t *pgPlain) batch(ctx context.Context, stream string) error {
-	ids := make([]string, plainBatch)
-	for i := range ids {
-		ids[i] = chronicle.NewEventID()
-	}
 	_, err := t.pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
 SELECT id, $2, 'ItemAdded', v, d, m FROM unnest($1::uuid[], $3::int4[], $4::jsonb[], $5::jsonb[]) AS u(id, v, d, m)`,
-		ids, stream, t.versions, t.payloads, t.metas)
+		newIDs(plainBatch), stream, t.versions, t.payloads, t.metas)
 	return err
 }
 
@@ -178,12 +175,23 @@ func (t *pgPlain) checkpoint(context.Context) error { return nil }
 
 func (t *pgPlain) close() { t.pool.Close() }
 
-func newIDs(n int) []string {
-	ids := make([]string, n)
+// newIDs returns n new event ids as 16 bytes each, as chronicle's store
+// sends them: pgx has no binary plan for strings into uuid[]; it failed
+// one on every call, formatting the whole array into an error, before
+// falling back to text.
+func newIDs(n int) [][16]byte {
+	ids := make([][16]byte, n)
 	for i := range ids {
-		ids[i] = chronicle.NewEventID()
+		ids[i] = uuidBytes(chronicle.NewEventID())
 	}
 	return ids
+}
+
+// uuidBytes is a canonical UUID's 16 bytes.
+func uuidBytes(id string) [16]byte {
+	var u [16]byte
+	hex.Decode(u[:], []byte(strings.ReplaceAll(id, "-", "")))
+	return u
 }
 
 func cmpOr(s, def string) string {
