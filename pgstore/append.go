@@ -292,7 +292,7 @@ func (s *Store) pickBatch(pending []*appendReq) (batch, rest []*appendReq) {
 // a race to create their stream: it returns them to be run again.
 func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) (retry []*appendReq) {
 	if s.opts.BeforeCommit == nil {
-		outs, err := s.runBatch(ctx, s.wpool, batch, false)
+		outs, err := s.runBatch(ctx, poolQuerier{s.wpool}, batch, false)
 		if err == nil {
 			return s.answer(batch, outs)
 		}
@@ -518,7 +518,7 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 			evIDs = append(evIDs, uuidBytes(e.ID))
 			evTypes = append(evTypes, e.Type)
 			evSchema = append(evSchema, int32(e.SchemaVersion))
-			evData = append(evData, string(e.Data))
+			evData = append(evData, bytesText(e.Data))
 			evMeta = append(evMeta, metadataArg(e))
 			evPrev = append(evPrev, r.hashes[j][:])
 			evHash = append(evHash, r.hashes[j+1][:])
@@ -659,7 +659,7 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 	hashes, prevs := r.hashArgs()
 	for i, e := range r.events {
 		ids[i], types[i], schema[i] = uuidBytes(e.ID), e.Type, int32(e.SchemaVersion)
-		data[i], meta[i] = string(e.Data), metadataArg(e)
+		data[i], meta[i] = bytesText(e.Data), metadataArg(e)
 	}
 	create := r.expected == chronicle.NoStream
 	if b, ok := q.(batchSender); ok && create && len(r.events) == 1 {
@@ -800,7 +800,7 @@ func metadataArg(e chronicle.Event) *string {
 	if len(e.Metadata) == 0 {
 		return nil
 	}
-	m := string(e.Metadata)
+	m := bytesText(e.Metadata)
 	return &m
 }
 

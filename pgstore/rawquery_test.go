@@ -1,0 +1,150 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// echo is one round trip of args through poolQuerier, read back as pgx
+// would: NULLs, arrays with NULL elements and bytes included.
+type echo struct {
+	text  string
+	n     *int64
+	raw   []byte
+	texts []*string
+}
+
+func queryEcho(ctx context.Context, q poolQuerier, in echo) (echo, error) {
+	rows, err := q.Query(ctx, `SELECT $1::text, $2::int8, $3::bytea, $4::text[]`, in.text, in.n, in.raw, in.texts)
+	if err != nil {
+		return echo{}, err
+	}
+	defer rows.Close()
+	var out echo
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&out.text, &out.n, &out.raw, &out.texts); err != nil {
+			return echo{}, err
+		}
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return echo{}, err
+	}
+	if n != 1 {
+		return echo{}, fmt.Errorf("%d rows, want 1", n)
+	}
+	return out, nil
+}
+
+func TestPoolQuerier(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	q := poolQuerier{s.wpool}
+	released := func(t *testing.T) {
+		t.Helper()
+		if n := s.wpool.Stat().AcquiredConns(); n != 0 {
+			t.Fatalf("%d connections still acquired after the rows closed", n)
+		}
+	}
+	cmpOpts := cmp.AllowUnexported(echo{})
+
+	t.Run("values and NULLs", func(t *testing.T) {
+		seven, x := int64(7), "x"
+		for _, in := range []echo{
+			{text: "a", n: &seven, raw: []byte{0, 1, 2}, texts: []*string{nil, &x}},
+			{text: "", n: nil, raw: nil, texts: nil},
+		} {
+			out, err := queryEcho(ctx, q, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(in, out, cmpOpts); d != "" {
+				t.Errorf("read back (-sent +read):\n%s", d)
+			}
+			released(t)
+		}
+	})
+
+	t.Run("wrong argument count", func(t *testing.T) {
+		_, err := q.Query(ctx, `SELECT $1::int8`, int64(1), int64(2))
+		if err == nil || !strings.Contains(err.Error(), "takes 1 arguments, got 2") {
+			t.Fatalf("err = %v, want the argument count refused", err)
+		}
+		released(t)
+	})
+
+	t.Run("argument that does not encode", func(t *testing.T) {
+		_, err := q.Query(ctx, `SELECT $1::int8`, struct{ A int }{1})
+		if err == nil {
+			t.Fatal("a struct encoded as int8")
+		}
+		released(t)
+	})
+
+	t.Run("statement error", func(t *testing.T) {
+		rows, err := q.Query(ctx, `SELECT 1 / $1::int4`, int32(0))
+		if err == nil {
+			for rows.Next() {
+			}
+			rows.Close()
+			err = rows.Err()
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+			t.Fatalf("err = %v, want division_by_zero", err)
+		}
+		released(t)
+		// The connection is fine for the next statement.
+		if _, err := queryEcho(ctx, q, echo{text: "after"}); err != nil {
+			t.Fatal(err)
+		}
+		released(t)
+	})
+
+	t.Run("concurrent large arguments", func(t *testing.T) {
+		// Buffers pass from query to query: each must read back exactly
+		// what it sent, whatever ran beside it.
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 20 {
+					n := int64(g*100 + i)
+					big := strings.Repeat(string(rune('a'+g)), 1000*(i+1))
+					texts := make([]*string, 50)
+					for k := range texts {
+						if k%3 != 0 {
+							v := fmt.Sprintf("%d-%d-%d", g, i, k)
+							texts[k] = &v
+						}
+					}
+					in := echo{text: big, n: &n, raw: []byte(big[:i+1]), texts: texts}
+					out, err := queryEcho(ctx, q, in)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if d := cmp.Diff(in, out, cmpOpts); d != "" {
+						errs <- fmt.Errorf("client %d query %d read back (-sent +read):\n%s", g, i, d)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		released(t)
+	})
+}
