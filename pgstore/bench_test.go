@@ -154,10 +154,7 @@ func BenchmarkAppend100(b *testing.B) {
 		}
 		b.ResetTimer()
 		for b.Loop() {
-			ids := make([]string, 100)
-			for i := range ids {
-				ids[i] = chronicle.NewEventID()
-			}
+			ids := plainIDs(100)
 			_, err := pool.Exec(context.Background(), `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
 SELECT id, $2, 'ItemAdded', v, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $3::int4[]) AS u(id, v)`,
 				ids, "order-"+chronicle.NewEventID(), versions, benchPayload, benchMetadata)
@@ -277,10 +274,7 @@ func BenchmarkBackendCPU(b *testing.B) {
 VALUES ($1, $2, $3, 1, $4, $5)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), "OrderCreated", benchPayload, benchMetadata)
 					return err
 				}
-				ids := make([]string, 100)
-				for i := range ids {
-					ids[i] = chronicle.NewEventID()
-				}
+				ids := plainIDs(100)
 				_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
 SELECT id, $2, 'ItemAdded', v, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $3::int4[]) AS u(id, v)`,
 					ids, "order-"+chronicle.NewEventID(), versions, benchPayload, benchMetadata)
@@ -288,6 +282,17 @@ SELECT id, $2, 'ItemAdded', v, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $3::
 			})
 		})
 	}
+}
+
+// plainIDs returns n new event ids as 16 bytes each: pgx has no binary
+// plan for []string into uuid[], and would format an error on every call
+// before falling back to text.
+func plainIDs(n int) [][16]byte {
+	ids := make([][16]byte, n)
+	for i := range ids {
+		ids[i] = uuidBytes(chronicle.NewEventID())
+	}
+	return ids
 }
 
 // backendCPU returns a clock of the CPU time (µs) used by the backend
