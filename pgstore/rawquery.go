@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -69,6 +70,23 @@ func query(ctx context.Context, conn *pgx.Conn, sql string, args []any) (pgx.Row
 	m := conn.TypeMap()
 	b := argBufs.Get().(*argBuf)
 	defer b.release()
+	if err := b.encode(m, sd, args); err != nil {
+		return nil, err
+	}
+	// ExecStatement has sent the arguments when it returns: the buffer is
+	// free again.
+	rr := conn.PgConn().ExecStatement(ctx, sd, b.values, b.formats, b.results)
+	return pgx.RowsFromResultReader(m, rr), nil
+}
+
+// encode encodes args for sd into b.values and b.formats, and sets
+// b.results to the formats of sd's result columns.
+func (b *argBuf) encode(m *pgtype.Map, sd *pgconn.StatementDescription, args []any) error {
+	if b.buf == nil {
+		// Encode returns nil for NULL: a value that encodes to no bytes
+		// (an empty string) must come back non-nil.
+		b.buf = make([]byte, 0, 1024)
+	}
 	b.buf, b.ends, b.formats = b.buf[:0], b.ends[:0], b.formats[:0]
 	for i, a := range args {
 		oid := sd.ParamOIDs[i]
@@ -78,7 +96,7 @@ func query(ctx context.Context, conn *pgx.Conn, sql string, args []any) (pgx.Row
 			// As pgx does: a value may encode only in the other format.
 			f = 1 - f
 			if out, err = m.Encode(oid, f, a, b.buf); err != nil {
-				return nil, fmt.Errorf("pgstore: argument %d: %w", i+1, err)
+				return fmt.Errorf("pgstore: argument %d: %w", i+1, err)
 			}
 		}
 		end := -1 // NULL
@@ -103,10 +121,7 @@ func query(ctx context.Context, conn *pgx.Conn, sql string, args []any) (pgx.Row
 	for _, fd := range sd.Fields {
 		b.results = append(b.results, m.FormatCodeForOID(fd.DataTypeOID))
 	}
-	// ExecStatement has sent the arguments when it returns: the buffer is
-	// free again.
-	rr := conn.PgConn().ExecStatement(ctx, sd, b.values, b.formats, b.results)
-	return pgx.RowsFromResultReader(m, rr), nil
+	return nil
 }
 
 // paramFormat is the format pgx would choose: text for strings, else the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // echo is one round trip of args through poolQuerier, read back as pgx
@@ -147,4 +148,27 @@ func TestPoolQuerier(t *testing.T) {
 		}
 		released(t)
 	})
+}
+
+// TestArgBufEncode checks NULL against empty values on a fresh buffer (nil
+// until first used) and on a reused one: only a nil argument is NULL.
+func TestArgBufEncode(t *testing.T) {
+	m := pgtype.NewMap()
+	sd := &pgconn.StatementDescription{ParamOIDs: []uint32{pgtype.TextOID, pgtype.ByteaOID, pgtype.Int8OID, pgtype.TextOID}}
+	empty := ""
+	args := []any{"", []byte{}, nil, &empty}
+	b := new(argBuf)
+	for round := range 2 {
+		if err := b.encode(m, sd, args); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []bool{false, false, true, false} {
+			if got := b.values[i] == nil; got != want {
+				t.Errorf("round %d: argument %d NULL = %v, want %v", round+1, i+1, got, want)
+			}
+			if len(b.values[i]) != 0 {
+				t.Errorf("round %d: argument %d is %q, want empty", round+1, i+1, b.values[i])
+			}
+		}
+	}
 }
