@@ -65,11 +65,15 @@
 //
 // At most a few goroutines (Options.Committers) commit appends at once;
 // callers of Append whose context cannot be cancelled commit themselves, so
-// a lone append costs no hand-off (the others leave it to a goroutine, so
-// that a hanging commit never holds them past their cancellation). Each takes whatever appends are waiting (at most one per
-// stream) and runs them as ONE statement in one implicit transaction: one
-// round trip and one WAL flush for the whole batch. NOTIFY is sent after
-// the commit, at most every few milliseconds. The statement checks every append's expected version
+// a lone append costs no hand-off. The others leave batches to a
+// goroutine, so that a hanging commit never holds them past their
+// cancellation; but a caller whose append is the only one waiting, with
+// nothing committing, commits it alone on its own context, which cancels
+// that statement and nobody else's. Each committer takes whatever appends
+// are waiting (at most one per stream) and runs them as ONE statement in
+// one implicit transaction: one round trip and one WAL flush for the
+// whole batch. NOTIFY is sent after the commit, at most every few
+// milliseconds. The statement checks every append's expected version
 // against its locked streams row and inserts only the appends that pass, so
 // each append keeps its own result and conflict. When the statement fails as
 // a whole (an event id inserted concurrently, a deadlock) or a BeforeCommit

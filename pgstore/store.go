@@ -99,10 +99,11 @@ type Store struct {
 	npool     *pgxpool.Pool // the notifier's connection
 	heads     heads         // streams' heads, for hashing appends without a lookup
 	// batches and batched count commits and the appends in them;
-	// overlapped the batches taken while another was committing.
-	batches, batched, overlapped atomic.Int64
-	done                         chan struct{}  // closed by Close
-	wg                           sync.WaitGroup // the listener and the notifier
+	// overlapped the batches taken while another was committing; alone
+	// the appends committed on their caller's goroutine (commitAlone).
+	batches, batched, overlapped, alone atomic.Int64
+	done                                chan struct{}  // closed by Close
+	wg                                  sync.WaitGroup // the listener and the notifier
 
 	cancelListen context.CancelFunc
 

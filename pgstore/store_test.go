@@ -437,14 +437,16 @@ func TestUUIDBytes(t *testing.T) {
 
 // An append whose statement waits for a lock (here another session's lock
 // on its stream's row) returns ctx's error as soon as ctx is cancelled, also
-// when its caller is the one committing the batch. The batch goes on: once
-// the lock is gone the append lands, and a retry with its ids says so.
+// when its caller is the one committing it: alone in its statement
+// (commitAlone), on ctx, which cancels the statement. Either way a retry
+// with its ids, once the lock is gone, lands it exactly once.
 func TestCancelWhileCommitWaits(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := context.Background()
 	if _, err := s.Append(ctx, "held-1", chronicle.NoStream, []chronicle.Event{ev("A", `{}`)}); err != nil {
 		t.Fatal(err)
 	}
+	alone := s.alone.Load()
 	holder, err := s.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -458,6 +460,7 @@ func TestCancelWhileCommitWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	waitGatherOver(t, s)
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	evs := []chronicle.Event{ev("B", `{"n":1}`), ev("B", `{"n":2}`)}
@@ -491,6 +494,9 @@ func TestCancelWhileCommitWaits(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Append still blocked 10s after its context was cancelled")
 	}
+	if got := s.alone.Load() - alone; got != 1 {
+		t.Errorf("%d appends committed alone, want the cancelled one", got)
+	}
 	if err := holder.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -504,6 +510,80 @@ func TestCancelWhileCommitWaits(t *testing.T) {
 	if v, err := s.StreamVersion(ctx, "held-1"); err != nil || v != 3 {
 		t.Fatalf("StreamVersion = %d, %v, want 3", v, err)
 	}
+}
+
+// waitGatherOver waits until no leader is gathering the callers of the last
+// batch, so that the next lone append commits alone.
+func waitGatherOver(t *testing.T, s *Store) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		gathering := time.Now().Before(s.gatherUntil)
+		s.mu.Unlock()
+		if !gathering {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a gather still running after 10s")
+		}
+	}
+}
+
+// A lone caller whose context can be cancelled commits its appends itself
+// (commitAlone), each alone, with their results as through a leader; with
+// many callers at once the appends are batched as before, and every one
+// lands once, in order within its stream.
+func TestCommitAlone(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	alone := s.alone.Load()
+	for i := range 5 {
+		res, err := s.Append(ctx, "alone-1", chronicle.Any, []chronicle.Event{ev("A", `{}`), ev("A", `{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(2*i + 1); res.FirstVersion != want || res.LastVersion != want+1 {
+			t.Fatalf("append %d: versions %d..%d, want %d..%d", i, res.FirstVersion, res.LastVersion, want, want+1)
+		}
+	}
+	if got := s.alone.Load() - alone; got != 5 {
+		t.Errorf("%d of 5 lone appends committed alone", got)
+	}
+	// A conflict found alone is a conflict.
+	_, err := s.Append(ctx, "alone-1", chronicle.ExpectedVersion(3), []chronicle.Event{ev("A", `{}`)})
+	var ce *chronicle.ConflictError
+	if !errors.As(err, &ce) || ce.Actual != 10 {
+		t.Fatalf("stale expected version: error = %v, want a conflict at version 10", err)
+	}
+
+	const writers, each = 16, 20
+	batches, batched := s.batches.Load(), s.batched.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("alone-w%d", w)
+			for v := range each {
+				if _, err := s.Append(ctx, stream, chronicle.ExpectedVersion(v), []chronicle.Event{ev("A", `{}`)}); err != nil {
+					errs <- fmt.Errorf("%s at %d: %w", stream, v, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for w := range writers {
+		evs, err := s.ReadStream(ctx, fmt.Sprintf("alone-w%d", w), chronicle.ReadStreamOptions{})
+		if err != nil || len(evs) != each {
+			t.Fatalf("writer %d: read %d events, %v; want %d", w, len(evs), err, each)
+		}
+	}
+	t.Logf("%d appends in %d commits", s.batched.Load()-batched, s.batches.Load()-batches)
 }
 
 // A store made before streams rows were guarded gets the guard when it is
