@@ -347,7 +347,7 @@ func (s *Store) pickBatch(pending []*appendReq) (batch, rest []*appendReq) {
 // a race to create their stream: it returns them to be run again.
 func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) (retry []*appendReq) {
 	if s.opts.BeforeCommit == nil {
-		outs, err := s.runBatch(ctx, poolQuerier{s.wpool}, batch, false)
+		outs, err := s.runBatch(ctx, s.wq, batch, false)
 		if err == nil {
 			return s.answer(batch, outs)
 		}

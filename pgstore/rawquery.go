@@ -19,8 +19,17 @@ import (
 // bytes, so each 100-event append grew a new one from nothing: about half
 // of what such an append allocated, and most of the garbage collector's
 // work in the process that appends.
+//
+// It does so only in pgx's default mode, which prepares statements too. A
+// URL that chose another (default_query_exec_mode, e.g. for a connection
+// pooler that cannot keep prepared statements) gets pgx's own Query.
 type poolQuerier struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	prepare bool // the pool's connections prepare their statements
+}
+
+func newPoolQuerier(pool *pgxpool.Pool, cfg *pgxpool.Config) poolQuerier {
+	return poolQuerier{pool: pool, prepare: cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement}
 }
 
 // argBufs holds argument buffers between queries; a buffer larger than
@@ -39,6 +48,9 @@ type argBuf struct {
 }
 
 func (q poolQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if !q.prepare {
+		return q.pool.Query(ctx, sql, args...)
+	}
 	c, err := q.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err

@@ -9,8 +9,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chronicle-es/chronicle"
 )
 
 // echo is one round trip of args through poolQuerier, read back as pgx
@@ -49,7 +53,7 @@ func queryEcho(ctx context.Context, q poolQuerier, in echo) (echo, error) {
 func TestPoolQuerier(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := context.Background()
-	q := poolQuerier{s.wpool}
+	q := s.wq
 	released := func(t *testing.T) {
 		t.Helper()
 		if n := s.wpool.Stat().AcquiredConns(); n != 0 {
@@ -170,5 +174,108 @@ func TestArgBufEncode(t *testing.T) {
 				t.Errorf("round %d: argument %d is %q, want empty", round+1, i+1, b.values[i])
 			}
 		}
+	}
+}
+
+// TestPoolQuerierModes: the append statements are prepared by name only in
+// pgx's default mode; a URL's default_query_exec_mode (for a pooler that
+// cannot keep prepared statements) is pgx's own path, preparing nothing.
+func TestPoolQuerierModes(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		mode     string
+		prepared int
+	}{{"", 1}, {"cache_describe", 0}, {"describe_exec", 0}, {"exec", 0}} {
+		name := c.mode
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			url := withParam(testURL(t), "pool_max_conns=1")
+			if c.mode != "" {
+				url = withParam(url, "default_query_exec_mode="+c.mode)
+			}
+			cfg, err := pgxpool.ParseConfig(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			seven, x := int64(7), "x"
+			in := echo{text: "a", n: &seven, raw: []byte{1}, texts: []*string{&x, nil}}
+			out, err := queryEcho(ctx, newPoolQuerier(pool, cfg), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(in, out, cmp.AllowUnexported(echo{})); d != "" {
+				t.Errorf("read back (-sent +read):\n%s", d)
+			}
+			// The pool's one connection is the one the echo ran on.
+			var n int
+			err = pool.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::text, $2::int8%'`).Scan(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != c.prepared {
+				t.Errorf("%d prepared echo statements on the connection, want %d", n, c.prepared)
+			}
+		})
+	}
+}
+
+func withParam(url, p string) string {
+	if strings.Contains(url, "?") {
+		return url + "&" + p
+	}
+	return url + "?" + p
+}
+
+// A URL whose default_query_exec_mode cannot send the appends' arguments
+// (no parameter types) is refused at Open, before anything is created;
+// the modes that describe their statements work, appends of one event and
+// of many through pgx's own Query.
+func TestOpenQueryExecModes(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		schema := newSchema(t)
+		s, err := Open(ctx, withParam(testURL(t), "default_query_exec_mode="+mode), Options{Schema: schema})
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s: Open succeeded", mode)
+		}
+		if !strings.Contains(err.Error(), "default_query_exec_mode="+mode+" is not supported") {
+			t.Errorf("%s: err = %v, want the mode refused", mode, err)
+		}
+		conn, err := pgx.Connect(ctx, testURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exists bool
+		err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists)
+		conn.Close(ctx)
+		if err != nil || exists {
+			t.Errorf("%s: schema %s exists after the refused Open: %v, %v", mode, schema, exists, err)
+		}
+	}
+	for _, mode := range []string{"cache_describe", "describe_exec"} {
+		s, err := Open(ctx, withParam(testURL(t), "default_query_exec_mode="+mode), Options{Schema: newSchema(t)})
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if _, err := s.Append(ctx, "order-1", chronicle.NoStream, []chronicle.Event{ev("A", `{"n":1}`)}); err != nil {
+			t.Errorf("%s: one event: %v", mode, err)
+		}
+		evs := make([]chronicle.Event, 100)
+		for i := range evs {
+			evs[i] = ev("B", fmt.Sprintf(`{"n":%d}`, i))
+		}
+		res, err := s.Append(ctx, "order-2", chronicle.NoStream, evs)
+		if err != nil || res.LastVersion != 100 {
+			t.Errorf("%s: 100 events: %+v, %v", mode, res, err)
+		}
+		s.Close()
 	}
 }

@@ -68,6 +68,7 @@ type Options struct {
 type Store struct {
 	pool    *pgxpool.Pool // readers, snapshots, SQLDB
 	wpool   *pgxpool.Pool // committers
+	wq      poolQuerier   // the append statements on wpool
 	db      *sql.DB
 	schema  string
 	channel string // NOTIFY channel
@@ -151,6 +152,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open: %w", err)
 	}
+	// Without the statements' parameter types pgx cannot send the appends'
+	// uuid arrays: every append would fail. Say so now, before anything is
+	// created.
+	if mode, ok := map[pgx.QueryExecMode]string{
+		pgx.QueryExecModeExec:           "exec",
+		pgx.QueryExecModeSimpleProtocol: "simple_protocol",
+	}[cfg.ConnConfig.DefaultQueryExecMode]; ok {
+		return nil, fmt.Errorf("pgstore: open: default_query_exec_mode=%s is not supported: appends need their statements' parameter types (use cache_statement, the default, or cache_describe or describe_exec behind a pooler that cannot keep prepared statements)", mode)
+	}
 	switch {
 	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
@@ -200,6 +210,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s := &Store{
 		pool:       pool,
 		wpool:      wpool,
+		wq:         newPoolQuerier(wpool, wcfg),
 		npool:      npool,
 		schema:     opts.Schema,
 		channel:    "chronicle_" + opts.Schema,
