@@ -170,6 +170,39 @@ func TestEventIDs(t *testing.T) {
 	}
 }
 
+// TestEventIDsOfOneAppend: an append of more events than one millisecond's
+// 4,096 ids gets its ids made at once, and they must still be valid,
+// distinct and increasing, and so must the ids made after them.
+func TestEventIDsOfOneAppend(t *testing.T) {
+	in := make([]chronicle.Event, 10000)
+	for i := range in {
+		in[i] = chronicle.Event{Type: "ItemAdded", Data: json.RawMessage(`{}`)}
+	}
+	in[5000].ID = "0190A3B4-C5D6-7E8F-9012-3456789ABCDE" // a given id keeps its place
+	evs, err := chronicle.PrepareAppend("order-1", chronicle.Any, in, chronicle.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[5000].ID != "0190a3b4-c5d6-7e8f-9012-3456789abcde" {
+		t.Fatalf("given id became %s", evs[5000].ID)
+	}
+	ids := make([]string, 0, len(evs)+1)
+	for i, e := range evs {
+		if i != 5000 {
+			ids = append(ids, e.ID)
+		}
+	}
+	ids = append(ids, chronicle.NewEventID())
+	for i, id := range ids {
+		if got, err := chronicle.ParseEventID(id); err != nil || got != id || id[14] != '7' {
+			t.Fatalf("id %d: %q is not a canonical version 7 UUID (%v)", i, id, err)
+		}
+		if i > 0 && id <= ids[i-1] {
+			t.Fatalf("ids not increasing at %d: %s after %s", i, id, ids[i-1])
+		}
+	}
+}
+
 // TestParseEventIDEveryByte puts each of a set of bytes at each position of
 // a valid id: ParseEventID must never panic, and must accept exactly when the
 // result is still 8-4-4-4-12 hex (the fuzzer found a stray '-' inside a hex

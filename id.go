@@ -8,31 +8,57 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // NewEventID returns a new UUID (version 7: time-ordered, so ids of events
 // appended together sort together, which keeps the id index compact).
 func NewEventID() string {
-	var u [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	idMu.Lock()
-	// Within one millisecond, count up in the random bits so ids stay ordered.
-	if ms <= idLastMS {
-		ms = idLastMS
-		idSeq++
-	} else {
-		idLastMS, idSeq = ms, 0
+	var id [1]string
+	newEventIDs(id[:])
+	return id[0]
+}
+
+// newEventIDs fills ids with new event ids, as NewEventID would one after
+// another, reading the clock and the random source once and allocating one
+// string for them all: an append of many events without ids takes them here.
+func newEventIDs(ids []string) {
+	n := len(ids)
+	if n == 0 {
+		return
 	}
-	seq := idSeq
+	now := uint64(time.Now().UnixMilli())
+	// Ids stay ordered: within one millisecond they count up in 12 of the
+	// random bits, and past 4,096 the count carries into the millisecond
+	// (RFC 9562, 6.2), which then runs ahead of the clock for a while.
+	idMu.Lock()
+	ms, seq := now, uint64(0)
+	if now <= idLastMS {
+		ms, seq = idLastMS, idSeq+1
+	}
+	last := seq + uint64(n-1)
+	idLastMS, idSeq = ms+last>>12, last&0xfff
 	idMu.Unlock()
-	if _, err := rand.Read(u[6:]); err != nil {
+	random := make([]byte, 10*n)
+	if _, err := rand.Read(random); err != nil {
 		panic("chronicle: crypto/rand failed: " + err.Error())
 	}
-	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	u[6] = 0x70 | byte(seq>>8)&0x0f
-	u[7] = byte(seq)
-	u[8] = 0x80 | u[8]&0x3f
-	return formatUUID(u)
+	text := make([]byte, 36*n)
+	for i := range ids {
+		var u [16]byte
+		copy(u[6:], random[10*i:])
+		t, c := ms+seq>>12, seq&0xfff
+		u[0], u[1], u[2], u[3], u[4], u[5] = byte(t>>40), byte(t>>32), byte(t>>24), byte(t>>16), byte(t>>8), byte(t)
+		u[6] = 0x70 | byte(c>>8)
+		u[7] = byte(c)
+		u[8] = 0x80 | u[8]&0x3f
+		appendUUID(text[36*i:36*i], u)
+		seq++
+	}
+	all := unsafe.String(unsafe.SliceData(text), len(text)) // text is not written again
+	for i := range ids {
+		ids[i] = all[36*i : 36*i+36]
+	}
 }
 
 // The clock state of NewEventID. Process-wide by nature, like the clock.
@@ -64,16 +90,20 @@ func ParseEventID(s string) (string, error) {
 
 func formatUUID(u [16]byte) string {
 	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
+	return string(appendUUID(b[:0], u))
+}
+
+// appendUUID appends u in canonical form (36 bytes) to b.
+func appendUUID(b []byte, u [16]byte) []byte {
+	b = hex.AppendEncode(b, u[0:4])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, u[4:6])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, u[6:8])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, u[8:10])
+	b = append(b, '-')
+	return hex.AppendEncode(b, u[10:16])
 }
 
 // DerivedEventID returns a UUID (version 8) determined by parts: the same

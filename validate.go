@@ -47,22 +47,37 @@ func PrepareAppendWith(stream string, expected ExpectedVersion, events []Event, 
 		max = DefaultMaxEventSize
 	}
 	out := make([]Event, len(events))
-	seen := make(map[string]bool, len(events))
+	// Ids for the events without one, made together; they are new, so only
+	// the ids given need checking for repeats.
+	var given int
+	for _, e := range events {
+		if e.ID != "" {
+			given++
+		}
+	}
+	made := make([]string, len(events)-given)
+	newEventIDs(made)
+	var seen map[string]bool
+	if given > 1 {
+		seen = make(map[string]bool, given)
+	}
 	for i, e := range events {
 		field := func(f string) string { return fmt.Sprintf("events[%d].%s", i, f) }
 		if e.ID == "" {
-			e.ID = NewEventID()
+			e.ID, made = made[0], made[1:]
 		} else {
 			id, err := ParseEventID(e.ID)
 			if err != nil {
 				return nil, &InvalidError{Field: field("id"), Reason: err.Error()}
 			}
+			if seen[id] {
+				return nil, &InvalidError{Field: field("id"), Reason: "event id repeated within one append"}
+			}
+			if seen != nil {
+				seen[id] = true
+			}
 			e.ID = id
 		}
-		if seen[e.ID] {
-			return nil, &InvalidError{Field: field("id"), Reason: "event id repeated within one append"}
-		}
-		seen[e.ID] = true
 		if err := ValidateName("", e.Type); err != nil {
 			err.(*InvalidError).Field = field("type") // built only on error: every append checks every event
 			return nil, err
