@@ -52,6 +52,65 @@ func TestCreateBatch(t *testing.T) {
 	}
 }
 
+// TestNewStreamsBatch: a batch of creates of one to three events
+// (newStreamsSQL) stores each stream's events at versions 1..n, at
+// positions that follow the versions, with hashes that chain, and answers
+// each append with its own versions and positions. Then the stream's next
+// append, which the store hashes on the head it learnt, lands.
+func TestNewStreamsBatch(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	var batch []*appendReq
+	for i, n := range []int{2, 1, 3} {
+		stream := fmt.Sprintf("nsb-%d", i)
+		evs := make([]chronicle.Event, n)
+		for j := range evs {
+			evs[j] = ev("A", fmt.Sprintf(`{"i":%d,"j":%d}`, i, j))
+		}
+		prepared, digests, err := audit.PrepareAppend(stream, chronicle.NoStream, evs, s.opts.Limits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &appendReq{ctx: ctx, stream: stream, expected: chronicle.NoStream, events: prepared, digests: digests, done: make(chan appendOutcome, 1)})
+	}
+	outs, err := s.runBatch(ctx, s.wpool, batch, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range batch {
+		o := outs[i]
+		if o.out.err != nil || o.out.dup || o.retry {
+			t.Fatalf("%s: %+v, want appended", r.stream, o)
+		}
+		stored, err := s.ReadStream(ctx, r.stream, chronicle.ReadStreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stored) != len(r.events) {
+			t.Fatalf("%s: %d events stored, want %d", r.stream, len(stored), len(r.events))
+		}
+		res := o.out.res
+		if res.FirstVersion != 1 || res.LastVersion != int64(len(r.events)) ||
+			res.FirstPosition != stored[0].Position || res.LastPosition != stored[len(stored)-1].Position {
+			t.Errorf("%s: answered %+v, stored at positions %d-%d", r.stream, res, stored[0].Position, stored[len(stored)-1].Position)
+		}
+		events := make([]audit.Event, len(stored))
+		hashes := make([]audit.Hash, len(stored))
+		for j, e := range stored {
+			if e.Version != int64(j+1) || e.ID != r.events[j].ID || (j > 0 && e.Position <= stored[j-1].Position) {
+				t.Errorf("%s: event %d stored as version %d at position %d, id %s (want %s)", r.stream, j, e.Version, e.Position, e.ID, r.events[j].ID)
+			}
+			events[j], hashes[j] = audit.FromRecorded(e, e.PrevHash), e.Hash
+		}
+		if err := audit.CheckStream(events, hashes); err != nil {
+			t.Errorf("%s: %v", r.stream, err)
+		}
+		if _, err := s.Append(ctx, r.stream, chronicle.Exact(int64(len(r.events))), []chronicle.Event{ev("B", `{}`)}); err != nil {
+			t.Errorf("%s: next append: %v", r.stream, err)
+		}
+	}
+}
+
 // TestCreateRace: writers of two stores racing to create the same streams
 // in the same order, in batches: each stream is created exactly once,
 // every other attempt gets a conflict, and no acknowledged append is lost.

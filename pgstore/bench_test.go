@@ -517,18 +517,18 @@ VALUES ($1, 'order', 1, $2, 'OrderCreated', 1, $3::text::json, $4::text::json, n
 }
 
 // BenchmarkBatchCPU reports the backend's CPU per append (as
-// BenchmarkBackendCPU) in batches of 4 and 16 new streams of one event,
-// run by createBatchSQL and by the general batchSQL.
+// BenchmarkBackendCPU) in batches of 4, 8 and 16 new streams of one event,
+// run by the general batchSQL, by createBatchSQL and by newStreamsSQL.
 func BenchmarkBatchCPU(b *testing.B) {
 	ctx := context.Background()
-	defer func() { createBatches = true }()
-	for _, size := range []int{4, 16} {
+	defer func() { createBatches, newStreams = true, true }()
+	for _, size := range []int{4, 8, 16} {
 		for _, v := range []struct {
-			name    string
-			general bool
-		}{{"general", true}, {"create", false}} {
+			name          string
+			create, fresh bool
+		}{{"general", false, false}, {"create", true, false}, {"new", true, true}} {
 			b.Run(fmt.Sprintf("size=%d/%s", size, v.name), func(b *testing.B) {
-				createBatches = !v.general
+				createBatches, newStreams = v.create, v.fresh
 				s := openTest(b, Options{Committers: 1})
 				cpu := backendCPU(b, s.wpool)
 				e := benchEvent("OrderCreated")
