@@ -102,3 +102,109 @@ VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-"+ch
 	b.ReportMetric(median(ratios), "floor/plain")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkBatchLive runs, in turn, the batches of BenchmarkBatchFloor
+// (8 new streams, prepared before the clock starts, back to back) and W1
+// at 8 clients through Store.Append on the same store, with one committer
+// so that one backend does all the work. For each it reports appends/s,
+// appends per batch, and the CPU time per append of the committing backend
+// and of this process. The difference between the two is what the clients'
+// turn between batches costs.
+//
+//	go test -run '^$' -bench BatchLive -benchtime 1x ./pgstore
+func BenchmarkBatchLive(b *testing.B) {
+	const (
+		size    = 8
+		batches = 1500
+		rounds  = 3
+	)
+	ctx := context.Background()
+	s := openTest(b, Options{Committers: 1})
+	var pid int
+	if err := s.wpool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	backend := procCPU(pid)
+	if _, err := backend(); err != nil {
+		b.Skipf("cannot read the backend's CPU time (is PostgreSQL on another machine?): %v", err)
+	}
+	e := benchEvent("OrderCreated")
+	type result struct{ rate, perBatch, backend, self float64 }
+	// measure runs n appends' worth of work and reads the clocks around it.
+	measure := func(n int, run func()) result {
+		b0, _ := backend()
+		s0 := selfCPU()
+		batches0, batched0 := s.batches.Load(), s.batched.Load()
+		start := time.Now()
+		run()
+		d := time.Since(start)
+		b1, _ := backend()
+		r := result{rate: float64(n) / d.Seconds(), perBatch: size, backend: (b1 - b0) / float64(n), self: (selfCPU() - s0) / float64(n)}
+		if nb := s.batches.Load() - batches0; nb > 0 {
+			r.perBatch = float64(s.batched.Load()-batched0) / float64(nb)
+		}
+		return r
+	}
+	floor := func(n int) result {
+		prepared := make([][]*appendReq, n)
+		for i := range prepared {
+			for range size {
+				stream := "order-" + chronicle.NewEventID()
+				evs, digests, err := audit.PrepareAppend(stream, chronicle.NoStream, []chronicle.Event{e}, s.opts.Limits)
+				if err != nil {
+					b.Fatal(err)
+				}
+				prepared[i] = append(prepared[i], &appendReq{ctx: ctx, stream: stream, expected: chronicle.NoStream, events: evs, digests: digests, done: make(chan appendOutcome, 1)})
+			}
+		}
+		return measure(n*size, func() {
+			for _, batch := range prepared {
+				if _, err := s.runBatch(ctx, s.wpool, batch, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	live := func(n int) result {
+		return measure(n*size, func() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range size {
+				wg.Go(func() {
+					for next.Add(1) <= int64(n*size) {
+						if _, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+	checkpoint(b, s.pool)
+	floor(100) // warm: plans cached, pages touched
+	live(100)
+	var fl, lv []result
+	for range rounds {
+		fl, lv = append(fl, floor(batches)), append(lv, live(batches))
+	}
+	median := func(rs []result, f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	for _, m := range []struct {
+		name string
+		rs   []result
+	}{{"floor", fl}, {"live", lv}} {
+		b.ReportMetric(median(m.rs, func(r result) float64 { return r.rate }), m.name+"-appends/s")
+		b.ReportMetric(median(m.rs, func(r result) float64 { return r.perBatch }), m.name+"-appends/batch")
+		b.ReportMetric(median(m.rs, func(r result) float64 { return r.backend }), m.name+"-backend-µs/append")
+		b.ReportMetric(median(m.rs, func(r result) float64 { return r.self }), m.name+"-client-µs/append")
+	}
+	b.ReportMetric(0, "ns/op")
+}
