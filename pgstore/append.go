@@ -584,10 +584,7 @@ func (s *Store) runBatch(ctx context.Context, q querier, batch []*appendReq, che
 		// A stream exists: nothing was written. createBatchSQL tells
 		// which, and commits the others.
 	}
-	var nev int
-	for _, r := range batch {
-		nev += len(r.events)
-	}
+	nev := eventCount(batch)
 	var (
 		streams  = make([]string, len(batch))
 		types    = make([]string, len(batch))
@@ -672,10 +669,7 @@ var createBatches, newStreams = true, true
 // stream and are chained; see runBatch. An error means nothing of the
 // batch was written (or, for the commit's, that we cannot know).
 func (s *Store) runNewStreams(ctx context.Context, q querier, batch []*appendReq) ([]batchOutcome, error) {
-	var nev int
-	for _, r := range batch {
-		nev += len(r.events)
-	}
+	nev := eventCount(batch)
 	var (
 		streams = make([]string, len(batch))
 		types   = make([]string, len(batch))
@@ -749,6 +743,15 @@ func (s *Store) runNewStreams(ctx context.Context, q querier, batch []*appendReq
 		outs[i] = row.outcome(r)
 	}
 	return outs, nil
+}
+
+// eventCount returns the number of events in batch.
+func eventCount(batch []*appendReq) int {
+	n := 0
+	for _, r := range batch {
+		n += len(r.events)
+	}
+	return n
 }
 
 // allCreate reports whether every append of batch expects no stream.
