@@ -6,12 +6,12 @@ package natstest
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chronicle-es/chronicle/internal/freeport"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,12 +32,10 @@ type Server struct {
 // test can show a relay waiting for it). It is stopped when tb ends.
 func New(tb testing.TB) *Server {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Loopback()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	s := &Server{tb: tb, port: port, dir: tb.TempDir()}
 	tb.Cleanup(s.Stop)
 	return s

@@ -3,13 +3,14 @@ package pgcluster
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/chronicle-es/chronicle/internal/freeport"
 )
 
 // ErrUnavailable: PostgreSQL's server programs (initdb, pg_ctl,
@@ -73,13 +74,11 @@ func newDir(runAs []string) (string, int, error) {
 			return "", 0, fmt.Errorf("chown: %v: %s", err, out)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Loopback()
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", 0, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	return dir, port, nil
 }
 
@@ -88,6 +87,19 @@ func newDir(runAs []string) (string, int, error) {
 // trust authentication for replication from loopback). Stop it with
 // Remove. Errors: ErrUnavailable, or what initdb and pg_ctl said.
 func StartPrimary() (*Cluster, error) {
+	c, err := initPrimary()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.firstStart(); err != nil {
+		os.RemoveAll(c.dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// initPrimary initdb's a new cluster, not started.
+func initPrimary() (*Cluster, error) {
 	bin, runAs, err := tools()
 	if err != nil {
 		return nil, err
@@ -100,10 +112,6 @@ func StartPrimary() (*Cluster, error) {
 	if out, err := c.run("initdb", "-D", c.Data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-	if err := c.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
 	}
 	return c, nil
 }
@@ -122,11 +130,31 @@ func (c *Cluster) StartStandby() (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pg_basebackup: %v\n%s", err, out)
 	}
-	if err := s.Start(); err != nil {
+	if err := s.firstStart(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return s, nil
+}
+
+// firstStart starts a new cluster, on another free port when something
+// took its port since it was picked.
+func (c *Cluster) firstStart() error {
+	var err error
+	for range 5 {
+		if err = c.Start(); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+			return err
+		}
+		port, perr := freeport.Loopback()
+		if perr != nil {
+			return errors.Join(err, perr)
+		}
+		c.Port = port
+		// The log keeps what the failed start said; the next one's
+		// failure must be read alone.
+		os.Remove(filepath.Join(c.dir, "server.log"))
+	}
+	return err
 }
 
 // Data is the cluster's data directory.
