@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/chronicle-es/chronicle/personal"
 	"io"
-	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chronicle-es/chronicle/internal/freeport"
 	"github.com/chronicle-es/chronicle/internal/natstest"
+	"github.com/chronicle-es/chronicle/personal"
 	"github.com/chronicle-es/chronicle/relay"
 )
 
@@ -193,12 +194,11 @@ func TestRelayCommand(t *testing.T) {
 		t.Fatalf("before any relay ran, GET /projections shows %+v", body.Projections)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr := ln.Addr().String()
-	ln.Close()
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
 	m := &Main{Stdout: &bytes.Buffer{}, Stderr: &lockedWriter{w: &stderr}, Getenv: func(string) string { return "" }}
