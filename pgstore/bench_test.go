@@ -231,8 +231,8 @@ func BenchmarkReadAllPages(b *testing.B) {
 }
 
 // BenchmarkBackendCPU reports the PostgreSQL backend's CPU time per event
-// (user + system, from /proc: the server must run on this machine) for W1
-// and W3, chronicle's append beside the plain INSERT. Unlike throughput,
+// (user + system, from /proc: the server must run on this machine) for W1,
+// W2's append and W3, chronicle's append beside the plain INSERT. Unlike throughput,
 // CPU time hardly moves with the load of a shared machine. The backend runs
 // with synchronous_commit off so that the WAL flush, whose kernel time
 // depends on the disk and on everyone else using it, stays out: this is
@@ -282,6 +282,59 @@ SELECT id, $2, 'ItemAdded', v, $4::jsonb, $5::jsonb FROM unnest($1::uuid[], $3::
 			})
 		})
 	}
+	// W2's append: one event to a stream that exists, expecting its version
+	// (known here, as W2's client reads it first; the read is not measured).
+	const w2Streams = 1000
+	for _, oneSQLOnly := range []bool{false, true} {
+		name := "chronicle/W2"
+		if oneSQLOnly {
+			name = "chronicle-oneSQL/W2" // the statement before appendOneSQL
+		}
+		b.Run(name, func(b *testing.B) {
+			s := openTest(b, Options{Committers: 1})
+			s.oneSQLOnly = oneSQLOnly
+			versions := make([]int64, w2Streams)
+			for i := range versions {
+				if _, err := s.Append(ctx, "order-cmd"+strconv.Itoa(i), chronicle.NoStream, []chronicle.Event{e}); err != nil {
+					b.Fatal(err)
+				}
+				versions[i] = 1
+			}
+			cpu := backendCPU(b, s.wpool)
+			i := 0
+			add := benchEvent("ItemAdded")
+			measureCPU(b, cpu, 1, func() error {
+				k := i % w2Streams
+				i++
+				_, err := s.Append(ctx, "order-cmd"+strconv.Itoa(k), chronicle.Exact(versions[k]), []chronicle.Event{add})
+				versions[k]++
+				return err
+			})
+		})
+	}
+	b.Run("plain/W2", func(b *testing.B) {
+		pool := plainPool(b, 1)
+		for i := range w2Streams {
+			if _, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-cmd"+strconv.Itoa(i), benchPayload, benchMetadata); err != nil {
+				b.Fatal(err)
+			}
+		}
+		versions := make([]int32, w2Streams)
+		for i := range versions {
+			versions[i] = 1
+		}
+		cpu := backendCPU(b, pool)
+		i := 0
+		measureCPU(b, cpu, 1, func() error {
+			k := i % w2Streams
+			i++
+			versions[k]++
+			_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, 'ItemAdded', $3, $4, $5)`, chronicle.NewEventID(), "order-cmd"+strconv.Itoa(k), versions[k], benchPayload, benchMetadata)
+			return err
+		})
+	})
 }
 
 // plainIDs returns n new event ids as 16 bytes each: pgx has no binary

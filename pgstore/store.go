@@ -101,10 +101,12 @@ type Store struct {
 	heads     heads         // streams' heads, for hashing appends without a lookup
 	// batches and batched count commits and the appends in them;
 	// overlapped the batches taken while another was committing; alone
-	// the appends committed on their caller's goroutine (commitAlone).
-	batches, batched, overlapped, alone atomic.Int64
-	done                                chan struct{}  // closed by Close
-	wg                                  sync.WaitGroup // the listener and the notifier
+	// the appends committed on their caller's goroutine (commitAlone);
+	// known those appendOneSQL committed.
+	batches, batched, overlapped, alone, known atomic.Int64
+	oneSQLOnly                                 bool           // tests: never appendOneSQL
+	done                                       chan struct{}  // closed by Close
+	wg                                         sync.WaitGroup // the listener and the notifier
 
 	cancelListen context.CancelFunc
 
