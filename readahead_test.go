@@ -3,9 +3,11 @@ package chronicle_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chronicle-es/chronicle"
 )
@@ -119,25 +121,46 @@ func TestReadAheadFrom(t *testing.T) {
 	}
 }
 
+// The reader runs ahead of a caller that holds a page, up to four pages,
+// and breaking out of the loop waits for the read in flight.
 func TestReadAheadBreak(t *testing.T) {
 	s := newLogStore(100)
+	reads := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.reads)
+	}
+	const ahead = 4 // readAheadPages
 	pages := 0
 	for _, err := range chronicle.ReadAhead(t.Context(), s, chronicle.Checkpoint{}, chronicle.ReadAllOptions{Limit: 10}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pages++; pages == 2 {
+		if pages++; pages == 1 {
+			// Holding page 1: the reader goes on to pages 2 to 5.
+			deadline := time.Now().Add(10 * time.Second)
+			for reads() < 1+ahead {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d reads while the caller holds page 1, want %d", reads(), 1+ahead)
+				}
+				runtime.Gosched()
+			}
+		}
+		if pages == 2 {
 			break
 		}
 	}
-	// The loop has returned: the read ahead of page 3 has been waited for.
+	// The loop has returned: the read in flight has been waited for.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.busy != 0 {
 		t.Errorf("%d reads still in flight after break", s.busy)
 	}
-	if len(s.reads) > 3 {
-		t.Errorf("%d reads for 2 pages, want at most 3", len(s.reads))
+	if s.most != 1 {
+		t.Errorf("%d reads at once, want 1", s.most)
+	}
+	if len(s.reads) > 2+ahead {
+		t.Errorf("%d reads for 2 pages, want at most %d", len(s.reads), 2+ahead)
 	}
 }
 
