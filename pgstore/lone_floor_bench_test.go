@@ -8,7 +8,7 @@ import (
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/audit"
-	"github.com/chronicle-es/chronicle/internal/proccpu"
+	"github.com/chronicle-es/chronicle/internal/inturn"
 )
 
 // BenchmarkLoneFloor splits one client's append (W1 at 1 client, W3) into
@@ -48,12 +48,8 @@ func loneFloor(b *testing.B, n int) {
 	for i := range n {
 		payloads[i], metas[i], versions[i] = benchPayload, benchMetadata, int32(i+1)
 	}
-	forms := []struct {
-		name string
-		// prepare does what is not timed; run is timed.
-		prepare func() (run func() error)
-	}{
-		{"append", func() func() error {
+	forms := []inturn.Form{
+		{Name: "append", Prepare: func() func() error {
 			return func() error {
 				ctx, cancel := context.WithCancel(bg)
 				defer cancel()
@@ -61,7 +57,7 @@ func loneFloor(b *testing.B, n int) {
 				return err
 			}
 		}},
-		{"floor", func() func() error {
+		{Name: "floor", Prepare: func() func() error {
 			stream := "order-" + chronicle.NewEventID()
 			evs, digests, err := audit.PrepareAppend(stream, chronicle.NoStream, events, s.opts.Limits)
 			if err != nil {
@@ -76,7 +72,7 @@ func loneFloor(b *testing.B, n int) {
 				return err
 			}
 		}},
-		{"plain", func() func() error {
+		{Name: "plain", Prepare: func() func() error {
 			stream := "order-" + chronicle.NewEventID()
 			if n == 1 {
 				return func() error {
@@ -95,27 +91,17 @@ SELECT id, $2, 'OrderCreated', v, d, m FROM unnest($1::uuid[], $3::int4[], $4::j
 	}
 	const warm = 100 // plans cached, pages touched
 	checkpoint(b, s.pool)
-	var wall, cpu [3]time.Duration
-	for i := range warm + b.N {
-		for j := range forms {
-			k := (i + j) % len(forms)
-			run := forms[k].prepare()
-			c0, t0 := proccpu.Used(), time.Now()
-			if err := run(); err != nil {
-				b.Fatalf("%s: %v", forms[k].name, err)
-			}
-			if i >= warm {
-				wall[k] += time.Since(t0)
-				cpu[k] += proccpu.Used() - c0
-			}
-		}
+	b.ResetTimer()
+	totals, err := inturn.Run(warm, b.N, forms)
+	if err != nil {
+		b.Fatal(err)
 	}
 	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(b.N) }
 	for k, f := range forms {
-		b.ReportMetric(per(wall[k]), f.name+"-µs")
-		b.ReportMetric(per(cpu[k]), f.name+"-cpu-µs")
+		b.ReportMetric(per(totals[k].Wall), f.Name+"-µs")
+		b.ReportMetric(per(totals[k].CPU), f.Name+"-cpu-µs")
 	}
-	b.ReportMetric(per(wall[2])/per(wall[0]), "append/plain")
-	b.ReportMetric(per(wall[2])/per(wall[1]), "floor/plain")
+	b.ReportMetric(per(totals[2].Wall)/per(totals[0].Wall), "append/plain")
+	b.ReportMetric(per(totals[2].Wall)/per(totals[1].Wall), "floor/plain")
 	b.ReportMetric(0, "ns/op")
 }

@@ -2,13 +2,11 @@ package sqlitestore_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,25 +86,7 @@ func BenchmarkAppend100(b *testing.B) {
 func BenchmarkPlainInsert100(b *testing.B) {
 	for _, sync := range []string{"FULL", "OFF"} {
 		b.Run("sync="+sync, func(b *testing.B) {
-			db, err := sql.Open(sqlDriverName, "file:"+filepath.Join(b.TempDir(), "plain.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			db.SetMaxOpenConns(1) // one connection: the PRAGMAs stay set
-			if _, err := db.Exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ` + sync + `;
-CREATE TABLE order_events (id TEXT PRIMARY KEY, order_id TEXT NOT NULL,
-	event_type TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT,
-	created_at INTEGER, UNIQUE (order_id, version));
-CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
-				b.Fatal(err)
-			}
-			ins, err := db.Prepare("INSERT INTO order_events (id, order_id, event_type, version, data, metadata, created_at) VALUES (?,?,?,?,?,?,?)" +
-				strings.Repeat(",(?,?,?,?,?,?,?)", 99))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ins.Close()
+			db, ins := sqlitestore.OpenPlainTable(b, filepath.Join(b.TempDir(), "plain.db"), sync, 100)
 			b.ResetTimer()
 			cpu0 := proccpu.Used()
 			for range b.N {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/audit"
-	"github.com/chronicle-es/chronicle/internal/proccpu"
+	"github.com/chronicle-es/chronicle/internal/inturn"
 )
 
 // BenchmarkAppendFloor splits one client's append (W3: 100 events to a new
@@ -49,25 +49,7 @@ func appendFloor(b *testing.B, sync string, n int) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	plain, err := sql.Open(driverName, "file:"+filepath.Join(dir, "plain.db")+"?"+dsnParams(connParams{busyTimeoutMS: 5000, synchronous: sync}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer plain.Close()
-	plain.SetMaxOpenConns(1)
-	if _, err := plain.Exec(`PRAGMA journal_mode = WAL;
-CREATE TABLE order_events (id TEXT PRIMARY KEY, order_id TEXT NOT NULL,
-	event_type TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT,
-	created_at INTEGER, UNIQUE (order_id, version));
-CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
-		b.Fatal(err)
-	}
-	ins, err := plain.Prepare("INSERT INTO order_events (id, order_id, event_type, version, data, metadata, created_at) VALUES (?,?,?,?,?,?,?)" +
-		strings.Repeat(",(?,?,?,?,?,?,?)", n-1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ins.Close()
+	plain, ins := OpenPlainTable(b, filepath.Join(dir, "plain.db"), sync, n)
 
 	data := json.RawMessage(`{"customer_id":"cust_456","total":9999,"currency":"USD","items":[{"sku":"SKU-1001","name":"Widget","qty":2,"price":2500},{"sku":"SKU-2002","name":"Gadget","qty":1,"price":4999}],"shipping":"standard"}`)
 	meta := json.RawMessage(`{"correlation_id":"corr-00000000","source":"bench"}`)
@@ -78,19 +60,15 @@ CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
 		}
 		return evs
 	}
-	forms := []struct {
-		name string
-		// prepare does what is not timed; run is timed.
-		prepare func() (run func() error)
-	}{
-		{"append", func() func() error {
+	forms := []inturn.Form{
+		{Name: "append", Prepare: func() func() error {
 			evs := events()
 			return func() error {
 				_, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, evs)
 				return err
 			}
 		}},
-		{"floor", func() func() error {
+		{Name: "floor", Prepare: func() func() error {
 			stream := "order-" + chronicle.NewEventID()
 			evs, digests, err := audit.PrepareAppend(stream, chronicle.NoStream, events(), s.opts.Limits)
 			if err != nil {
@@ -111,7 +89,7 @@ CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
 				return err
 			}
 		}},
-		{"plain", func() func() error {
+		{Name: "plain", Prepare: func() func() error {
 			order, now := "order-"+chronicle.NewEventID(), time.Now().UnixMicro()
 			args := make([]any, 0, 7*n)
 			for v := 1; v <= n; v++ {
@@ -131,28 +109,44 @@ CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
 		}},
 	}
 	const warm = 50 // statements prepared, pages touched
-	var wall, cpu [3]time.Duration
 	b.ResetTimer()
-	for i := range warm + b.N {
-		for j := range forms {
-			k := (i + j) % len(forms)
-			run := forms[k].prepare()
-			c0, t0 := proccpu.Used(), time.Now()
-			if err := run(); err != nil {
-				b.Fatalf("%s: %v", forms[k].name, err)
-			}
-			if i >= warm {
-				wall[k] += time.Since(t0)
-				cpu[k] += proccpu.Used() - c0
-			}
-		}
+	totals, err := inturn.Run(warm, b.N, forms)
+	if err != nil {
+		b.Fatal(err)
 	}
 	perEvent := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(b.N*n) }
 	for k, f := range forms {
-		b.ReportMetric(1e6/perEvent(wall[k]), f.name+"-events/s")
-		b.ReportMetric(perEvent(cpu[k]), f.name+"-cpu-µs/event")
+		b.ReportMetric(1e6/perEvent(totals[k].Wall), f.Name+"-events/s")
+		b.ReportMetric(perEvent(totals[k].CPU), f.Name+"-cpu-µs/event")
 	}
-	b.ReportMetric(perEvent(wall[2])/perEvent(wall[0]), "append/plain")
-	b.ReportMetric(perEvent(wall[2])/perEvent(wall[1]), "floor/plain")
+	b.ReportMetric(perEvent(totals[2].Wall)/perEvent(totals[0].Wall), "append/plain")
+	b.ReportMetric(perEvent(totals[2].Wall)/perEvent(totals[1].Wall), "floor/plain")
 	b.ReportMetric(0, "ns/op")
+}
+
+// OpenPlainTable opens the seed's plain table (BENCHMARKS.md) in a new
+// SQLite file at path, in WAL mode at the given synchronous level, on one
+// connection, and prepares its INSERT of rows rows. Both are closed when tb
+// ends.
+func OpenPlainTable(tb testing.TB, path, sync string, rows int) (*sql.DB, *sql.Stmt) {
+	db, err := sql.Open(driverName, "file:"+path+"?"+dsnParams(connParams{busyTimeoutMS: 5000, synchronous: sync}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1) // one connection: the PRAGMAs stay set
+	if _, err := db.Exec(`PRAGMA journal_mode = WAL;
+CREATE TABLE order_events (id TEXT PRIMARY KEY, order_id TEXT NOT NULL,
+	event_type TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT,
+	created_at INTEGER, UNIQUE (order_id, version));
+CREATE INDEX order_events_order_id ON order_events (order_id)`); err != nil {
+		tb.Fatal(err)
+	}
+	ins, err := db.Prepare("INSERT INTO order_events (id, order_id, event_type, version, data, metadata, created_at) VALUES (?,?,?,?,?,?,?)" +
+		strings.Repeat(",(?,?,?,?,?,?,?)", rows-1))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ins.Close() })
+	return db, ins
 }
