@@ -26,9 +26,10 @@ func dsnParams(p connParams) string {
 	if p.secureDelete {
 		q += "&_secure_delete=on"
 	}
-	// p.tempMemory, p.noAutoCheckpoint: this driver's DSN has neither
-	// temp_store nor wal_autocheckpoint; statement journals may spill to a
-	// temporary file, and commits still checkpoint (slower, same results).
+	// p.tempMemory, p.noAutoCheckpoint, p.mmapSize: this driver's DSN has
+	// none of temp_store, wal_autocheckpoint and mmap_size; statement
+	// journals may spill to a temporary file, commits still checkpoint, and
+	// readers read every page with a system call (slower, same results).
 	return q
 }
 

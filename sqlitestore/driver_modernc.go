@@ -4,6 +4,7 @@ package sqlitestore
 
 import (
 	"errors"
+	"strconv"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -34,6 +35,9 @@ func dsnParams(p connParams) string {
 	}
 	if p.secureDelete {
 		q += "&_pragma=secure_delete(1)"
+	}
+	if p.mmapSize > 0 {
+		q += "&_pragma=mmap_size(" + strconv.FormatInt(p.mmapSize, 10) + ")"
 	}
 	return q
 }

@@ -34,6 +34,21 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for another process's lock
 	// before failing; 0 means 10 s.
 	BusyTimeout int // milliseconds
+	// MmapSize is how many bytes of the database file each reader
+	// connection maps into memory (SQLite's mmap_size). A read of a mapped
+	// page makes no system call and copies nothing: a catch-up over the
+	// whole log spends about 15% less CPU in the reader. 0 means
+	// DefaultMmapSize; a negative value turns mapping off, so that every
+	// page is read with a read system call (SQLite's own default).
+	//
+	// The costs: the mapped pages read are the operating system's file
+	// cache, shared and reclaimable, but they count in the process's
+	// resident set (RSS), up to MmapSize; and an I/O error on a mapped
+	// page stops the process (SIGBUS) where a read system call would have
+	// returned an error. SQLite's shared-memory index beside the file (the
+	// -shm file of WAL mode) is mapped the same way already. Writers never
+	// write through the mapping.
+	MmapSize int64
 	// MigrateProgress, when set, is called while Open hashes the events of
 	// a store made before hashing existed, after each batch: events hashed
 	// so far by this Open, and how many were left to hash when it began.
@@ -95,11 +110,17 @@ type connParams struct {
 	// secureDelete zeroes the bytes of deleted content (secure_delete), so
 	// that an erased data key leaves no copy in free space.
 	secureDelete bool
+	// mmapSize > 0 maps that much of the file for reads (mmap_size).
+	mmapSize int64
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
 const defaultBusyTimeoutMS = 10_000
+
+// DefaultMmapSize is Options.MmapSize's default: 1 GiB, the whole file of
+// a store of about 1.9 million events of the benchmarks' size.
+const DefaultMmapSize = 1 << 30
 
 // syncLevel checks a synchronous level and spells it as SQLite does; ""
 // is FULL.
@@ -161,6 +182,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts.Synchronous = syncMode
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = defaultBusyTimeoutMS
+	}
+	if opts.MmapSize == 0 {
+		opts.MmapSize = DefaultMmapSize
 	}
 	s := &Store{
 		opts:       opts,
@@ -241,7 +265,7 @@ func (s *Store) openDBs(ctx context.Context, path string) error {
 	if err := s.prepareWrites(ctx); err != nil {
 		return err
 	}
-	if s.rdb, err = open(name, connParams{busyTimeoutMS: s.opts.BusyTimeout, queryOnly: true}); err != nil {
+	if s.rdb, err = open(name, connParams{busyTimeoutMS: s.opts.BusyTimeout, queryOnly: true, mmapSize: s.opts.MmapSize}); err != nil {
 		return err
 	}
 	// As many readers open as may stay idle: beyond the idle limit every

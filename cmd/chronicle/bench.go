@@ -90,8 +90,9 @@ Where it runs: bench never writes to an existing store. With a postgres://
 URL it creates a fresh schema per workload (bench_<run>_<workload>) in that
 database and drops it at the end; with a sqlite URL it creates fresh files
 in a temporary directory next to the named file (same disk; the file itself
-is never opened), keeping its ?synchronous= level (default FULL); with no
-URL, in a temporary directory. --keep leaves them for inspection.
+is never opened), keeping its ?synchronous= level (default FULL) and its
+?mmap_size=; with no URL, in a temporary directory. --keep leaves them for
+inspection.
 
 Data sets: W4 and W5 share --events events (default 1,000,000) in streams
 of 1,000, written interleaved by one writer per stream at once (group

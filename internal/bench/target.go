@@ -18,13 +18,14 @@ import (
 
 // target hands out fresh places on one backend.
 type target struct {
-	kind  string // storeurl.SQLite or storeurl.Postgres
-	pgURL string // PostgreSQL: the URL without schema
-	dir   string // SQLite: the run's temporary directory
-	sync  string // SQLite: synchronous level from the URL, "" = store default
-	run   string // run id, in schema names
-	keep  bool
-	notes map[string]bool
+	kind   string // storeurl.SQLite or storeurl.Postgres
+	pgURL  string // PostgreSQL: the URL without schema
+	dir    string // SQLite: the run's temporary directory
+	sync   string // SQLite: synchronous level from the URL, "" = store default
+	params string // SQLite: the URL's query (synchronous, mmap_size), for every place
+	run    string // run id, in schema names
+	keep   bool
+	notes  map[string]bool
 }
 
 func newTarget(opts Options) (*target, error) {
@@ -59,7 +60,7 @@ func newTarget(opts Options) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.dir, t.sync = dir, loc.Synchronous
+		t.dir, t.sync, t.params = dir, loc.Synchronous, loc.SQLiteParams()
 	}
 	return t, nil
 }
@@ -121,10 +122,7 @@ func (t *target) newPlace(ctx context.Context, name string, noOpen bool, plainCo
 		p.url = u.String()
 	default:
 		p.path = filepath.Join(t.dir, name+".db")
-		p.url = "sqlite://" + p.path
-		if t.sync != "" {
-			p.url += "?synchronous=" + t.sync
-		}
+		p.url = "sqlite://" + p.path + t.params
 		if plainConns > 0 {
 			p.plainPath = filepath.Join(t.dir, name+"-plain.db")
 		}

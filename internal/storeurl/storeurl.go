@@ -1,6 +1,7 @@
 package storeurl
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/chronicle-es/chronicle"
@@ -57,6 +59,10 @@ type Location struct {
 	Path string
 	// Synchronous is SQLite's synchronous level from ?synchronous=, if any.
 	Synchronous string
+	// MmapSize is ?mmap_size= in bytes as sqlitestore.Options.MmapSize
+	// takes it: 0 when absent (the store's default), -1 for mmap_size=0
+	// (reads without mapping the file).
+	MmapSize int64
 	// URL is the PostgreSQL connection URL, without the schema parameter.
 	URL string
 	// Schema is the PostgreSQL schema from ?schema=, if any (pgstore's
@@ -106,11 +112,18 @@ func Parse(raw string) (Location, error) {
 				return bad("%v", err)
 			}
 			for k := range q {
-				if k != "synchronous" {
-					return bad("unknown parameter %q (known: synchronous)", k)
+				if k != "synchronous" && k != "mmap_size" {
+					return bad("unknown parameter %q (known: synchronous, mmap_size)", k)
 				}
 			}
 			loc.Synchronous = q.Get("synchronous")
+			if v := q.Get("mmap_size"); q.Has("mmap_size") {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < 0 {
+					return bad("mmap_size %q: want a number of bytes, 0 to read without mapping the file", v)
+				}
+				loc.MmapSize = cmp.Or(n, -1)
+			}
 		}
 		return loc, nil
 	case strings.Contains(raw, "://"):
@@ -120,6 +133,22 @@ func Parse(raw string) (Location, error) {
 		return bad("a PostgreSQL keyword/value string, not a URL (write it as postgres://user:pass@host:5432/db?sslmode=...)")
 	}
 	return Location{Kind: SQLite, Path: raw}, nil
+}
+
+// SQLiteParams renders a SQLite location's parameters as a URL query, ""
+// or starting with "?": for the URL of another file with the same settings.
+func (l Location) SQLiteParams() string {
+	q := url.Values{}
+	if l.Synchronous != "" {
+		q.Set("synchronous", l.Synchronous)
+	}
+	if l.MmapSize != 0 {
+		q.Set("mmap_size", strconv.FormatInt(max(l.MmapSize, 0), 10))
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
 }
 
 // String returns the location for logs, without any password.
@@ -259,7 +288,7 @@ func Open(ctx context.Context, loc Location, opts Options) (Store, error) {
 				return nil, fmt.Errorf("open store %s: %w", loc, err)
 			}
 		}
-		s, err := sqlitestore.Open(ctx, loc.Path, sqlitestore.Options{Synchronous: loc.Synchronous, MigrateProgress: opts.MigrateProgress})
+		s, err := sqlitestore.Open(ctx, loc.Path, sqlitestore.Options{Synchronous: loc.Synchronous, MmapSize: loc.MmapSize, MigrateProgress: opts.MigrateProgress})
 		if err != nil {
 			return nil, err
 		}

@@ -20,6 +20,8 @@ func TestParse(t *testing.T) {
 		{"sqlite:rel.db", Location{Kind: SQLite, Path: "rel.db"}},
 		{"sqlite::memory:", Location{Kind: SQLite, Path: ":memory:"}},
 		{"sqlite:///x.db?synchronous=NORMAL", Location{Kind: SQLite, Path: "/x.db", Synchronous: "NORMAL"}},
+		{"sqlite:///x.db?mmap_size=268435456", Location{Kind: SQLite, Path: "/x.db", MmapSize: 268435456}},
+		{"sqlite:///x.db?mmap_size=0&synchronous=NORMAL", Location{Kind: SQLite, Path: "/x.db", Synchronous: "NORMAL", MmapSize: -1}},
 		{"./data/x.db", Location{Kind: SQLite, Path: "./data/x.db"}},
 		{"postgres://u:p@h:5432/db?sslmode=disable", Location{Kind: Postgres, URL: "postgres://u:p@h:5432/db?sslmode=disable"}},
 		{"postgresql://h/db?schema=t1&sslmode=disable", Location{Kind: Postgres, URL: "postgresql://h/db?sslmode=disable", Schema: "t1"}},
@@ -38,10 +40,31 @@ func TestParse(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, raw := range []string{"mysql://h/db", "sqlite://", "sqlite:///x.db?cache=shared", "sqlite:",
+		"sqlite:///x.db?mmap_size=-1", "sqlite:///x.db?mmap_size=1GiB", "sqlite:///x.db?mmap_size=",
 		// PostgreSQL keyword/value strings must not become SQLite file names.
 		"host=127.0.0.1 dbname=orders", "dbname=orders", " user=app password=secret"} {
 		if _, err := Parse(raw); !errors.Is(err, ErrBadURL) {
 			t.Errorf("Parse(%q) = %v, want ErrBadURL", raw, err)
+		}
+	}
+}
+
+// A SQLite location's parameters, rendered onto another file's URL, parse
+// back to the same settings (chronicle bench opens its files so).
+func TestSQLiteParams(t *testing.T) {
+	for _, raw := range []string{"sqlite:///x.db", "sqlite:///x.db?synchronous=NORMAL",
+		"sqlite:///x.db?mmap_size=0", "sqlite:///x.db?mmap_size=4096&synchronous=OFF"} {
+		loc, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse("sqlite:///y.db" + loc.SQLiteParams())
+		if err != nil {
+			t.Fatalf("%s: %v", loc.SQLiteParams(), err)
+		}
+		again.Path = loc.Path
+		if again != loc {
+			t.Errorf("%s: parsed back as %+v, want %+v", raw, again, loc)
 		}
 	}
 }
