@@ -3,7 +3,6 @@ package projection
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -309,21 +308,15 @@ func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progre
 				return err
 			}
 		}
-		head := pg.head
-		for {
-			var err error
-			if cp, head, err = r.catchUp(ctx, ts, cp, head); err != nil {
-				return err
-			}
-			err = r.swap(ctx, ts, cp)
-			if err == nil {
-				break
-			}
-			// The live runner went past cp on the old tables since the
-			// last read: read on.
-			if !errors.Is(err, errBehind) {
-				return err
-			}
+		cp, head, err := r.catchUp(ctx, ts, cp)
+		if err != nil {
+			return err
+		}
+		if r.rebuildHook != nil {
+			r.rebuildHook("swap")
+		}
+		if cp, err = r.swap(ctx, ts, cp); err != nil {
+			return err
 		}
 		swapped = true
 		report(head, true)
@@ -335,22 +328,26 @@ func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progre
 }
 
 // catchUp applies the events after cp to the finished tables of ts, up to
-// the end of the log, and returns the checkpoint and head reached.
-func (r *Runner) catchUp(ctx context.Context, ts []*target, cp chronicle.Checkpoint, head chronicle.Head) (chronicle.Checkpoint, chronicle.Head, error) {
-	for {
+// the head of the log as it is when catchUp begins, and returns the
+// checkpoint reached and that head. It does not chase the head: under
+// steady appends that could go on for as long as they do, a page of a few
+// events and a write at a time. The swap applies what the live runners
+// have applied beyond it.
+func (r *Runner) catchUp(ctx context.Context, ts []*target, cp chronicle.Checkpoint) (chronicle.Checkpoint, chronicle.Head, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return cp, head, fmt.Errorf("projection %s: rebuild: %w", ts[0].w.name, err)
+	}
+	for cp.Before(head.Checkpoint) {
 		pg := r.readPage(ctx, ts[0].w.filter, cp)
 		if pg.err != nil {
 			return cp, head, fmt.Errorf("projection %s: rebuild: %w", ts[0].w.name, pg.err)
 		}
-		head = pg.head
 		if len(pg.events) == 0 {
 			// The head was taken before the read: no event up to it is
 			// left, and the live runner of a filtered projection may have
 			// moved its checkpoint there.
-			if cp.Before(head.Checkpoint) {
-				cp = head.Checkpoint
-			}
-			return cp, head, nil
+			return head.Checkpoint, head, nil
 		}
 		for _, t := range ts {
 			if err := t.fold(ctx, r, pg, 0); err != nil {
@@ -358,7 +355,11 @@ func (r *Runner) catchUp(ctx context.Context, ts []*target, cp chronicle.Checkpo
 			}
 		}
 		cp = pg.events[len(pg.events)-1].Checkpoint()
+		if r.rebuildHook != nil {
+			r.rebuildHook("page")
+		}
 	}
+	return cp, head, nil
 }
 
 // finish completes t's shadow tables: last write, indexes, statistics.
@@ -432,36 +433,48 @@ func (r *Runner) readPage(ctx context.Context, filter chronicle.ReadAllOptions, 
 	return pg
 }
 
-// errBehind: the live checkpoint is past the shadow tables' one.
-var errBehind = errors.New("projection: shadow tables behind the live checkpoint")
-
-// swap puts the shadow tables of ts in place of the live ones and their
-// checkpoints at cp, in one transaction. errBehind: a live checkpoint is
-// past cp (the new tables would miss events the old ones have).
-func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint) error {
+// swap puts the shadow tables of ts in place of the live ones, in one
+// transaction, and returns the checkpoint they are at: cp, or further on
+// when a live runner applied events after cp to the old tables meanwhile.
+// Those events are applied to the shadow tables in the same transaction,
+// while the checkpoint rows are locked. (Failing instead and reading on,
+// as this once did, lets a rebuild lose the same race again and again for
+// as long as appends go on and the live runner keeps up with them.)
+func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint) (chronicle.Checkpoint, error) {
+	at := cp
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		at = cp
 		for _, t := range ts {
-			// The checkpoint row first: on PostgreSQL this waits for an
-			// apply in flight (which holds the row) and makes the live
-			// runner's next compare-and-set fail, so it reloads and
-			// continues from cp on the new tables. The row must not be
-			// past cp.
-			res, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
-			SET tx_id = $1, position = $2, updated_at = $3, status = 'running', error = NULL, error_stream = NULL,
-			error_version = NULL, error_position = NULL, error_tx_id = NULL, error_event_id = NULL,
-			error_event_type = NULL, error_attempts = NULL, error_at = NULL
-			WHERE name = $4 AND (tx_id < $1 OR (tx_id = $1 AND position <= $2))`,
-				int64(cp.TxID), cp.Position, nanos(r.now()), t.w.name)
+			// Lock the row first: on PostgreSQL this waits for an apply in
+			// flight (which holds the row) and holds off the next; on SQLite
+			// it takes the write lock. Either way the live runner's next
+			// compare-and-set fails, so it reloads and continues on the new
+			// tables from the checkpoint set below.
+			if _, err := r.exec(ctx, tx, `UPDATE projection_checkpoints SET status = status WHERE name = $1`, t.w.name); err != nil {
+				return err
+			}
+			row, err := r.readCheckpoint(ctx, tx, t.w.name)
 			if err != nil {
 				return err
 			}
-			if n, err := res.RowsAffected(); err != nil {
+			if at.Before(row.cp) {
+				at = row.cp
+			}
+		}
+		if cp.Before(at) {
+			if err := r.applyLead(ctx, &Tx{Tx: tx}, ts, cp, at); err != nil {
 				return err
-			} else if n == 0 {
-				return errBehind
 			}
 		}
 		for _, t := range ts {
+			if _, err := r.exec(ctx, tx, `UPDATE projection_checkpoints
+			SET tx_id = $1, position = $2, updated_at = $3, status = 'running', error = NULL, error_stream = NULL,
+			error_version = NULL, error_position = NULL, error_tx_id = NULL, error_event_id = NULL,
+			error_event_type = NULL, error_attempts = NULL, error_at = NULL
+			WHERE name = $4`,
+				int64(at.TxID), at.Position, nanos(r.now()), t.w.name); err != nil {
+				return err
+			}
 			for _, name := range t.w.p.Tables() {
 				if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
 					return err
@@ -473,17 +486,50 @@ func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint
 		}
 		return nil
 	})
-	if errors.Is(err, errBehind) {
-		return err
-	}
 	if err != nil {
 		names := make([]string, len(ts))
 		for i, t := range ts {
 			names[i] = t.w.name
 		}
-		return fmt.Errorf("projection %s: rebuild: swap: %w", strings.Join(names, ", "), err)
+		return cp, fmt.Errorf("projection %s: rebuild: swap: %w", strings.Join(names, ", "), err)
 	}
-	return nil
+	return at, nil
+}
+
+// applyLead applies the events after cp up to and including to, which the
+// live runners applied to the old tables, to the shadow tables of ts in tx.
+func (r *Runner) applyLead(ctx context.Context, tx *Tx, ts []*target, cp, to chronicle.Checkpoint) error {
+	for {
+		pg := r.readPage(ctx, ts[0].w.filter, cp)
+		if pg.err != nil {
+			return pg.err
+		}
+		n := len(pg.events)
+		end := slices.IndexFunc(pg.events, func(e chronicle.RecordedEvent) bool { return to.Before(e.Checkpoint()) })
+		if end >= 0 {
+			pg.events = pg.events[:end]
+		}
+		if len(pg.events) == 0 {
+			return nil
+		}
+		for _, t := range ts {
+			apply, err := t.events(pg)
+			if err != nil {
+				return fmt.Errorf("projection %s: after position %d: %w", t.w.name, cp.Position, err)
+			}
+			t.done += int64(len(apply))
+			if len(apply) == 0 {
+				continue
+			}
+			if err := t.w.p.Apply(ctx, tx, r.d, t.shadow, apply); err != nil {
+				return fmt.Errorf("projection %s: after position %d: %w", t.w.name, cp.Position, err)
+			}
+		}
+		cp = pg.events[len(pg.events)-1].Checkpoint()
+		if end >= 0 || n < r.opts.RebuildBatchSize {
+			return nil
+		}
+	}
 }
 
 func (r *Runner) dropTables(ctx context.Context, t Tables) {

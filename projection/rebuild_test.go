@@ -157,6 +157,131 @@ func TestRebuildKeepsUpWithLiveRunner(t *testing.T) {
 	})
 }
 
+// A rebuild under a load that the live runner keeps up with: every time
+// the rebuild is about to swap, more events land and the live runner
+// applies them to the old tables first. The rebuild still swaps at its
+// first attempt, with those events in the new tables, rather than reading
+// on and losing the same race again (a rebuild under steady load could go
+// on for minutes that way).
+func TestRebuildSwapsWhileLiveRunnerLeads(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50}, orderview.Summaries{}, orderview.StatusHistory{})
+		start(t, r)
+		w := viewtest.NewWorkload(37, "rl")
+		if err := w.Run(ctx, b, 200); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, r, b)
+		attempts := 0
+		r.SetRebuildHook(func(step string) {
+			// A few times at most: a rebuild that retries must still end,
+			// and then fail below on the count.
+			if step != "swap" {
+				return
+			}
+			if attempts++; attempts > 5 {
+				return
+			}
+			if err := w.Run(ctx, b, 10); err != nil {
+				t.Error(err)
+			}
+			caughtUp(t, r, b)
+		})
+		if err := r.RebuildAll(ctx, []string{orderview.SummariesName, orderview.HistoryName}, nil); err != nil {
+			t.Fatalf("RebuildAll: %v", err)
+		}
+		if attempts != 1 {
+			t.Errorf("the rebuild tried to swap %d times; want 1", attempts)
+		}
+		want := streamVersions(t, b)
+		got := summaryVersions(t, b)
+		behind := 0
+		for id, v := range want {
+			if got[id] != v {
+				if behind++; behind <= 3 {
+					t.Errorf("order %s: summary at version %d after the rebuild, stream at %d", id, got[id], v)
+				}
+			}
+		}
+		if behind > 0 {
+			t.Fatalf("%d of %d summaries behind their stream after the rebuild", behind, len(want))
+		}
+		// The live runner goes on from the new tables' checkpoint.
+		if err := w.Run(ctx, b, 20); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, r, b)
+		verifyEqual(t, r)
+	})
+}
+
+// A rebuild's catch-up under steady appends: every page it applies, one
+// more event lands. It stops at the head it saw when it began and leaves
+// the rest to the swap, rather than chasing the head a few events and a
+// write at a time for as long as appends go on.
+func TestRebuildCatchUpStopsAtHead(t *testing.T) {
+	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		sum := &lateSummaries{}
+		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50}, sum)
+		start(t, r)
+		w := viewtest.NewWorkload(41, "rc")
+		if err := w.Run(ctx, b, 200); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, r, b)
+		// Events after the fill, for the catch-up to apply.
+		sum.finishing = func() {
+			if err := w.Run(ctx, b, 30); err != nil {
+				t.Error(err)
+			}
+		}
+		pages, appends := 0, 0
+		r.SetRebuildHook(func(step string) {
+			// A bounded load, so that a catch-up that chases still ends
+			// and then fails below on the count.
+			if step == "page" && appends < 20 {
+				pages++
+				appends++
+				// A step that a rule refuses appends nothing: step on
+				// until one event has landed.
+				for before := headOf(t, b); headOf(t, b) == before; {
+					if err := w.Step(ctx, b); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+		if err := r.Rebuild(ctx, orderview.SummariesName, nil); err != nil {
+			t.Fatalf("Rebuild: %v", err)
+		}
+		if pages == 0 || pages > 2 {
+			t.Errorf("the catch-up applied %d pages; want 1 or 2 (30 steps after the fill, pages of 50)", pages)
+		}
+		caughtUp(t, r, b)
+		want := streamVersions(t, b)
+		got := summaryVersions(t, b)
+		for id, v := range want {
+			if got[id] != v {
+				t.Fatalf("order %s: summary at version %d, stream at %d", id, got[id], v)
+			}
+		}
+		verifyEqual(t, r)
+	})
+}
+
+func headOf(t testing.TB, s chronicle.Store) chronicle.Head {
+	t.Helper()
+	h, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // Verify sees a read model behind its checkpoint: the replay goes up to the
 // checkpoint, the rows lack what came after the last apply.
 func TestVerifySeesRowsBehindCheckpoint(t *testing.T) {

@@ -99,6 +99,10 @@ type Runner struct {
 	setupErr  error
 	schema    string     // PostgreSQL current_schema(), part of the lease keys
 	stmts     *stmtCache // SQLite: the live transactions' statements, prepared once
+
+	// rebuildHook, set by tests, is called at a rebuild's steps: "page"
+	// after each page its catch-up applies, "swap" before it swaps.
+	rebuildHook func(step string)
 }
 
 // worker is one projection's live state in this process.

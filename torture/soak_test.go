@@ -63,12 +63,14 @@ func TestSoak(t *testing.T) {
 		phase(srv, d/3, func() {
 			for _, name := range []string{"order_summaries", "order_status_history"} {
 				req, _ := http.NewRequest(http.MethodPost, srv.base+"/projections/"+name+"/rebuild?wait=true", nil)
+				began := time.Now()
 				res, err := (&http.Client{Timeout: boundedWait}).Do(req)
 				if err != nil || res.StatusCode != http.StatusOK {
 					t.Errorf("rebuild %s under load: %v %v", name, res, err)
 					continue
 				}
 				res.Body.Close()
+				t.Logf("rebuilt %s under load in %v", name, time.Since(began).Round(time.Millisecond))
 				rebuilt++
 			}
 		})
