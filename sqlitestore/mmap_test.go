@@ -10,7 +10,7 @@ import (
 )
 
 // Reader connections map as much of the file as Options.MmapSize says:
-// the default, the size given, or none.
+// the default, the size given, or none (always none with -tags sqlite_cgo).
 func TestReaderMmapSize(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct{ opt, want int64 }{{0, DefaultMmapSize}, {1 << 20, 1 << 20}, {-1, 0}} {
@@ -21,6 +21,9 @@ func TestReaderMmapSize(t *testing.T) {
 		var got int64
 		if err := s.rdb.QueryRowContext(ctx, "PRAGMA mmap_size").Scan(&got); err != nil {
 			t.Fatal(err)
+		}
+		if driverName == "sqlite3" {
+			tc.want = 0 // the cgo driver's DSN cannot set it (driver_mattn.go)
 		}
 		if got != tc.want {
 			t.Errorf("MmapSize %d: a reader's mmap_size is %d, want %d", tc.opt, got, tc.want)
