@@ -447,9 +447,10 @@ func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint
 		for _, t := range ts {
 			// Lock the row first: on PostgreSQL this waits for an apply in
 			// flight (which holds the row) and holds off the next; on SQLite
-			// it takes the write lock. Either way the live runner's next
-			// compare-and-set fails, so it reloads and continues on the new
-			// tables from the checkpoint set below.
+			// the transaction holds the write lock. The live runner's next
+			// compare-and-set then fails, and it reloads and goes on from
+			// the checkpoint set below, on the new tables; or it finds the
+			// row where it left it, which is where the new tables are too.
 			if _, err := r.exec(ctx, tx, `UPDATE projection_checkpoints SET status = status WHERE name = $1`, t.w.name); err != nil {
 				return err
 			}
