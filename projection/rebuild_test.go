@@ -86,6 +86,25 @@ func summaryVersions(t testing.TB, db chronicle.SQLDatabase) map[string]int64 {
 	return out
 }
 
+// summariesAtStreams fails t unless every order's summary is at its
+// stream's last version.
+func summariesAtStreams(t testing.TB, b testbackends.Backend) {
+	t.Helper()
+	want := streamVersions(t, b)
+	got := summaryVersions(t, b)
+	behind := 0
+	for id, v := range want {
+		if got[id] != v {
+			if behind++; behind <= 3 {
+				t.Errorf("order %s: summary at version %d, stream at %d", id, got[id], v)
+			}
+		}
+	}
+	if behind > 0 {
+		t.Fatalf("%d of %d summaries behind their stream", behind, len(want))
+	}
+}
+
 // A rebuild under concurrent appends: the events the live runner applies
 // to the old tables while the rebuild finishes are in the new tables too,
 // the moment the rebuild returns.
@@ -140,19 +159,7 @@ func TestRebuildKeepsUpWithLiveRunner(t *testing.T) {
 			t.Fatal("the rebuild never took its final write")
 		}
 		// Right after the rebuild, with nothing appended since.
-		want := streamVersions(t, b)
-		got := summaryVersions(t, b)
-		behind := 0
-		for id, v := range want {
-			if got[id] != v {
-				if behind++; behind <= 3 {
-					t.Errorf("order %s: summary at version %d after the rebuild, stream at %d", id, got[id], v)
-				}
-			}
-		}
-		if behind > 0 {
-			t.Fatalf("%d of %d summaries behind their stream after the rebuild", behind, len(want))
-		}
+		summariesAtStreams(t, b)
 		verifyEqual(t, r)
 	})
 }
@@ -195,19 +202,7 @@ func TestRebuildSwapsWhileLiveRunnerLeads(t *testing.T) {
 		if attempts != 1 {
 			t.Errorf("the rebuild tried to swap %d times; want 1", attempts)
 		}
-		want := streamVersions(t, b)
-		got := summaryVersions(t, b)
-		behind := 0
-		for id, v := range want {
-			if got[id] != v {
-				if behind++; behind <= 3 {
-					t.Errorf("order %s: summary at version %d after the rebuild, stream at %d", id, got[id], v)
-				}
-			}
-		}
-		if behind > 0 {
-			t.Fatalf("%d of %d summaries behind their stream after the rebuild", behind, len(want))
-		}
+		summariesAtStreams(t, b)
 		// The live runner goes on from the new tables' checkpoint.
 		if err := w.Run(ctx, b, 20); err != nil {
 			t.Fatal(err)
@@ -262,13 +257,7 @@ func TestRebuildCatchUpStopsAtHead(t *testing.T) {
 			t.Errorf("the catch-up applied %d pages; want 1 or 2 (30 steps after the fill, pages of 50)", pages)
 		}
 		caughtUp(t, r, b)
-		want := streamVersions(t, b)
-		got := summaryVersions(t, b)
-		for id, v := range want {
-			if got[id] != v {
-				t.Fatalf("order %s: summary at version %d, stream at %d", id, got[id], v)
-			}
-		}
+		summariesAtStreams(t, b)
 		verifyEqual(t, r)
 	})
 }
