@@ -104,12 +104,16 @@ VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-"+ch
 }
 
 // BenchmarkBatchLive runs, in turn, the batches of BenchmarkBatchFloor
-// (8 new streams, prepared before the clock starts, back to back) and W1
-// at 8 clients through Store.Append on the same store, with one committer
-// so that one backend does all the work. For each it reports appends/s,
-// appends per batch, and the CPU time per append of the committing backend
-// and of this process. The difference between the two is what the clients'
-// turn between batches costs.
+// (8 new streams, prepared before the clock starts, back to back); the
+// same prepared appends handed to group commit by 8 goroutines that do
+// nothing else ("handoff": the clients' turn with none of Append's own
+// work); W1 at 8 clients through Store.Append; and the plain table's W1 at
+// 8 clients. The store has one committer, so that one backend does all the
+// work. For each it reports appends/s, appends per batch, and the CPU time
+// per append of the committing backend and of this process, and for each
+// the median of its ratios to the plain table of the same round. Floor to
+// handoff is what waking the clients between batches costs; handoff to
+// live, what Append's work in the clients' turn costs.
 //
 //	go test -run '^$' -bench BatchLive -benchtime 1x ./pgstore
 func BenchmarkBatchLive(b *testing.B) {
@@ -165,6 +169,56 @@ func BenchmarkBatchLive(b *testing.B) {
 			}
 		})
 	}
+	handoff := func(n int) result {
+		prepared := make([]*appendReq, 0, n*size)
+		for range n * size {
+			stream := "order-" + chronicle.NewEventID()
+			evs, digests, err := audit.PrepareAppend(stream, chronicle.NoStream, []chronicle.Event{e}, s.opts.Limits)
+			if err != nil {
+				b.Fatal(err)
+			}
+			prepared = append(prepared, &appendReq{ctx: ctx, stream: stream, expected: chronicle.NoStream, events: evs, digests: digests, done: make(chan appendOutcome, 1)})
+		}
+		return measure(n*size, func() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range size {
+				wg.Go(func() {
+					for i := next.Add(1) - 1; i < int64(len(prepared)); i = next.Add(1) - 1 {
+						out, err := s.submit(ctx, prepared[i])
+						if err == nil {
+							err = out.err
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+	pool := plainPool(b, size)
+	plain := func(n int) result {
+		return measure(n*size, func() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range size {
+				wg.Go(func() {
+					for next.Add(1) <= int64(n*size) {
+						_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), benchPayload, benchMetadata)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
 	live := func(n int) result {
 		return measure(n*size, func() {
 			var next atomic.Int64
@@ -184,10 +238,13 @@ func BenchmarkBatchLive(b *testing.B) {
 	}
 	checkpoint(b, s.pool)
 	floor(100) // warm: plans cached, pages touched
+	handoff(100)
 	live(100)
-	var fl, lv []result
+	plain(100)
+	var fl, ho, lv, pl []result
 	for range rounds {
-		fl, lv = append(fl, floor(batches)), append(lv, live(batches))
+		fl, ho = append(fl, floor(batches)), append(ho, handoff(batches))
+		lv, pl = append(lv, live(batches)), append(pl, plain(batches))
 	}
 	median := func(rs []result, f func(result) float64) float64 {
 		v := make([]float64, len(rs))
@@ -200,11 +257,17 @@ func BenchmarkBatchLive(b *testing.B) {
 	for _, m := range []struct {
 		name string
 		rs   []result
-	}{{"floor", fl}, {"live", lv}} {
+	}{{"floor", fl}, {"handoff", ho}, {"live", lv}} {
+		ratios := make([]result, len(m.rs))
+		for i, r := range m.rs {
+			ratios[i].rate = r.rate / pl[i].rate
+		}
 		b.ReportMetric(median(m.rs, func(r result) float64 { return r.rate }), m.name+"-appends/s")
+		b.ReportMetric(median(ratios, func(r result) float64 { return r.rate }), m.name+"/plain")
 		b.ReportMetric(median(m.rs, func(r result) float64 { return r.perBatch }), m.name+"-appends/batch")
 		b.ReportMetric(median(m.rs, func(r result) float64 { return r.backend }), m.name+"-backend-µs/append")
 		b.ReportMetric(median(m.rs, func(r result) float64 { return r.self }), m.name+"-client-µs/append")
 	}
+	b.ReportMetric(median(pl, func(r result) float64 { return r.rate }), "plain-appends/s")
 	b.ReportMetric(0, "ns/op")
 }
