@@ -338,6 +338,9 @@ func (r *Runner) catchUp(ctx context.Context, ts []*target, cp chronicle.Checkpo
 	if err != nil {
 		return cp, head, fmt.Errorf("projection %s: rebuild: %w", ts[0].w.name, err)
 	}
+	if err := r.reloadSkipped(ctx, r.db, ts); err != nil {
+		return cp, head, err
+	}
 	for cp.Before(head.Checkpoint) {
 		pg := r.readPage(ctx, ts[0].w.filter, cp)
 		if pg.err != nil {
@@ -360,6 +363,23 @@ func (r *Runner) catchUp(ctx context.Context, ts []*target, cp chronicle.Checkpo
 		}
 	}
 	return cp, head, nil
+}
+
+// reloadSkipped reads again the events recorded as skipped for each of ts.
+// An operator may have skipped one since the rebuild began, where the live
+// runner stopped at it; the events the catch-up and the swap apply are
+// those the live runner went past, so they must skip it too. (The swap
+// reads them in its transaction, with the checkpoint rows locked: no skip
+// can land between that read and the swap.)
+func (r *Runner) reloadSkipped(ctx context.Context, q Querier, ts []*target) error {
+	for _, t := range ts {
+		skip, err := r.skippedSet(ctx, q, t.w.name)
+		if err != nil {
+			return err
+		}
+		t.skip = skip
+	}
+	return nil
 }
 
 // finish completes t's shadow tables: last write, indexes, statistics.
@@ -461,6 +481,9 @@ func (r *Runner) swap(ctx context.Context, ts []*target, cp chronicle.Checkpoint
 			if at.Before(row.cp) {
 				at = row.cp
 			}
+		}
+		if err := r.reloadSkipped(ctx, tx, ts); err != nil {
+			return err
 		}
 		if cp.Before(at) {
 			if err := r.applyLead(ctx, &Tx{Tx: tx}, ts, cp, at); err != nil {

@@ -375,3 +375,88 @@ func TestRebuildSkipsUpcastPoison(t *testing.T) {
 		verifyEqual(t, r)
 	})
 }
+
+// An event the live runner stops at and an operator skips while a rebuild
+// runs, after the rebuild loaded the skipped events: the rebuild skips it
+// too, whether its catch-up or its swap meets it. Before, it failed there
+// with the error the operator had skipped.
+func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
+	for _, when := range []string{"catch-up", "swap"} {
+		t.Run(when, func(t *testing.T) {
+			testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				poison, _ := order.StreamID("poison-" + when)
+				reg := order.NewRegistry()
+				failed := make(chan struct{}, 10)
+				sum := &lateSummaries{}
+				r, err := projection.New(b, projection.Options{
+					MaxAttempts: 2, Backoff: time.Millisecond, PollInterval: 50 * time.Millisecond, RebuildBatchSize: 50,
+					Upcaster: projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
+						if e.StreamID == poison {
+							return e, errors.New("no upcaster for this shape")
+						}
+						return reg.Upcast(e)
+					}),
+					Hooks: projection.Hooks{Failing: func(_ string, _ projection.Failure, final bool) {
+						if final {
+							failed <- struct{}{}
+						}
+					}},
+				}, sum)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Setup(ctx); err != nil {
+					t.Fatal(err)
+				}
+				start(t, r)
+				w := viewtest.NewWorkload(43, "rs")
+				if err := w.Run(ctx, b, 100); err != nil {
+					t.Fatal(err)
+				}
+				caughtUp(t, r, b)
+				// poisonAndSkip appends the event, waits for the live runner
+				// to stop at it, skips it and lets the live runner go on.
+				done := false
+				poisonAndSkip := func() {
+					if done {
+						return
+					}
+					done = true
+					if _, err := b.Append(ctx, poison, chronicle.NoStream, viewtest.Encode([]order.Event{order.OrderCreated{CustomerID: "c", Currency: "USD", Items: []order.Item{}, Total: 1}})); err != nil {
+						t.Fatal(err)
+					}
+					select {
+					case <-failed:
+					case <-ctx.Done():
+						t.Fatal("the live runner did not stop at the event that cannot be upcast")
+					}
+					if err := r.Skip(ctx, orderview.SummariesName); err != nil {
+						t.Fatalf("Skip: %v", err)
+					}
+					if err := w.Run(ctx, b, 10); err != nil {
+						t.Fatal(err)
+					}
+					caughtUp(t, r, b)
+				}
+				if when == "catch-up" {
+					sum.finishing = poisonAndSkip
+				} else {
+					r.SetRebuildHook(func(step string) {
+						if step == "swap" {
+							poisonAndSkip()
+						}
+					})
+				}
+				if err := r.Rebuild(ctx, orderview.SummariesName, nil); err != nil {
+					t.Fatalf("Rebuild: %v", err)
+				}
+				if !done {
+					t.Fatal("the rebuild never reached the step that appends the event")
+				}
+				verifyEqual(t, r)
+			})
+		})
+	}
+}
