@@ -315,10 +315,24 @@ func (r *Runner) rebuild(ctx context.Context, ws []*worker, progress func(Progre
 		if r.rebuildHook != nil {
 			r.rebuildHook("swap")
 		}
+		began := time.Now()
+		before := make([]int64, len(ts))
+		for i, t := range ts {
+			before[i] = t.done
+		}
 		if cp, err = r.swap(ctx, ts, cp); err != nil {
 			return err
 		}
 		swapped = true
+		// The swap's transaction holds the live projection (and on SQLite
+		// appends) while it applies what the live runner applied meanwhile:
+		// its length (waiting for its locks included) is the operator's to
+		// see.
+		for i, t := range ts {
+			r.opts.Logger.Info("projection: rebuilt", "projection", t.w.name, "events", t.done,
+				"elapsed", time.Since(start).Round(time.Millisecond),
+				"swap", time.Since(began).Round(time.Microsecond), "events_at_swap", t.done-before[i])
+		}
 		report(head, true)
 		for _, t := range ts {
 			t.w.poke()

@@ -3,6 +3,8 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,7 +176,8 @@ func TestRebuildSwapsWhileLiveRunnerLeads(t *testing.T) {
 	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50}, orderview.Summaries{}, orderview.StatusHistory{})
+		logs := &logLines{}
+		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50, Logger: slog.New(logs)}, orderview.Summaries{}, orderview.StatusHistory{})
 		start(t, r)
 		w := viewtest.NewWorkload(37, "rl")
 		if err := w.Run(ctx, b, 200); err != nil {
@@ -201,6 +204,24 @@ func TestRebuildSwapsWhileLiveRunnerLeads(t *testing.T) {
 		}
 		if attempts != 1 {
 			t.Errorf("the rebuild tried to swap %d times; want 1", attempts)
+		}
+		// The log says what the swap applied: the events that landed
+		// before it, which the live runner had applied to the old tables.
+		for _, name := range []string{orderview.SummariesName, orderview.HistoryName} {
+			rec, ok := logs.find("projection: rebuilt", name)
+			if !ok {
+				t.Errorf("no \"projection: rebuilt\" line for %s; lines: %v", name, logs.messages())
+				continue
+			}
+			if n := rec["events_at_swap"].Int64(); n < 1 {
+				t.Errorf("%s: events_at_swap = %d, want the events applied at the swap (at least 1)", name, n)
+			}
+			if n := rec["events"].Int64(); n < rec["events_at_swap"].Int64() {
+				t.Errorf("%s: events = %d, fewer than at the swap", name, n)
+			}
+			if d := rec["swap"].Duration(); d <= 0 {
+				t.Errorf("%s: swap = %v, want its duration", name, d)
+			}
 		}
 		summariesAtStreams(t, b)
 		// The live runner goes on from the new tables' checkpoint.
@@ -459,4 +480,46 @@ func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
 			})
 		})
 	}
+}
+
+// logLines keeps the records logged through it.
+type logLines struct {
+	mu   sync.Mutex
+	recs []map[string]slog.Value
+	msgs []string
+}
+
+func (l *logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logLines) WithGroup(string) slog.Handler            { return l }
+
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	attrs := map[string]slog.Value{}
+	r.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value.Resolve()
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs, l.msgs = append(l.recs, attrs), append(l.msgs, r.Message)
+	return nil
+}
+
+// find returns the attributes of the last record with message msg about
+// projection name.
+func (l *logLines) find(msg, name string) (map[string]slog.Value, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.recs) - 1; i >= 0; i-- {
+		if l.msgs[i] == msg && l.recs[i]["projection"].String() == name {
+			return l.recs[i], true
+		}
+	}
+	return nil, false
+}
+
+func (l *logLines) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.msgs)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +39,9 @@ type server struct {
 	// sealing is whether its log last said it took the sealing lease (and
 	// not that it released it since).
 	sealing bool
+	// rebuilt are its "projection: rebuilt" lines: each says how long a
+	// rebuild's swap took.
+	rebuilt []string
 }
 
 // startServer spawns `chronicle serve` on a free loopback port with the
@@ -124,6 +128,9 @@ func (s *server) line(l string, addrc chan<- string) {
 	if strings.Contains(l, "WARNING: DATA RACE") {
 		s.races++
 	}
+	if strings.Contains(l, `"msg":"projection: rebuilt"`) {
+		s.rebuilt = append(s.rebuilt, l)
+	}
 	if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
 		s.panic = true
 	}
@@ -150,6 +157,13 @@ func (s *server) log() string {
 		return strings.Join(s.tail, "\n")
 	}
 	return "first error lines:\n" + strings.Join(s.errs, "\n") + "\nlast lines:\n" + strings.Join(s.tail, "\n")
+}
+
+// rebuiltLines returns its "projection: rebuilt" lines so far.
+func (s *server) rebuiltLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.rebuilt)
 }
 
 func (s *server) exitErr() error {

@@ -73,6 +73,11 @@ func TestSoak(t *testing.T) {
 				t.Logf("rebuilt %s under load in %v", name, time.Since(began).Round(time.Millisecond))
 				rebuilt++
 			}
+			// The server's own account: how long each swap held the
+			// projection (and SQLite's writers), and what it applied.
+			for _, l := range srv.rebuiltLines() {
+				t.Log(l)
+			}
 		})
 		srv.stop()
 		srv = startServer(t, b.url)
