@@ -169,6 +169,25 @@ func BenchmarkBatchLive(b *testing.B) {
 			}
 		})
 	}
+	// clients returns a run of op n*size times in all from size goroutines,
+	// each taking the next i.
+	clients := func(n int, op func(i int) error) func() {
+		return func() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range size {
+				wg.Go(func() {
+					for i := int(next.Add(1) - 1); i < n*size; i = int(next.Add(1) - 1) {
+						if err := op(i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+	}
 	handoff := func(n int) result {
 		prepared := make([]*appendReq, 0, n*size)
 		for range n * size {
@@ -179,62 +198,27 @@ func BenchmarkBatchLive(b *testing.B) {
 			}
 			prepared = append(prepared, &appendReq{ctx: ctx, stream: stream, expected: chronicle.NoStream, events: evs, digests: digests, done: make(chan appendOutcome, 1)})
 		}
-		return measure(n*size, func() {
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for range size {
-				wg.Go(func() {
-					for i := next.Add(1) - 1; i < int64(len(prepared)); i = next.Add(1) - 1 {
-						out, err := s.submit(ctx, prepared[i])
-						if err == nil {
-							err = out.err
-						}
-						if err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
+		return measure(n*size, clients(n, func(i int) error {
+			out, err := s.submit(ctx, prepared[i])
+			if err == nil {
+				err = out.err
 			}
-			wg.Wait()
-		})
+			return err
+		}))
 	}
 	pool := plainPool(b, size)
 	plain := func(n int) result {
-		return measure(n*size, func() {
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for range size {
-				wg.Go(func() {
-					for next.Add(1) <= int64(n*size) {
-						_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
+		return measure(n*size, clients(n, func(int) error {
+			_, err := pool.Exec(ctx, `INSERT INTO order_events (id, order_id, event_type, version, data, metadata)
 VALUES ($1, $2, 'OrderCreated', 1, $3, $4)`, chronicle.NewEventID(), "order-"+chronicle.NewEventID(), benchPayload, benchMetadata)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-		})
+			return err
+		}))
 	}
 	live := func(n int) result {
-		return measure(n*size, func() {
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for range size {
-				wg.Go(func() {
-					for next.Add(1) <= int64(n*size) {
-						if _, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-		})
+		return measure(n*size, clients(n, func(int) error {
+			_, err := s.Append(ctx, "order-"+chronicle.NewEventID(), chronicle.NoStream, []chronicle.Event{e})
+			return err
+		}))
 	}
 	checkpoint(b, s.pool)
 	floor(100) // warm: plans cached, pages touched

@@ -338,33 +338,13 @@ func TestRebuildSkipsUpcastPoison(t *testing.T) {
 	testbackends.ForEach(t, func(t *testing.T, b testbackends.Backend) {
 		ctx := context.Background()
 		poison, _ := order.StreamID("upcastpoison")
-		reg := order.NewRegistry()
-		failed := make(chan string, 10)
-		r, err := projection.New(b, projection.Options{
-			MaxAttempts: 2, Backoff: time.Millisecond, PollInterval: 50 * time.Millisecond, RebuildBatchSize: 10,
-			Upcaster: projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
-				if e.StreamID == poison {
-					return e, errors.New("no upcaster for this shape")
-				}
-				return reg.Upcast(e)
-			}),
-			Hooks: projection.Hooks{Failing: func(name string, _ projection.Failure, final bool) {
-				if final {
-					failed <- name
-				}
-			}},
-		}, orderview.Projections()...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, failed := poisonRunner(t, b, poison, 10, orderview.Projections()...)
 		start(t, r)
 		w := viewtest.NewWorkload(33, "up")
 		if err := w.Run(ctx, b, 30); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Append(ctx, poison, chronicle.NoStream, viewtest.Encode([]order.Event{order.OrderCreated{CustomerID: "c", Currency: "USD", Items: []order.Item{}, Total: 1}})); err != nil {
-			t.Fatal(err)
-		}
+		appendPoison(t, b, poison)
 		if err := w.Run(ctx, b, 30); err != nil {
 			t.Fatal(err)
 		}
@@ -408,29 +388,8 @@ func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
 				poison, _ := order.StreamID("poison-" + when)
-				reg := order.NewRegistry()
-				failed := make(chan struct{}, 10)
 				sum := &lateSummaries{}
-				r, err := projection.New(b, projection.Options{
-					MaxAttempts: 2, Backoff: time.Millisecond, PollInterval: 50 * time.Millisecond, RebuildBatchSize: 50,
-					Upcaster: projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
-						if e.StreamID == poison {
-							return e, errors.New("no upcaster for this shape")
-						}
-						return reg.Upcast(e)
-					}),
-					Hooks: projection.Hooks{Failing: func(_ string, _ projection.Failure, final bool) {
-						if final {
-							failed <- struct{}{}
-						}
-					}},
-				}, sum)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := r.Setup(ctx); err != nil {
-					t.Fatal(err)
-				}
+				r, failed := poisonRunner(t, b, poison, 50, sum)
 				start(t, r)
 				w := viewtest.NewWorkload(43, "rs")
 				if err := w.Run(ctx, b, 100); err != nil {
@@ -445,9 +404,7 @@ func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
 						return
 					}
 					done = true
-					if _, err := b.Append(ctx, poison, chronicle.NoStream, viewtest.Encode([]order.Event{order.OrderCreated{CustomerID: "c", Currency: "USD", Items: []order.Item{}, Total: 1}})); err != nil {
-						t.Fatal(err)
-					}
+					appendPoison(t, b, poison)
 					select {
 					case <-failed:
 					case <-ctx.Done():
@@ -479,6 +436,41 @@ func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
 				verifyEqual(t, r)
 			})
 		})
+	}
+}
+
+// poisonRunner is a runner of ps whose upcaster fails on the events of
+// stream poison, and which stops at an event after two attempts; failed
+// receives the name of each projection that stops.
+func poisonRunner(t *testing.T, b chronicle.Store, poison string, batch int, ps ...projection.Projection) (r *projection.Runner, failed <-chan string) {
+	t.Helper()
+	reg := order.NewRegistry()
+	stopped := make(chan string, 10)
+	r, err := projection.New(b, projection.Options{
+		MaxAttempts: 2, Backoff: time.Millisecond, PollInterval: 50 * time.Millisecond, RebuildBatchSize: batch,
+		Upcaster: projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
+			if e.StreamID == poison {
+				return e, errors.New("no upcaster for this shape")
+			}
+			return reg.Upcast(e)
+		}),
+		Hooks: projection.Hooks{Failing: func(name string, _ projection.Failure, final bool) {
+			if final {
+				stopped <- name
+			}
+		}},
+	}, ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, stopped
+}
+
+// appendPoison creates stream poison with one order event.
+func appendPoison(t *testing.T, b chronicle.Store, poison string) {
+	t.Helper()
+	if _, err := b.Append(context.Background(), poison, chronicle.NoStream, viewtest.Encode([]order.Event{order.OrderCreated{CustomerID: "c", Currency: "USD", Items: []order.Item{}, Total: 1}})); err != nil {
+		t.Fatal(err)
 	}
 }
 
