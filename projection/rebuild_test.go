@@ -115,12 +115,7 @@ func TestRebuildKeepsUpWithLiveRunner(t *testing.T) {
 		ctx := context.Background()
 		sum := &lateSummaries{}
 		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50}, sum, orderview.StatusHistory{})
-		start(t, r)
-		w := viewtest.NewWorkload(31, "rk")
-		if err := w.Run(ctx, b, 200); err != nil {
-			t.Fatal(err)
-		}
-		caughtUp(t, r, b)
+		w := startLoaded(t, b, r, 31, "rk", 200)
 
 		// Appends go on while the rebuild reads the log; they stop as it
 		// finishes, and then some more land, which the live runner applies
@@ -178,12 +173,7 @@ func TestRebuildSwapsWhileLiveRunnerLeads(t *testing.T) {
 		defer cancel()
 		logs := &logLines{}
 		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50, Logger: slog.New(logs)}, orderview.Summaries{}, orderview.StatusHistory{})
-		start(t, r)
-		w := viewtest.NewWorkload(37, "rl")
-		if err := w.Run(ctx, b, 200); err != nil {
-			t.Fatal(err)
-		}
-		caughtUp(t, r, b)
+		w := startLoaded(t, b, r, 37, "rl", 200)
 		attempts := 0
 		r.SetRebuildHook(func(step string) {
 			// A few times at most: a rebuild that retries must still end,
@@ -243,12 +233,7 @@ func TestRebuildCatchUpStopsAtHead(t *testing.T) {
 		defer cancel()
 		sum := &lateSummaries{}
 		r := newRunner(t, b, projection.Options{RebuildBatchSize: 50}, sum)
-		start(t, r)
-		w := viewtest.NewWorkload(41, "rc")
-		if err := w.Run(ctx, b, 200); err != nil {
-			t.Fatal(err)
-		}
-		caughtUp(t, r, b)
+		w := startLoaded(t, b, r, 41, "rc", 200)
 		// Events after the fill, for the catch-up to apply.
 		sum.finishing = func() {
 			if err := w.Run(ctx, b, 30); err != nil {
@@ -390,12 +375,7 @@ func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
 				poison, _ := order.StreamID("poison-" + when)
 				sum := &lateSummaries{}
 				r, failed := poisonRunner(t, b, poison, 50, sum)
-				start(t, r)
-				w := viewtest.NewWorkload(43, "rs")
-				if err := w.Run(ctx, b, 100); err != nil {
-					t.Fatal(err)
-				}
-				caughtUp(t, r, b)
+				w := startLoaded(t, b, r, 43, "rs", 100)
 				// poisonAndSkip appends the event, waits for the live runner
 				// to stop at it, skips it and lets the live runner go on.
 				done := false
@@ -437,6 +417,19 @@ func TestRebuildSkipsWhatWasSkippedMeanwhile(t *testing.T) {
 			})
 		})
 	}
+}
+
+// startLoaded starts r, runs n steps of a workload of seed and prefix, and
+// waits for r to catch up with them; the workload goes on from there.
+func startLoaded(t *testing.T, b chronicle.Store, r *projection.Runner, seed uint64, prefix string, n int) *viewtest.Workload {
+	t.Helper()
+	start(t, r)
+	w := viewtest.NewWorkload(seed, prefix)
+	if err := w.Run(context.Background(), b, n); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, r, b)
+	return w
 }
 
 // poisonRunner is a runner of ps whose upcaster fails on the events of
