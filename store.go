@@ -88,6 +88,11 @@ type Head struct {
 	Checkpoint Checkpoint // zero when the log is empty
 	Position   int64      // highest global position readers can see
 	RecordedAt time.Time  // when that event was recorded; zero when empty
+	// Last is the checkpoint of the last event committed, visible to
+	// readers or not yet: a reader that reaches it has read every event
+	// committed before Head was called. It is never before Checkpoint, and
+	// equals it when readers see every committed event.
+	Last Checkpoint
 	// Committed is the highest global position committed, visible to
 	// readers or not yet (PostgreSQL holds committed events back while an
 	// older transaction is open: invariant 4). It is >= Position.

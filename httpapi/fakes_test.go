@@ -71,6 +71,11 @@ func (f *fakeProjections) WaitForStream(ctx context.Context, _, _ string, _ int6
 	return ctx.Err()
 }
 
+func (f *fakeProjections) WaitFor(ctx context.Context, _ string, _ chronicle.Checkpoint) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 func (f *fakeProjections) Rebuild(ctx context.Context, name string, _ func(projection.Progress)) error {
 	f.started <- name
 	select {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/aggregate"
 	"github.com/chronicle-es/chronicle/internal/testbackends"
 	"github.com/chronicle-es/chronicle/order"
@@ -114,8 +115,26 @@ type envOption func(*Options)
 // store closes: cleanups run last-registered first), or at stop.
 func newEnv(t *testing.T, store backend, opts ...envOption) *env {
 	t.Helper()
+	return newEnvRunner(t, store, projection.Options{}, opts...)
+}
+
+// newEnvRunner is newEnv with the projections' options; their Upcaster, when
+// set, stands in front of the order registry.
+func newEnvRunner(t *testing.T, store backend, popts projection.Options, opts ...envOption) *env {
+	t.Helper()
 	reg := order.NewRegistry()
-	runner, err := projection.New(store, projection.Options{Upcaster: reg}, orderview.Projections()...)
+	if up := popts.Upcaster; up != nil {
+		popts.Upcaster = projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
+			u, err := up.Upcast(e)
+			if err != nil {
+				return u, err
+			}
+			return reg.Upcast(u)
+		})
+	} else {
+		popts.Upcaster = reg
+	}
+	runner, err := projection.New(store, popts, orderview.Projections()...)
 	if err != nil {
 		t.Fatal(err)
 	}

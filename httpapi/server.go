@@ -103,6 +103,7 @@ const DefaultWriteTimeout = 30 * time.Second
 type Projections interface {
 	Status(ctx context.Context) ([]projection.Status, error)
 	WaitForStream(ctx context.Context, name, stream string, version int64) error
+	WaitFor(ctx context.Context, name string, at chronicle.Checkpoint) error
 	Rebuild(ctx context.Context, name string, progress func(projection.Progress)) error
 }
 

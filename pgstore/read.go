@@ -211,20 +211,24 @@ func (s *Store) Head(ctx context.Context) (chronicle.Head, error) {
 		return chronicle.Head{}, fmt.Errorf("head: %w", chronicle.ErrClosed)
 	}
 	var h chronicle.Head
-	var txID *uint64
-	var pos, committed *int64
+	var txID, lastTx *uint64
+	var pos, committed, lastPos *int64
 	var at, held *time.Time
-	// One snapshot for both: the last event readers can see, and what is
+	// One snapshot for all: the last event readers can see, what is
 	// committed but held back behind an open transaction (tx_id >= xmin:
-	// a short range of the (tx_id, position) index).
+	// a short range of the (tx_id, position) index), and the last event
+	// committed (the end of that index).
 	err := s.pool.QueryRow(ctx, `WITH visible AS (
   SELECT tx_id, position, recorded_at FROM events WHERE `+gapSafe+`
   ORDER BY tx_id DESC, position DESC LIMIT 1
 ), held AS (
   SELECT max(position) AS committed, min(recorded_at) AS since FROM events
   WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())
+), last AS (
+  SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1
 )
-SELECT v.tx_id, v.position, v.recorded_at, h.committed, h.since FROM held h LEFT JOIN visible v ON true`).Scan(&txID, &pos, &at, &committed, &held)
+SELECT v.tx_id, v.position, v.recorded_at, h.committed, h.since, l.tx_id, l.position
+FROM held h LEFT JOIN visible v ON true LEFT JOIN last l ON true`).Scan(&txID, &pos, &at, &committed, &held, &lastTx, &lastPos)
 	if err != nil {
 		return chronicle.Head{}, s.opErr("head", err)
 	}
@@ -232,6 +236,10 @@ SELECT v.tx_id, v.position, v.recorded_at, h.committed, h.since FROM held h LEFT
 		h.Checkpoint = chronicle.Checkpoint{TxID: *txID, Position: *pos}
 		h.Position = *pos
 		h.RecordedAt = at.UTC()
+	}
+	h.Last = h.Checkpoint
+	if lastTx != nil {
+		h.Last = chronicle.Checkpoint{TxID: *lastTx, Position: *lastPos}
 	}
 	h.Committed = h.Position
 	if committed != nil {

@@ -248,6 +248,7 @@ func (s *Store) Head(ctx context.Context) (chronicle.Head, error) {
 		Checkpoint: chronicle.Checkpoint{TxID: uint64(pos), Position: pos},
 		Position:   pos,
 		RecordedAt: time.UnixMicro(at).UTC(),
+		Last:       chronicle.Checkpoint{TxID: uint64(pos), Position: pos},
 		Committed:  pos, // one writer: readers see every commit at once
 	}, nil
 }

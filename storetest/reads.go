@@ -239,8 +239,8 @@ func testHead(t *testing.T, h Harness) {
 		if head.Checkpoint != want.Checkpoint || head.Position != want.Position || !head.RecordedAt.Equal(want.RecordedAt) {
 			t.Fatalf("Head = %+v, want %+v", head, want)
 		}
-		if head.Committed != head.Position || !head.HeldSince.IsZero() {
-			t.Fatalf("Head = %+v: with every commit visible, Committed must equal Position and HeldSince be zero", head)
+		if head.Committed != head.Position || !head.HeldSince.IsZero() || head.Last != head.Checkpoint {
+			t.Fatalf("Head = %+v: with every commit visible, Committed must equal Position, Last Checkpoint, and HeldSince be zero", head)
 		}
 		if head.Position != res.LastPosition {
 			t.Fatalf("Head position %d, last append ended at %d", head.Position, res.LastPosition)

@@ -307,6 +307,11 @@ func testSealWaitsForOpenTx(t *testing.T, h Harness) {
 		if head.Committed <= before.LastPosition {
 			t.Fatalf("head %+v: the later appends are not committed", head)
 		}
+		// Last covers what readers cannot see yet: waiting for it waits
+		// for every commit so far.
+		if !head.Checkpoint.Before(head.Last) || head.Last.Position <= before.LastPosition {
+			t.Fatalf("head %+v: Last does not cover the later appends", head)
+		}
 		sealAll(t, sl)
 		latest, err := b.LatestSeal(ctx)
 		if err != nil {

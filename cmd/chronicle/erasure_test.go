@@ -524,3 +524,36 @@ func testTokenInjection(t *testing.T, store, keyFile string) {
 		}
 	}
 }
+
+// chronicle erase lists the customer's orders from the read model, which a
+// store just copied has not built yet: it must catch up with the log first,
+// not answer an empty list. A customer id no order can have is a usage
+// error, before anything is opened.
+func TestEraseCatchesUpTheReadModel(t *testing.T) {
+	dir := t.TempDir()
+	src := "sqlite://" + filepath.Join(dir, "src.db")
+	dst := "sqlite://" + filepath.Join(dir, "dst.db")
+	keyFile := filepath.Join(dir, "master.key")
+	c := newCLI(t, nil)
+	key, _, _ := c.run("keygen")
+	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CHRONICLE_STORE": src, envMasterKey: keyFile}
+	base := startInProcess(t, env)
+	placeOrder(t, base, "cp1", "cust_cp")
+	mustCall(t, "POST", base+"/orders", `{"order_id":"cp2","customer_id":"cust_cp"}`)
+
+	if _, stderr, code := c.run("copy", "--from", src, "--to", dst, "--master-key", keyFile); code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := c.run("erase", "cust_cp", "--store", dst, "--master-key", keyFile)
+	if code != 0 || !strings.Contains(stdout, `"orders":["cp2","cp1"]`) {
+		t.Fatalf("erase on the copy: exit %d: %s%s", code, stdout, stderr)
+	}
+	for _, id := range []string{"", "a b", "x/y"} {
+		if stdout, stderr, code := c.run("erase", id, "--store", dst, "--master-key", keyFile); code != 2 || stdout != "" {
+			t.Errorf("erase %q: exit %d, stdout %q, stderr %q; want a usage error", id, code, stdout, stderr)
+		}
+	}
+}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -124,13 +126,17 @@ Exit 1 for a customer with no personal data stored.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			customer := args[0]
+			if err := order.ValidID("customer_id", customer); err != nil {
+				return usagef("erase: %v", err)
+			}
 			store, _, keys, err := m.openStore(c, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			// The orders come from the read model, whose tables may not
-			// exist yet.
+			// The orders come from the read model, which must first catch up
+			// with the log: a serve running on this store does that (on
+			// PostgreSQL it holds the lease); else this runner does.
 			runner, err := projection.New(store, projection.Options{Upcaster: order.NewRegistry()}, orderview.Projections()...)
 			if err == nil {
 				err = runner.Setup(c.Context())
@@ -138,7 +144,15 @@ Exit 1 for a customer with no personal data stored.`,
 			if err != nil {
 				return err
 			}
-			e, err := httpapi.Erase(c.Context(), keys, orderview.NewReader(store), customer)
+			ctx, cancel := context.WithCancel(c.Context())
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = runner.Run(ctx) })
+			defer wg.Wait()
+			defer cancel()
+			caughtUp := func(ctx context.Context) error {
+				return summariesCaughtUp(ctx, store, runner)
+			}
+			e, err := httpapi.Erase(ctx, keys, orderview.NewReader(store), caughtUp, customer)
 			if errors.Is(err, chronicle.ErrNotFound) {
 				return fmt.Errorf("customer %s has no personal data in this store", customer)
 			}
@@ -152,5 +166,32 @@ Exit 1 for a customer with no personal data stored.`,
 			_, err = fmt.Fprintf(m.Stdout, "%s\n", b)
 			return err
 		},
+	}
+}
+
+// summariesCaughtUp returns once the order_summaries read model reflects
+// every event committed when it was called, or with an error when that
+// model is stopped at an event it cannot apply (it would never catch up).
+func summariesCaughtUp(ctx context.Context, store chronicle.Store, runner *projection.Runner) error {
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := runner.WaitFor(wctx, orderview.SummariesName, head.Last)
+		cancel()
+		if err == nil || ctx.Err() != nil || wctx.Err() == nil {
+			return err
+		}
+		st, err := runner.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range st {
+			if p.Name == orderview.SummariesName && p.Status == "failed" {
+				return fmt.Errorf("the order read model %s is stopped at a failing event (see chronicle projections list); nothing was erased", p.Name)
+			}
+		}
 	}
 }
