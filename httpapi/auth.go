@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -234,6 +235,13 @@ func (a *authenticator) token(secret string) (string, Role) {
 	return a.names[match], a.roles[match]
 }
 
+// reserved reports whether a JWT's subject would name an actor that is
+// already someone else's: a configured token's, or that of requests made
+// with auth off.
+func (a *authenticator) reserved(sub string) bool {
+	return sub == anonymous || slices.Contains(a.names, sub)
+}
+
 // authorize checks the request's bearer token against need and returns
 // its holder's name (the actor of what the request appends). It returns
 // "" and nil when auth is off or need is RoleNone, the holder when the
@@ -253,7 +261,10 @@ func (a *authenticator) authorize(r *http.Request, need Role) (string, *apiError
 	name, got := a.token(secret)
 	if got == RoleNone && a.jwt != nil && strings.Count(secret, ".") == 2 {
 		var err error
-		if name, got, err = a.jwt.verify(secret); err != nil {
+		if name, got, err = a.jwt.verify(secret); err == nil && a.reserved(name) {
+			name, got, err = "", RoleNone, fmt.Errorf("sub %q is the name of a configured token or %q: the audit trail could not tell their events apart", name, anonymous)
+		}
+		if err != nil {
 			// The reason helps whoever set up the identity provider; the
 			// client learns only that the token is not valid.
 			a.log.LogAttrs(r.Context(), slog.LevelInfo, "bearer JWT refused",

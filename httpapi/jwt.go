@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -22,6 +23,8 @@ import (
 	// need a hand-written JWK decoder.
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/chronicle-es/chronicle/internal/freetext"
 )
 
 // JWTOptions turn on bearer JWTs issued by an identity provider.
@@ -270,15 +273,12 @@ func (v *jwtVerifier) verify(token string) (string, Role, error) {
 }
 
 // validSubject reports whether sub can name an actor: non-empty, UTF-8,
-// no control characters, at most maxSubject bytes.
+// at most maxSubject bytes, and none of the characters free text may not
+// hold (controls, bidirectional overrides, line separators), which could
+// make one actor read as another in the timeline and the console.
 func validSubject(sub string) bool {
 	if sub == "" || len(sub) > maxSubject || !utf8.ValidString(sub) {
 		return false
 	}
-	for _, c := range sub {
-		if c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsFunc(sub, freetext.Forbidden)
 }

@@ -205,6 +205,12 @@ func TestJWT(t *testing.T) {
 					{"no sub", sign(t, k, "", with(good, map[string]any{"sub": nil})), 401},
 					{"empty sub", sign(t, k, "", with(good, map[string]any{"sub": ""})), 401},
 					{"sub with a control character", sign(t, k, "", with(good, map[string]any{"sub": "a\nb"})), 401},
+					{"sub with a bidirectional override", sign(t, k, "", with(good, map[string]any{"sub": "a\u202eb"})), 401},
+					{"sub with a line separator", sign(t, k, "", with(good, map[string]any{"sub": "a\u2028b"})), 401},
+					{"sub with a C1 control", sign(t, k, "", with(good, map[string]any{"sub": "a\u0085b"})), 401},
+					// The actor would read as the static token's, or as auth off.
+					{"sub naming a configured token", sign(t, k, "", with(good, map[string]any{"sub": "ops"})), 401},
+					{"sub anonymous", sign(t, k, "", with(good, map[string]any{"sub": "anonymous"})), 401},
 				} {
 					t.Run(c.name, func(t *testing.T) {
 						r := e.do(req{method: "GET", path: "/orders/j0", header: bearer(c.tok)})
