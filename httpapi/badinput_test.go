@@ -36,6 +36,7 @@ func TestBadInput(t *testing.T) {
 			{"unknown field", req{method: "POST", path: "/orders/bad/delivery", body: `{"signed_by":"x","signature":"y"}`}, 400},
 			{"unknown nested field", req{method: "POST", path: "/orders", body: `{"customer_id":"c","items":[{"sku":"A","quantity":1,"unit_price":1,"color":"red"}]}`}, 400},
 			{"invalid order id", req{method: "POST", path: "/orders", body: `{"order_id":"a b","customer_id":"c"}`}, 400},
+			{"empty order id", req{method: "POST", path: "/orders", body: `{"order_id":"","customer_id":"c"}`}, 400},
 			{"order id too long", req{method: "POST", path: "/orders", body: `{"order_id":"` + strings.Repeat("a", 65) + `","customer_id":"c"}`}, 400},
 			{"invalid customer id", req{method: "POST", path: "/orders", body: `{"customer_id":"cust/1"}`}, 400},
 			{"invalid path id", req{method: "POST", path: "/orders/b%2Fad/payments", body: `{"method":"card","amount":2000}`}, 400},

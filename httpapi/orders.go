@@ -39,7 +39,7 @@ type command struct {
 // createRequest is the body of POST /orders: order.Create plus the
 // optional client-chosen id.
 type createRequest struct {
-	OrderID    string       `json:"order_id"`
+	OrderID    *string      `json:"order_id"`
 	CustomerID string       `json:"customer_id"`
 	Currency   string       `json:"currency"`
 	Items      []order.Item `json:"items"`
@@ -55,11 +55,16 @@ func decodeCreate(_ *http.Request, body []byte) (string, order.Command, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return "", nil, err
 	}
-	id := req.OrderID
-	if id == "" {
-		id = newOrderID()
-	} else if err := order.ValidID("order_id", id); err != nil {
-		return "", nil, err
+	// Omitted, the server chooses the id; given, it must be valid: an
+	// empty one is a client's mistake, not a request for a new id.
+	id := newOrderID()
+	if req.OrderID != nil {
+		if id = *req.OrderID; id == "" {
+			return "", nil, badField("order_id", "empty: omit it for the server to choose one")
+		}
+		if err := order.ValidID("order_id", id); err != nil {
+			return "", nil, err
+		}
 	}
 	return id, order.Create{CustomerID: req.CustomerID, Currency: req.Currency, Items: req.Items, Total: req.Total}, nil
 }
