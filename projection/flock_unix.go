@@ -3,6 +3,7 @@
 package projection
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -23,3 +24,7 @@ func flock(f *os.File, exclusive, wait bool) error {
 		}
 	}
 }
+
+// lockedElsewhere reports whether flock's error says another open file
+// holds the lock.
+func lockedElsewhere(err error) bool { return errors.Is(err, syscall.EWOULDBLOCK) }

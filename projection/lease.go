@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"hash/fnv"
 	"strconv"
 	"time"
@@ -48,10 +49,15 @@ func (r *Runner) leaseTimeout() time.Duration { return 3 * r.opts.LeaseInterval 
 // and commits before its next check is fenced off.
 //
 // SQLite is one process: the runner itself is the guard, and the CAS fences
-// a second runner on the same file.
+// a second runner on the same file. A sink is the exception (see
+// sqliteSinkLease).
 func (r *Runner) lease(ctx context.Context, w *worker) {
 	for ctx.Err() == nil {
 		if r.d != Postgres {
+			if w.sink != nil {
+				r.sqliteSinkLease(ctx, w)
+				return
+			}
 			r.hold(ctx, w)
 			return
 		}
@@ -67,6 +73,41 @@ func (r *Runner) lease(ctx context.Context, w *worker) {
 			cancel()
 			<-done
 			r.unlock(conn, w.name)
+		}
+		if !wait(ctx, r.opts.LeaseInterval) {
+			return
+		}
+	}
+}
+
+// sqliteSinkLease runs a sink on SQLite while this process holds an
+// exclusive flock on a file beside the database (the file name plus
+// "-NAME.lock"). A sink may run in another process than the store's serve
+// (chronicle relay), and two of them would both publish: the checkpoint's
+// CAS keeps the log's side right, not the broker's. The kernel drops the
+// lock when its holder dies, so a standby takes over within LeaseInterval.
+// Where flock is not available (not Unix) the sink just runs.
+func (r *Runner) sqliteSinkLease(ctx context.Context, w *worker) {
+	for ctx.Err() == nil {
+		f, err := r.lockFile(ctx, "-"+w.name+".lock")
+		if err == nil && f == nil {
+			r.hold(ctx, w) // in memory: no other process sees it
+			return
+		}
+		if err == nil {
+			err = flock(f, true, false)
+			if errors.Is(err, errors.ErrUnsupported) {
+				err = nil
+			}
+			if err == nil {
+				r.hold(ctx, w)
+				f.Close() // releases the lock
+				return
+			}
+			f.Close()
+		}
+		if !lockedElsewhere(err) {
+			r.opts.Logger.Warn("projection: sink lease", "sink", w.name, "err", err)
 		}
 		if !wait(ctx, r.opts.LeaseInterval) {
 			return

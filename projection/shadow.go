@@ -78,20 +78,26 @@ func (r *Runner) unlockShared(conn *sql.Conn) {
 // rebuildLockFile opens the SQLite rebuild lock file; nil for a database
 // in memory, which no other process sees and no crash leaves behind.
 func (r *Runner) rebuildLockFile(ctx context.Context) (*os.File, error) {
+	f, err := r.lockFile(ctx, "-rebuild.lock")
+	if err != nil {
+		return nil, fmt.Errorf("projection: rebuild lock: %w", err)
+	}
+	return f, nil
+}
+
+// lockFile opens the file beside the SQLite database whose name ends in
+// suffix, for flock; nil for a database in memory.
+func (r *Runner) lockFile(ctx context.Context, suffix string) (*os.File, error) {
 	var file string
 	if err := r.db.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
-		return nil, fmt.Errorf("projection: rebuild lock: %w", err)
+		return nil, err
 	}
 	if file == "" {
 		return nil, nil
 	}
 	// Read-only is enough to lock, and lets any user who can read the
 	// database take it.
-	f, err := os.OpenFile(file+"-rebuild.lock", os.O_RDONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("projection: rebuild lock: %w", err)
-	}
-	return f, nil
+	return os.OpenFile(file+suffix, os.O_RDONLY|os.O_CREATE, 0o644)
 }
 
 // dropLeftovers drops the shadow tables of this runner's projections that

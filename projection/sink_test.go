@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +108,93 @@ func TestSinkDeliversOnceInOrder(t *testing.T) {
 				t.Fatalf("sink runner's status: %+v", st)
 			}
 		})
+	}
+}
+
+// countingSink records the ids it is given.
+type countingSink struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (s *countingSink) Name() string                     { return "sink_lease" }
+func (s *countingSink) Filter() chronicle.ReadAllOptions { return chronicle.ReadAllOptions{} }
+
+func (s *countingSink) Deliver(_ context.Context, events []chronicle.RecordedEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range events {
+		s.ids = append(s.ids, e.ID)
+	}
+	return nil
+}
+
+func (s *countingSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
+}
+
+// TestSinkLeaseOnSQLite: two runners of one sink on one SQLite file (a
+// relay started twice beside serve) never both deliver: one holds the
+// sink's lease, the other stands by and takes over when the first stops.
+// Each event is delivered once in all.
+func TestSinkLeaseOnSQLite(t *testing.T) {
+	b := testbackends.SQLite(t, testbackends.Options{})
+	ctx := context.Background()
+	sinks := []*countingSink{{}, {}}
+	var stops []func()
+	for _, s := range sinks {
+		r, err := projection.New(b, projection.Options{Sinks: []projection.Sink{s}, PollInterval: 20 * time.Millisecond,
+			LeaseInterval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, start(t, r))
+	}
+	appendN := func(n int) {
+		for range n {
+			if _, err := b.Append(ctx, "order-lease", chronicle.Any, []chronicle.Event{{Type: "Noted", Data: []byte(`{}`)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitDelivered := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for sinks[0].count()+sinks[1].count() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("delivered %d+%d events after 30s, want %d", sinks[0].count(), sinks[1].count(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	appendN(40)
+	waitDelivered(40)
+	holder := 0
+	if sinks[1].count() > 0 {
+		holder = 1
+	}
+	stops[holder]()
+	appendN(40)
+	waitDelivered(80)
+	// Let a runner that should not deliver have its chance to.
+	other := 1 - holder
+	appendN(1)
+	waitDelivered(81)
+	seen := map[string]bool{}
+	for _, s := range sinks {
+		s.mu.Lock()
+		ids := slices.Clone(s.ids)
+		s.mu.Unlock()
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("event %s delivered twice (holder %d delivered %d, the other %d)", id, holder, sinks[holder].count(), sinks[other].count())
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != 81 || sinks[other].count() == 0 {
+		t.Fatalf("delivered %d distinct events, the standby %d; want 81, and the standby to take over", len(seen), sinks[other].count())
 	}
 }

@@ -42,10 +42,9 @@ GET /projections and 'projections list') moves only after JetStream
 acknowledged every event up to it; while NATS is unreachable it retries, with
 backoff, for as long as it takes. 'serve --relay-nats' runs the same relay.
 
-One relay runs per store: on PostgreSQL several relay or serve processes may
-run, one holds the lease and the others take over when it dies. On SQLite run
-it in one process only (a second one would publish repeats that the broker
-drops within its duplicate window).
+One relay runs per store: several relay or serve processes may run, one holds
+the lease and the others take over when it dies (on PostgreSQL an advisory
+lock, on SQLite a lock on the file <database>-relay_nats.lock).
 
 --metrics-addr serves /metrics (the relay's counters and lag, Prometheus
 text format) on that address. SIGINT or SIGTERM stop it after the window in
