@@ -99,10 +99,9 @@ func (o Options) Check() error {
 	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Hostname() == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		return fmt.Errorf("%w: %q (want nats://HOST:PORT)", ErrBadURL, Redact(o.URL))
 	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%w: %q: bad port", ErrBadURL, Redact(o.URL))
-		}
+	// The port is required: the client library would quietly take 4222.
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%w: %q: want a port from 1 to 65535", ErrBadURL, Redact(o.URL))
 	}
 	if o.SubjectPrefix != "" && !prefixRE.MatchString(o.SubjectPrefix) {
 		return fmt.Errorf("%w: %q (want tokens of letters, digits, '_' and '-', separated by dots)", ErrBadPrefix, o.SubjectPrefix)

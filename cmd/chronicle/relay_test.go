@@ -25,6 +25,8 @@ func TestRelayUsageErrors(t *testing.T) {
 		{"relay", "--nats", "http://127.0.0.1:4222", "--store", store},
 		{"relay", "--nats", "nats://", "--store", store},
 		{"relay", "--nats", "nats://127.0.0.1:99999", "--store", store},
+		{"relay", "--nats", "nats://127.0.0.1", "--store", store},
+		{"relay", "--nats", "nats://127.0.0.1:", "--store", store},
 		{"relay", "--nats", "nats://127.0.0.1:4222", "--subject-prefix", "a..b", "--store", store},
 		{"relay", "--nats", "nats://127.0.0.1:4222", "--subject-prefix", "orders.>", "--store", store},
 		{"relay", "--nats", "nats://127.0.0.1:4222", "--metrics-addr", "nonsense", "--store", store},
