@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/audit"
 )
 
 // idemNamespace separates chronicle's derived event ids from any other use
@@ -65,9 +66,24 @@ func derivedEventID(key string, i int) string {
 	return chronicle.DerivedEventID(idemNamespace, key, strconv.Itoa(i))
 }
 
-// requestHash identifies a command request: what a retry repeats exactly.
-// The body is hashed as sent; clients retry with the same bytes.
+// requestHash identifies a command request: what a retry repeats. The
+// body is hashed in its canonical JSON form (RFC 8785), so a retry that
+// writes the same request with other spacing, key order or escapes is the
+// same request, not a different one (422). Bodies reach here decoded
+// strictly, and their numbers within 2^53, which JCS keeps exact.
 func requestHash(method, route, orderID, sku string, body []byte) string {
+	if len(body) > 0 {
+		if c, err := audit.Canonicalize(body); err == nil {
+			body = c
+		}
+	}
+	return bytesHash(method, route, orderID, sku, body)
+}
+
+// bytesHash is requestHash over the body's bytes as sent: what keys stored
+// before bodies were canonicalized hold, so that their exact retries still
+// match.
+func bytesHash(method, route, orderID, sku string, body []byte) string {
 	h := sha256.New()
 	for _, part := range []string{method, route, orderID, sku} {
 		var n [8]byte

@@ -2,9 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/chronicle-es/chronicle"
+	"github.com/chronicle-es/chronicle/order"
 )
 
 // sameResponse fails unless b repeats a: status, body and version headers.
@@ -32,6 +37,8 @@ func TestIdempotency(t *testing.T) {
 		create := req{method: "POST", path: "/orders", body: `{"order_id":"idem","customer_id":"c1","total":1500}`, header: key("create-1")}
 		createGen := req{method: "POST", path: "/orders", body: `{"customer_id":"c1","total":900}`, header: key("create-gen")}
 		pay := req{method: "POST", path: "/orders/idem/payments", body: `{"method":"card","amount":1500}`, header: key("pay-1")}
+		// The same request, written another way: still a retry, not a reuse.
+		payAgain := req{method: "POST", path: "/orders/idem/payments", body: "{ \"amount\": 1500,\n  \"method\": \"\\u0063ard\" }\n", header: key("pay-1")}
 
 		firstCreate := e.mustDo(create, http.StatusCreated)
 		firstGen := e.mustDo(createGen, http.StatusCreated)
@@ -45,7 +52,7 @@ func TestIdempotency(t *testing.T) {
 				name  string
 				r     req
 				first resp
-			}{{"create", create, firstCreate}, {"create with generated id", createGen, firstGen}, {"payment", pay, firstPay}} {
+			}{{"create", create, firstCreate}, {"create with generated id", createGen, firstGen}, {"payment", pay, firstPay}, {"payment written another way", payAgain, firstPay}} {
 				t.Run(c.name, func(t *testing.T) {
 					got := e.do(c.r)
 					sameResponse(t, c.first, got)
@@ -142,6 +149,36 @@ func TestIdempotencyConcurrent(t *testing.T) {
 			if after := e.logSize(); after[0] != before[0]+1 {
 				t.Errorf("%s %s: %d events appended, want 1", r.method, r.path, after[0]-before[0])
 			}
+		}
+	})
+}
+
+// TestIdempotencyKeyStoredBeforeCanonicalForm: a key stored when the hash
+// covered the body's bytes as sent still answers the exact retry of its
+// request, after the hash moved to the canonical form.
+func TestIdempotencyKeyStoredBeforeCanonicalForm(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() backend) {
+		e := newEnv(t, open())
+		e.create("legacy")                        // total 2000
+		body := `{"method":"card","amount":2000}` // not canonical: keys out of order
+		key := "pay-legacy"
+		meta, err := json.Marshal(map[string]string{"actor": "anonymous", "idempotency_key": key,
+			"request_hash": bytesHash("POST", "POST /orders/{id}/payments", "legacy", "", []byte(body))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.Append(context.Background(), "order-legacy", chronicle.Exact(1), []chronicle.Event{{
+			ID: derivedEventID(key, 0), Type: order.TypePaymentReceived, Data: []byte(body), Metadata: meta,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		size := e.logSize()
+		got := e.mustDo(req{method: "POST", path: "/orders/legacy/payments", body: body, header: map[string]string{"Idempotency-Key": key}}, http.StatusOK)
+		if got.header.Get("Idempotent-Replayed") != "true" || got.state(t).Status != order.StatusPaid {
+			t.Fatalf("retry of a key stored the old way: %s %v", got.body, got.header)
+		}
+		if n := e.logSize(); n != size {
+			t.Errorf("the retry appended: %v events, was %v", n, size)
 		}
 	})
 }

@@ -199,12 +199,13 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 	// anything the client sends, and no body field reaches metadata.
 	meta := map[string]string{"actor": actor(ctx), "request_id": requestID(ctx), "correlation_id": corr}
 	opts := []aggregate.CommandOption{}
-	var hash string
+	var hash, sent string
 	if key != "" {
 		// The hash covers the path as the client sent it: a create without
 		// order_id hashes no id, so its retry matches.
 		hash = requestHash(r.Method, r.Pattern, r.PathValue("id"), r.PathValue("sku"), body)
-		if done, err := s.replay(w, r, c, key, hash); done || err != nil {
+		sent = bytesHash(r.Method, r.Pattern, r.PathValue("id"), r.PathValue("sku"), body)
+		if done, err := s.replay(w, r, c, key, hash, sent); done || err != nil {
 			if done {
 				outcome = "replayed"
 			}
@@ -231,7 +232,7 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 		// hold our ids (a replay, or ErrDuplicateEvent when it created
 		// another order), or its effect makes ours break a rule. Either way
 		// the answer is the first request's, or 422 for another request.
-		if done, rerr := s.replay(w, r, c, key, hash); done || rerr != nil {
+		if done, rerr := s.replay(w, r, c, key, hash, sent); done || rerr != nil {
 			if done {
 				outcome = "replayed"
 			}
@@ -296,7 +297,8 @@ func setVersion(w http.ResponseWriter, v int64) {
 // replay answers a request whose Idempotency-Key is already in the log: the
 // first response again (done), or 422 when the key came with another
 // request. It answers nothing when the key is new.
-func (s *Server) replay(w http.ResponseWriter, r *http.Request, c command, key, hash string) (done bool, err error) {
+// hash is the request's (requestHash), sent its body's bytes' (bytesHash).
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, c command, key, hash, sent string) (done bool, err error) {
 	ctx := r.Context()
 	first, err := s.opts.Store.EventByID(ctx, derivedEventID(key, 0))
 	if errors.Is(err, chronicle.ErrNotFound) {
@@ -305,7 +307,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, c command, key, 
 	if err != nil {
 		return false, err
 	}
-	if m := readIdemMeta(first.Metadata); m.IdempotencyKey != key || m.RequestHash != hash {
+	if m := readIdemMeta(first.Metadata); m.IdempotencyKey != key || m.RequestHash != hash && m.RequestHash != sent {
 		return false, newError(http.StatusUnprocessableEntity, typeIdempotencyKey,
 			"this Idempotency-Key was used with a different request; use a new key for a new request")
 	}
