@@ -92,10 +92,11 @@ type Result[S any] struct {
 // ctx cancels the loads, appends and waits.
 //
 // Errors: invalid ids as def.StreamID returns them; Decide's errors as they
-// are; *chronicle.ConflictError (chronicle.ErrWrongVersion) when the
-// aggregate is not at the ExpectVersion version (Actual 0 when it does not
-// exist) or a race was lost on every attempt; store, upcast and Evolve
-// errors wrapped.
+// are, with the Result holding the state they were decided on (version 0
+// when the aggregate does not exist); *chronicle.ConflictError
+// (chronicle.ErrWrongVersion) when the aggregate is not at the
+// ExpectVersion version (Actual 0 when it does not exist) or a race was
+// lost on every attempt; store, upcast and Evolve errors wrapped.
 func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts ...CommandOption) (Result[S], error) {
 	cfg := commandConfig{expected: -1}
 	for _, o := range opts {
@@ -158,7 +159,9 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id string, cmd C, opts
 			continue
 		}
 		if err != nil {
-			return Result[S]{}, err
+			// The state decided on, so that a caller can say which version
+			// the refusal reflects.
+			return Result[S]{Loaded: cur, Attempts: attempt}, err
 		}
 		if len(decided) == 0 {
 			return Result[S]{Loaded: cur, Attempts: attempt}, nil

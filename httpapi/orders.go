@@ -259,7 +259,7 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 		if errors.As(err, &nf) && nf.OrderID == "" && nf.SKU == "" {
 			return notFound("order %s not found", id)
 		}
-		return mapDomainError(err)
+		return withVersion(mapDomainError(err), res.Version)
 	}
 	if res.Attempts > 1 {
 		s.metrics.conflicts.WithLabelValues("retried").Add(float64(res.Attempts - 1))
@@ -268,13 +268,32 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 	return writeState(w, c, res.State)
 }
 
-func preconditionError(expected, current int64) *apiError {
+func preconditionError(expected, current int64) error {
 	e := newError(http.StatusPreconditionFailed, typePrecondition,
 		`If-Match wants version "`+itoa(expected)+`" but the order is at version `+itoa(current))
 	e.p.CurrentVersion = &current
 	// The order's current version, so a client can re-read and retry.
-	e.header = http.Header{"X-Event-Version": {itoa(current)}, "Etag": {`"` + itoa(current) + `"`}}
-	return e
+	return withVersion(e, current)
+}
+
+// withVersion gives a refusal that depends on an existing order's state
+// (409, 404 for an unknown item, 412) the version headers every response
+// about one order carries: version v is what it reflects. A missing order
+// (v 0) has no version to show.
+func withVersion(err error, v int64) error {
+	var e *apiError
+	if v <= 0 || !errors.As(err, &e) {
+		return err
+	}
+	switch e.p.Status {
+	case http.StatusConflict, http.StatusNotFound, http.StatusPreconditionFailed:
+		if e.header == nil {
+			e.header = http.Header{}
+		}
+		e.header.Set("X-Event-Version", itoa(v))
+		e.header.Set("ETag", `"`+itoa(v)+`"`)
+	}
+	return err
 }
 
 // writeState answers a command's new state with its version headers.
