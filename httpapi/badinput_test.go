@@ -57,7 +57,7 @@ func TestBadInput(t *testing.T) {
 			{"bad currency", req{method: "POST", path: "/orders", body: `{"customer_id":"c","currency":"dollars"}`}, 400},
 			{"DELETE with body", req{method: "DELETE", path: "/orders/bad/items/SKU-1", body: `{"sku":"SKU-1"}`}, 400},
 			{"key too long", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400},
-			{"If-Match not a version", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"If-Match": `"abc"`}}, 400},
+			{"If-Match not an entity tag", req{method: "POST", path: "/orders/bad/cancellation", body: `{"reason":"x"}`, header: map[string]string{"If-Match": `abc`}}, 400},
 			{"duplicate key", req{method: "POST", path: "/orders", body: `{"customer_id":"c","customer_id":"d"}`}, 400},
 			{"duplicate key, last valid", req{method: "POST", path: "/orders/bad/payments", body: `{"method":"card","amount":1,"amount":2000}`}, 400},
 			{"duplicate nested key", req{method: "POST", path: "/orders", body: `{"customer_id":"c","items":[{"sku":"A","sku":"B","quantity":1,"unit_price":1}]}`}, 400},

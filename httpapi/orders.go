@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,31 +116,107 @@ func (s *Server) commandRoute(c command) func(http.ResponseWriter, *http.Request
 	return func(w http.ResponseWriter, r *http.Request) error { return s.runCommand(w, r, c) }
 }
 
-// parseIfMatch returns the version an If-Match header asks for, or -1 when
-// there is none. Accepted: "N" (the ETag the API sends), N, and * (any
-// current version: the same as no header, since every command but create
-// needs an existing order anyway, and create refuses one).
-func parseIfMatch(r *http.Request) (int64, error) {
+// ifMatch is a parsed If-Match header (RFC 9110 section 13.1.1).
+type ifMatch struct {
+	any bool // *: the order exists, at any version
+	// versions are the versions the listed strong tags name: "N" is the
+	// ETag of version N, written as the API writes it (so "02" names none:
+	// strong comparison is of the opaque string). Weak tags, and strong
+	// ones that name no version, match nothing.
+	versions []int64
+}
+
+// matches reports whether the order at version cur (0: no order) meets the
+// precondition. A missing order has no entity tag, so nothing matches it,
+// not even *.
+func (m *ifMatch) matches(cur int64) bool {
+	return cur > 0 && (m.any || slices.Contains(m.versions, cur))
+}
+
+// parseIfMatch returns the request's If-Match, nil when there is none. Its
+// field lines form one list (RFC 9110 section 5.3): * alone, or entity tags
+// separated by commas. Anything else, an empty value included, is 400.
+func parseIfMatch(r *http.Request) (*ifMatch, error) {
 	vals := r.Header.Values("If-Match")
 	if len(vals) == 0 {
-		return -1, nil
+		return nil, nil
 	}
-	if len(vals) > 1 {
-		return 0, badField("If-Match", "give one entity tag")
+	malformed := badField("If-Match", `want * or a list of entity tags such as "3" (the order's ETag)`)
+	rest := strings.Join(vals, ",")
+	if strings.Trim(rest, " \t") == "*" {
+		return &ifMatch{any: true}, nil
 	}
-	v := strings.TrimSpace(vals[0])
-	if v == "*" {
-		return -1, nil
+	m := &ifMatch{}
+	tags := 0
+	for {
+		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" {
+			break
+		}
+		if rest[0] == ',' { // RFC 9110 section 5.6.1.2: empty list elements are ignored
+			rest = rest[1:]
+			continue
+		}
+		weak := strings.HasPrefix(rest, "W/")
+		if weak {
+			rest = rest[2:]
+		}
+		if rest == "" || rest[0] != '"' {
+			return nil, malformed
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return nil, malformed
+		}
+		opaque := rest[1 : 1+end]
+		for i := 0; i < len(opaque); i++ {
+			// etagc: %x21 / %x23-7E / obs-text
+			if c := opaque[i]; c < 0x21 || c == 0x7f {
+				return nil, malformed
+			}
+		}
+		rest = strings.TrimLeft(rest[end+2:], " \t")
+		if rest != "" && rest[0] != ',' {
+			return nil, malformed
+		}
+		tags++
+		if n, err := strconv.ParseInt(opaque, 10, 64); !weak && err == nil && n > 0 && itoa(n) == opaque {
+			m.versions = append(m.versions, n)
+		}
 	}
-	if strings.HasPrefix(v, "W/") {
-		return 0, badField("If-Match", "a weak entity tag never matches a command (RFC 9110 strong comparison)")
+	if tags == 0 {
+		return nil, malformed
 	}
-	v = strings.TrimSuffix(strings.TrimPrefix(v, `"`), `"`)
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, badField("If-Match", `want the order's ETag: "N", N its version`)
+	return m, nil
+}
+
+// handleIf runs cmd on order id under the If-Match precondition pre (nil:
+// none). One listed version is checked by the aggregate on the state it
+// decides on. Anything else (*, several versions, tags naming none) is
+// checked here on the loaded order first; then its version is expected
+// (but for *: an order never ceases to exist). Either way a precondition
+// that does not hold, or a race lost at append time, is a
+// *chronicle.ConflictError, before any business rule.
+func (s *Server) handleIf(ctx context.Context, id string, cmd order.Command, pre *ifMatch, opts []aggregate.CommandOption) (aggregate.Result[order.State], error) {
+	switch {
+	case pre == nil:
+	case !pre.any && len(pre.versions) == 1:
+		opts = append(opts, aggregate.ExpectVersion(pre.versions[0]))
+	default:
+		l, err := s.opts.Orders.Load(ctx, id)
+		if err != nil && !errors.Is(err, aggregate.ErrNotFound) {
+			return aggregate.Result[order.State]{}, err
+		}
+		if !pre.matches(l.Version) {
+			stream, _ := order.StreamID(id) // id is valid
+			// Expected says little here; the 412 shows the current version.
+			return aggregate.Result[order.State]{Loaded: l}, &chronicle.ConflictError{Stream: stream, Expected: chronicle.StreamExists, Actual: l.Version}
+		}
+		if !pre.any {
+			opts = append(opts, aggregate.ExpectVersion(l.Version))
+		}
 	}
-	return n, nil
+	return s.opts.Orders.Handle(ctx, id, cmd, opts...)
 }
 
 // parseCorrelationID returns the request's X-Correlation-Id, or its request
@@ -174,7 +251,7 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 		s.metrics.commands.WithLabelValues(c.name, outcome).Observe(time.Since(start).Seconds())
 	}()
 
-	ifMatch, err := parseIfMatch(r)
+	pre, err := parseIfMatch(r)
 	if err != nil {
 		return err
 	}
@@ -220,13 +297,8 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 		opts = append(opts, aggregate.EventIDs(ids...))
 	}
 	opts = append(opts, aggregate.Metadata(meta))
-	if ifMatch >= 0 {
-		// Checked after loading and before deciding, so a stale If-Match
-		// is 412 even when the command would also break a rule.
-		opts = append(opts, aggregate.ExpectVersion(ifMatch))
-	}
 
-	res, err := s.opts.Orders.Handle(ctx, id, cmd, opts...)
+	res, err := s.handleIf(ctx, id, cmd, pre, opts)
 	if key != "" && (err != nil || res.Replayed) {
 		// A concurrent request with the same key may have won: its events
 		// hold our ids (a replay, or ErrDuplicateEvent when it created
@@ -245,9 +317,9 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 	if err != nil {
 		var ce *chronicle.ConflictError
 		if errors.As(err, &ce) {
-			if ifMatch >= 0 {
+			if pre != nil {
 				s.metrics.conflicts.WithLabelValues("precondition_failed").Inc()
-				return preconditionError(ifMatch, ce.Actual)
+				return preconditionError(ce.Actual)
 			}
 			// Every retry lost a race: the client may simply try again.
 			s.metrics.conflicts.WithLabelValues("exhausted").Inc()
@@ -268,9 +340,12 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, c command) e
 	return writeState(w, c, res.State)
 }
 
-func preconditionError(expected, current int64) error {
-	e := newError(http.StatusPreconditionFailed, typePrecondition,
-		`If-Match wants version "`+itoa(expected)+`" but the order is at version `+itoa(current))
+func preconditionError(current int64) error {
+	detail := "If-Match names no entity tag of the order: its ETag is \"" + itoa(current) + "\""
+	if current == 0 {
+		detail = "If-Match cannot hold: the order does not exist"
+	}
+	e := newError(http.StatusPreconditionFailed, typePrecondition, detail)
 	e.p.CurrentVersion = &current
 	// The order's current version, so a client can re-read and retry.
 	return withVersion(e, current)

@@ -109,7 +109,8 @@ func TestRoutes(t *testing.T) {
 					}
 				}},
 			{"add item stale If-Match beats rule", req{method: "POST", path: "/orders/o-paid/items", body: `{"sku":"C","quantity":1,"unit_price":100}`, header: map[string]string{"If-Match": `"1"`}}, 412, nil},
-			{"add item bad If-Match", req{method: "POST", path: "/orders/o-life/items", body: `{"sku":"C","quantity":1,"unit_price":100}`, header: map[string]string{"If-Match": `W/"3"`}}, 400, nil},
+			{"add item weak If-Match", req{method: "POST", path: "/orders/o-life/items", body: `{"sku":"C","quantity":1,"unit_price":100}`, header: map[string]string{"If-Match": `W/"3"`}}, 412, nil},
+			{"add item bad If-Match", req{method: "POST", path: "/orders/o-life/items", body: `{"sku":"C","quantity":1,"unit_price":100}`, header: map[string]string{"If-Match": `3`}}, 400, nil},
 			{"add item negative quantity", req{method: "POST", path: "/orders/o-life/items", body: `{"sku":"C","quantity":-1,"unit_price":100}`}, 400, contains("quantity")},
 			{"add item unknown order", req{method: "POST", path: "/orders/nope/items", body: `{"sku":"C","quantity":1,"unit_price":100}`}, 404, nil},
 			{"add item after payment", req{method: "POST", path: "/orders/o-paid/items", body: `{"sku":"C","quantity":1,"unit_price":100}`}, 409, currentStatus(order.StatusPaid)},
