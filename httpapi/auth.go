@@ -245,8 +245,12 @@ func (a *authenticator) reserved(sub string) bool {
 // authorize checks the request's bearer token against need and returns
 // its holder's name (the actor of what the request appends). It returns
 // "" and nil when auth is off or need is RoleNone, the holder when the
-// token's role is at least need, and a 401 or 403 problem otherwise.
+// token's role is at least need, and a 401 or 403 problem otherwise (400
+// for two Authorization headers).
 func (a *authenticator) authorize(r *http.Request, need Role) (string, *apiError) {
+	if need != RoleNone && len(r.Header.Values("Authorization")) > 1 { // which one would a proxy check?
+		return "", badField("Authorization", "given more than once")
+	}
 	if need == RoleNone || !a.enabled() {
 		return "", nil
 	}

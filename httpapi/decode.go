@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,6 +179,31 @@ func formatBytes(n int64) string {
 		return itoa(n>>10) + " KiB"
 	}
 	return itoa(n) + " bytes"
+}
+
+// checkQuery refuses a query that a proxy and the server could read two
+// ways: a parameter given more than once (which one counts?), one the
+// route does not take (a misspelt filter would be silently ignored), or a
+// query that does not parse (Go drops a pair with a ';' or a bad escape,
+// which another reader may keep). Each is 400.
+func checkQuery(r *http.Request, known []string) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest("the query does not parse: %v", err)
+	}
+	for name, vs := range q {
+		if !slices.Contains(known, name) {
+			takes := "no parameters"
+			if len(known) > 0 {
+				takes = strings.Join(known, ", ")
+			}
+			return badField(name, "unknown parameter; %s takes %s", r.Pattern, takes)
+		}
+		if len(vs) > 1 {
+			return badField(name, "given more than once")
+		}
+	}
+	return nil
 }
 
 // The range of times the API and the CLI accept, in UTC: years 0001 to 9999,

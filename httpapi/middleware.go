@@ -253,8 +253,24 @@ func accessLevel(status int) slog.Level {
 // handle registers h for pattern behind the role check. Unmatched requests
 // never reach it; see notFound in routes.
 func (s *Server) handle(pattern string, need Role, h func(http.ResponseWriter, *http.Request) error) {
-	s.routes = append(s.routes, route{pattern: pattern, role: need})
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.register(route{pattern: pattern, role: need}, h)
+}
+
+// get registers h for GET pattern behind the role check, taking exactly the
+// query parameters params, each at most once (checkQuery).
+func (s *Server) get(pattern string, need Role, h func(http.ResponseWriter, *http.Request) error, params ...string) {
+	s.register(route{pattern: "GET " + pattern, role: need, query: params, strictQuery: true}, func(w http.ResponseWriter, r *http.Request) error {
+		if err := checkQuery(r, params); err != nil {
+			return err
+		}
+		return h(w, r)
+	})
+}
+
+func (s *Server) register(rt route, h func(http.ResponseWriter, *http.Request) error) {
+	s.routes = append(s.routes, rt)
+	need := rt.role
+	s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 		who, e := s.auth.authorize(r, need)
 		if e != nil {
 			writeProblem(w, r, e)

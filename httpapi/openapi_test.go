@@ -10,7 +10,8 @@ import (
 
 // TestOpenAPIMatchesRoutes fails when the mux has a route the document
 // lacks, or the document one the mux lacks, or when they disagree on the
-// role a route needs or on its path parameters.
+// role a route needs, on its path parameters, or on the query parameters
+// a GET route takes (it refuses any other).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
 		OpenAPI string `json:"openapi"`
@@ -90,6 +91,19 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 				return p.Name == m[1] && p.In == "path"
 			}) {
 				t.Errorf("%s: path parameter %s not documented", key, m[1])
+			}
+		}
+		if rt.strictQuery {
+			var query []string
+			for _, p := range op.Params {
+				if p.In == "query" {
+					query = append(query, p.Name)
+				}
+			}
+			slices.Sort(query)
+			want := slices.Sorted(slices.Values(rt.query))
+			if !slices.Equal(query, want) {
+				t.Errorf("%s: documented query parameters %v, route takes %v", key, query, want)
 			}
 		}
 	}

@@ -136,6 +136,10 @@ type Server struct {
 type route struct {
 	pattern string
 	role    Role
+	// query lists the parameters a route registered with get takes
+	// (strictQuery); others take any, unchecked.
+	query       []string
+	strictQuery bool
 }
 
 // New returns a Server with every route of API.md.
@@ -242,27 +246,30 @@ func (s *Server) registerRoutes() {
 	s.handle("POST /orders/{id}/delivery", RoleWrite, s.commandRoute(command{name: "deliver", decode: decodeBody[order.Deliver]}))
 	s.handle("POST /orders/{id}/cancellation", RoleWrite, s.commandRoute(command{name: "cancel", decode: decodeBody[order.Cancel]}))
 
-	// Queries: read role, served by a replica when one is usable.
-	s.handle("GET /orders", RoleRead, s.read(s.listOrders))
-	s.handle("GET /orders/{id}", RoleRead, s.read(s.getOrder))
-	s.handle("GET /orders/{id}/events", RoleRead, s.read(s.orderEvents))
-	s.handle("GET /stats/order-status", RoleRead, s.read(s.statusCounts))
-	s.handle("GET /events", RoleRead, s.read(s.events))
+	// Queries: read role, served by a replica when one is usable. Every
+	// GET route of the API names the query parameters it takes (get).
+	s.get("/orders", RoleRead, s.read(s.listOrders), "status", "customer_id", "limit", "cursor")
+	s.get("/orders/{id}", RoleRead, s.read(s.getOrder), "min_version", "version", "as_of")
+	s.get("/orders/{id}/events", RoleRead, s.read(s.orderEvents), "format")
+	s.get("/stats/order-status", RoleRead, s.read(s.statusCounts), "at")
+	s.get("/events", RoleRead, s.read(s.events), "after", "types", "stream_types", "limit")
 
 	// Operations.
 	s.handle("DELETE /customers/{customer_id}/personal-data", RoleAdmin, s.erasePersonalData)
-	s.handle("GET /audit/seals", RoleRead, s.listSeals)
-	s.handle("GET /audit/seals/latest", RoleRead, s.latestSeal)
-	s.handle("GET /audit/public-keys", RoleRead, s.publicKeys)
-	s.handle("GET /projections", RoleRead, s.listProjections)
+	s.get("/audit/seals", RoleRead, s.listSeals, "after", "limit")
+	s.get("/audit/seals/latest", RoleRead, s.latestSeal)
+	s.get("/audit/public-keys", RoleRead, s.publicKeys)
+	s.get("/projections", RoleRead, s.listProjections)
 	s.handle("POST /projections/{name}/rebuild", RoleAdmin, s.rebuildProjection)
-	s.handle("GET /healthz", RoleNone, s.healthz)
-	s.handle("GET /readyz", RoleNone, s.readyz)
-	s.handle("GET /metrics", RoleNone, s.serveMetrics)
-	s.handle("GET /openapi.json", RoleRead, s.openAPI)
+	s.get("/healthz", RoleNone, s.healthz)
+	s.get("/readyz", RoleNone, s.readyz)
+	s.get("/metrics", RoleNone, s.serveMetrics)
+	s.get("/openapi.json", RoleRead, s.openAPI)
 	// The console's page and assets hold no data, and a browser cannot send
 	// a bearer token when it navigates: they load without auth, and the page
-	// sends the token with every API call it makes.
+	// sends the token with every API call it makes. They take any query (a
+	// link may carry tracking parameters; the page keeps its own state in
+	// the fragment).
 	s.handle("GET /{$}", RoleNone, s.console)
 	s.handle("GET /console/{asset...}", RoleNone, s.console)
 
