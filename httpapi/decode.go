@@ -217,16 +217,66 @@ var (
 )
 
 // ParseTime parses an RFC 3339 time (any offset, sub-second precision
-// allowed) and returns it in UTC. Errors: not RFC 3339, or outside years
-// 0001 to 9999 once in UTC.
+// allowed) and returns it in UTC. Errors: not RFC 3339, a leap second, or
+// outside years 0001 to 9999 once in UTC.
 func ParseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := parseRFC3339(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("want an RFC 3339 time such as 2026-11-25T15:00:00Z, got %q", s)
+		return time.Time{}, err
 	}
 	t = t.UTC()
 	if t.Before(minTime) || t.After(maxTime) {
 		return time.Time{}, fmt.Errorf("%q is outside the range %s to %s (UTC)", s, minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339Nano))
+	}
+	return t, nil
+}
+
+// parseRFC3339 parses exactly RFC 3339's date-time (section 5.6):
+// YYYY-MM-DDThh:mm:ss, an optional fraction after a dot, then Z or +hh:mm
+// or -hh:mm (hh at most 23, mm at most 59), T and Z in either case. Go's
+// time.Parse is looser (a comma before the fraction, offsets to +99:99) and
+// stricter (no lowercase t or z), so the form is checked here and the
+// value (month, day, hour, minute and second in range) is left to it.
+func parseRFC3339(s string) (time.Time, error) {
+	bad := fmt.Errorf("want an RFC 3339 time such as 2026-11-25T15:00:00Z, got %q", s)
+	digits := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return s != ""
+	}
+	// 2026-11-25T15:00:00 is 19 bytes; at least Z follows.
+	if len(s) < 20 || !digits(s[0:4]) || s[4] != '-' || !digits(s[5:7]) || s[7] != '-' || !digits(s[8:10]) ||
+		s[10] != 'T' && s[10] != 't' || !digits(s[11:13]) || s[13] != ':' || !digits(s[14:16]) || s[16] != ':' || !digits(s[17:19]) {
+		return time.Time{}, bad
+	}
+	rest := s[19:]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 {
+			return time.Time{}, bad
+		}
+		rest = rest[n:]
+	}
+	switch {
+	case rest == "Z" || rest == "z":
+		rest = "Z"
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && digits(rest[1:3]) && rest[3] == ':' && digits(rest[4:6]) &&
+		rest[1:3] <= "23" && rest[4:6] <= "59":
+	default:
+		return time.Time{}, bad
+	}
+	if s[17:19] == "60" {
+		return time.Time{}, fmt.Errorf("%q is a leap second (second 60): RFC 3339 allows it, but Go's time cannot represent it", s)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s[:10]+"T"+s[11:len(s)-len(rest)]+rest)
+	if err != nil { // a month, day, hour, minute or second out of range
+		return time.Time{}, bad
 	}
 	return t, nil
 }

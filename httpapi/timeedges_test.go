@@ -43,6 +43,11 @@ func TestTimeEdges(t *testing.T) {
 			{"2263-01-01T00:00:00Z", 200, now},
 			{"9999-12-31T23:59:59.999999999Z", 200, now},
 			{"9999-12-31T23:59:59-00:01", 400, nil},
+			// RFC 3339 exactly: lowercase t and z are allowed, a comma
+			// fraction and offsets past 23:59 are not.
+			{"2263-01-01t00:00:00.5z", 200, now},
+			{"2263-01-01T00:00:00,5Z", 400, nil},
+			{"2263-01-01T00:00:00+24:00", 400, nil},
 		} {
 			t.Run("at="+c.at, func(t *testing.T) {
 				got := e.do(req{method: "GET", path: "/stats/order-status?at=" + url.QueryEscape(c.at)})
