@@ -13,7 +13,8 @@ import (
 	"github.com/chronicle-es/chronicle/audit"
 )
 
-// Seals listed by GET /audit/seals when no limit is given, and the most.
+// Seals listed by GET /audit/seals when no limit is given, and the most
+// (400 beyond).
 const (
 	defaultSealsLimit = 100
 	maxSealsLimit     = 1000
@@ -54,7 +55,9 @@ func (s *Server) listSeals(w http.ResponseWriter, r *http.Request) error {
 		if limit, err = intParam(r, "limit", 1); err != nil {
 			return err
 		}
-		limit = min(limit, maxSealsLimit)
+		if limit > maxSealsLimit { // 400 as for /orders and /events, not silently fewer
+			return badField("limit", "at most %d", maxSealsLimit)
+		}
 	}
 	seals, err := ss.Seals(r.Context(), after, int(limit))
 	if err != nil {

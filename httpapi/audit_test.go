@@ -77,6 +77,12 @@ func TestAuditRoutes(t *testing.T) {
 			}
 		}
 		isProblem(t, e.do(req{method: "GET", path: "/audit/seals?limit=0"}), http.StatusBadRequest)
+		// openapi.json says limit is at most 1000; beyond it is 400, as
+		// for GET /orders and GET /events, not silently fewer seals.
+		e.mustDo(req{method: "GET", path: "/audit/seals?limit=1000"}, http.StatusOK)
+		if m := isProblem(t, e.do(req{method: "GET", path: "/audit/seals?limit=1001"}), http.StatusBadRequest); m["field"] != "limit" {
+			t.Errorf("limit=1001: field %v, want limit", m["field"])
+		}
 		isProblem(t, e.do(req{method: "GET", path: "/audit/seals?after=x"}), http.StatusBadRequest)
 
 		metrics := string(e.mustDo(req{method: "GET", path: "/metrics"}, http.StatusOK).body)
