@@ -36,13 +36,28 @@ type feedQuery struct {
 	after    chronicle.Checkpoint
 	afterNow bool   // after=now: the head, resolved by resolve
 	afterStr string // as given, or the encoded start of the log
+	lastID   bool   // after came from Last-Event-ID
 	opts     chronicle.ReadAllOptions
 }
 
-// resolve turns after=now into the head of the log as readers see it.
+// resolve turns after=now into the head of the log as readers see it, and
+// refuses (400) a checkpoint that is no stored event's: one forged, or of
+// another store. A checkpoint beyond the head would read as an empty page
+// until the log passed it, and then skip the events before it for good.
+// s is the primary, which holds every event a replica could have served.
 func (q *feedQuery) resolve(ctx context.Context, s chronicle.Store) error {
 	if !q.afterNow {
-		return nil
+		if q.after.IsZero() {
+			return nil
+		}
+		ok, err := isCheckpoint(ctx, s, q.after)
+		if err != nil || ok {
+			return err
+		}
+		if q.lastID {
+			return badRequest("Last-Event-ID: not a checkpoint of this store's log")
+		}
+		return badField("after", "not a checkpoint of this store's log")
 	}
 	h, err := s.Head(ctx)
 	if err != nil {
@@ -51,6 +66,20 @@ func (q *feedQuery) resolve(ctx context.Context, s chronicle.Store) error {
 	q.after, q.afterNow = h.Checkpoint, false
 	q.afterStr = feed.EncodeCheckpoint(q.after)
 	return nil
+}
+
+// isCheckpoint reports whether cp is the checkpoint of a stored event that
+// readers can see: the first event after the point just before it is that
+// event.
+func isCheckpoint(ctx context.Context, s chronicle.Store, cp chronicle.Checkpoint) (bool, error) {
+	if cp.Position <= 0 {
+		return false, nil
+	}
+	next, err := s.ReadAll(ctx, chronicle.Checkpoint{TxID: cp.TxID, Position: cp.Position - 1}, chronicle.ReadAllOptions{Limit: 1})
+	if err != nil {
+		return false, err
+	}
+	return len(next) == 1 && next[0].Checkpoint() == cp, nil
 }
 
 // parseFeedQuery checks every parameter's value: values the feed would not
@@ -99,7 +128,7 @@ func parseFeedQuery(r *http.Request) (feedQuery, error) {
 		if err != nil {
 			return q, badRequest("Last-Event-ID: not a checkpoint this feed returned")
 		}
-		q.after, q.afterNow = cp, false
+		q.after, q.afterNow, q.lastID = cp, false, true
 	}
 	q.afterStr = feed.EncodeCheckpoint(q.after)
 	return q, nil

@@ -176,7 +176,18 @@ func TestFeedBadInput(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() backend) {
 		e := newEnv(t, open())
 		e.create("o-1")
+		e.waitVersion("o-1", 1) // readers see it
 		good := feed.EncodeCheckpoint(chronicle.Checkpoint{TxID: 1, Position: 1})
+		all, err := e.store.ReadAll(context.Background(), chronicle.Checkpoint{}, chronicle.ReadAllOptions{})
+		if err != nil || len(all) == 0 {
+			t.Fatalf("ReadAll: %d events, %v", len(all), err)
+		}
+		last := all[len(all)-1].Checkpoint()
+		// Well-formed, but no stored event's: a consumer holding one would
+		// read empty pages, then skip what came before it.
+		beyond := feed.EncodeCheckpoint(chronicle.Checkpoint{TxID: last.TxID + 100, Position: last.Position + 100})
+		noEvent := feed.EncodeCheckpoint(chronicle.Checkpoint{TxID: last.TxID + 1, Position: last.Position})
+		stream := map[string]string{"Accept": "text/event-stream"}
 		for _, tc := range []struct {
 			name   string
 			path   string
@@ -200,6 +211,10 @@ func TestFeedBadInput(t *testing.T) {
 			{"too many types", "/events?types=" + strings.Repeat("A,", 100) + "A", nil},
 			{"bad Last-Event-ID", "/events", map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "zzz"}},
 			{"bad after on a stream", "/events?after=zzz", map[string]string{"Accept": "text/event-stream"}},
+			{"after beyond the head", "/events?after=" + beyond, nil},
+			{"after of no event", "/events?after=" + noEvent, nil},
+			{"after beyond the head on a stream", "/events?after=" + beyond, stream},
+			{"Last-Event-ID beyond the head", "/events", map[string]string{"Accept": "text/event-stream", "Last-Event-ID": beyond}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				isProblem(t, e.do(req{method: "GET", path: tc.path, header: tc.header}), 400)
