@@ -65,6 +65,25 @@ type SealStore interface {
 	// SealKeys returns every key that ever signed a seal, in the order
 	// they were first used.
 	SealKeys(ctx context.Context) ([]SealKey, error)
+	// Census counts the stored events in one snapshot, for a check that
+	// read the log with ReadAll from the zero checkpoint up to end: every
+	// stored event is one that check read, one after end, one not readable
+	// yet, or a stray (see LogCensus). At most limit strays are returned.
+	Census(ctx context.Context, end Checkpoint, limit int) (LogCensus, error)
+}
+
+// LogCensus is what SealStore.Census counts. Total - After - Pending -
+// len(Strays) is the number of events ReadAll returns from the zero
+// checkpoint up to the given end, when there are at most limit strays.
+type LogCensus struct {
+	Total   int64 // every row of the events table
+	After   int64 // events ReadAll returns after the given end
+	Pending int64 // committed but not readable yet: behind a transaction still open (PostgreSQL)
+	// Strays are stored events that ReadAll never returns from the zero
+	// checkpoint on, while stream reads do: only a row inserted behind
+	// the store's back is one (SQLite: a position not above 0;
+	// PostgreSQL: a tx_id that no committed transaction has).
+	Strays []RecordedEvent
 }
 
 // CheckImportedSeals checks what Importer.ImportSeals needs of seals:

@@ -205,3 +205,34 @@ func nullable(s string) any {
 	}
 	return s
 }
+
+// Census counts the stored events in one snapshot, and returns at most
+// limit strays: rows that ReadAll never returns, since their tx_id is not
+// that of a transaction committed before the snapshot (a row's tx_id is
+// its inserting transaction's, so a visible row always has a committed
+// one) or their checkpoint is not after the zero one.
+// Errors: chronicle.ErrClosed.
+func (s *Store) Census(ctx context.Context, end chronicle.Checkpoint, limit int) (chronicle.LogCensus, error) {
+	var c chronicle.LogCensus
+	if s.closed() {
+		return c, fmt.Errorf("census: %w", chronicle.ErrClosed)
+	}
+	// One statement, one snapshot: an append that commits meanwhile is
+	// counted in Total and in After or Pending, or in none of them.
+	err := s.pool.QueryRow(ctx, `SELECT count(*),
+	count(*) FILTER (WHERE `+gapSafe+` AND (tx_id, position) > ($1::xid8, $2::int8)),
+	count(*) FILTER (WHERE NOT (`+gapSafe+`) AND pg_visible_in_snapshot(tx_id, pg_current_snapshot()))
+FROM events`, end.TxID, end.Position).Scan(&c.Total, &c.After, &c.Pending)
+	if err != nil {
+		return c, s.opErr("census", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+WHERE (tx_id, position) <= ('0'::xid8, 0::int8)
+	OR (NOT (`+gapSafe+`) AND NOT pg_visible_in_snapshot(tx_id, pg_current_snapshot()))
+ORDER BY tx_id, position LIMIT $1`, limit)
+	if err != nil {
+		return c, s.opErr("census", err)
+	}
+	c.Strays, err = scanEvents(rows, 0)
+	return c, s.opErr("census", err)
+}

@@ -30,12 +30,15 @@ type Report struct {
 // previous seal, its seal_hash, its signature against the store's seal
 // keys, and that its count events after the previous seal, in read order,
 // end at its last_checkpoint with its Merkle root. With opts.Anchor, the
-// chain must also hold that seal. It reads the log once, in read order.
+// chain must also hold that seal. It reads the log once, in read order,
+// then checks with the store's Census that it saw every stored event but
+// those appended since.
 //
 // It returns an *audit.IntegrityError (matching audit.ErrIntegrity) naming
 // what broke: the first event, in read order, whose hash or chain link does
-// not hold (by position, stream and version); else the first seal that
-// does not (by seq); else a missing anchor. Or the store's error.
+// not hold (by position, stream and version); else a stored event that the
+// log's reader never returns (the same); else the first seal that does not
+// hold (by seq); else a missing anchor. Or the store's error.
 func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error) {
 	var rep Report
 	var anchor audit.Hash
@@ -71,6 +74,9 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error
 		}
 		cp = page[len(page)-1].Checkpoint()
 	}
+	if err := census(ctx, store, cp, v.events); err != nil {
+		return rep, err
+	}
 	if v.sealErr == nil && v.i < len(seals) {
 		s := seals[v.i]
 		v.sealErr = &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
@@ -85,6 +91,28 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error
 	}
 	rep = Report{Events: v.events, Streams: len(v.heads), Seals: int64(len(seals)), Unsealed: int64(len(v.leaves))}
 	return rep, nil
+}
+
+// census checks that the walk of the log, which checked n events up to
+// end, saw every stored event but those appended since: a row that only
+// stream reads return (inserted behind the store's back) would otherwise
+// be served as part of its stream without ever being checked.
+func census(ctx context.Context, store Store, end chronicle.Checkpoint, n int64) error {
+	c, err := store.Census(ctx, end, 1)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if len(c.Strays) > 0 {
+		e := c.Strays[0]
+		return &audit.IntegrityError{Position: e.Position, StreamID: e.StreamID, Version: e.Version, Reason: fmt.Sprintf(
+			"is not in the global log's order: stream reads return it, the log's reader never does (a row inserted behind chronicle's back)")}
+	}
+	if unchecked := c.Total - c.After - c.Pending - n; unchecked != 0 {
+		return &audit.IntegrityError{Reason: fmt.Sprintf(
+			"the events table holds %d events up to the log's end at position %d, the log's read returned %d: events were inserted or removed behind chronicle's back while it ran",
+			c.Total-c.After-c.Pending, end.Position, n)}
+	}
+	return nil
 }
 
 func sealKeys(ctx context.Context, store Store) (map[string]ed25519.PublicKey, error) {

@@ -175,3 +175,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''), ?, ?)`,
 	}
 	return nil
 }
+
+// Census counts the stored events in one read, and returns at most limit
+// strays: rows at a position not above 0, which ReadAll (positions after
+// the checkpoint's) never returns. Errors: chronicle.ErrClosed.
+func (s *Store) Census(ctx context.Context, end chronicle.Checkpoint, limit int) (chronicle.LogCensus, error) {
+	var c chronicle.LogCensus
+	if s.closed.Load() {
+		return c, fmt.Errorf("census: %w", chronicle.ErrClosed)
+	}
+	// One statement, one snapshot: appends that commit meanwhile are
+	// counted in both numbers or in neither.
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(position > ?), 0) FROM events`, end.Position).Scan(&c.Total, &c.After)
+	if err != nil {
+		return c, s.readErr("census", err)
+	}
+	if c.Strays, err = s.queryEvents(ctx, 0, `SELECT `+eventCols+` FROM events WHERE position <= 0 ORDER BY position LIMIT ?`, int64(limit)); err != nil {
+		return c, s.readErr("census", err)
+	}
+	return c, nil
+}

@@ -321,6 +321,16 @@ func testSealWaitsForOpenTx(t *testing.T, h Harness) {
 			t.Fatalf("with a transaction open, the seal covers %d events up to position %d; want the 2 before it, up to %d",
 				latest.Count, latest.LastCheckpoint.Position, before.LastPosition)
 		}
+		// The events committed behind the open transaction are not
+		// readable yet: pending, not strays, and no failure of a check of
+		// the live store.
+		c, err := b.Census(ctx, latest.LastCheckpoint, 10)
+		if err != nil || c.Total != 8 || c.After != 0 || c.Pending != 6 || len(c.Strays) != 0 {
+			t.Fatalf("Census with a transaction open = %+v, %v; want 8 events, 6 of them pending", c, err)
+		}
+		if rep, err := seal.Verify(ctx, b, seal.VerifyOptions{}); err != nil || rep.Events != 2 {
+			t.Fatalf("Verify with a transaction open = %+v, %v; want the 2 readable events checked", rep, err)
+		}
 	}
 	unblock()
 	wg.Wait()
@@ -329,6 +339,45 @@ func testSealWaitsForOpenTx(t *testing.T, h Harness) {
 	if _, unsealed := checkSealed(t, b, seal.DefaultMaxEvents); unsealed != 0 {
 		t.Fatalf("%d events unsealed once the held transaction committed", unsealed)
 	}
+	if rep, err := seal.Verify(ctx, b, seal.VerifyOptions{}); err != nil || rep.Events != 10 {
+		t.Fatalf("Verify = %+v, %v; want 10 events checked", rep, err)
+	}
+}
+
+// Verify on a live store: appends and seals that commit while it reads
+// are not taken for changes behind the store's back.
+func testVerifyWhileAppending(t *testing.T, h Harness) {
+	b := sealStore(t, h.Open(t, Options{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sl := seal.New(b, seal.Options{Key: newKey(t), Interval: 10 * time.Millisecond})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); sl.Run(ctx) }()
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				stream := fmt.Sprintf("order-w%d-%d", w, i%5)
+				if _, err := b.Append(ctx, stream, chronicle.Any, newEvents(1+i%3, "Written")); err != nil && ctx.Err() == nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	checks := 0
+	for ; time.Now().Before(deadline) || checks < 3; checks++ {
+		if _, err := seal.Verify(ctx, b, seal.VerifyOptions{}); err != nil {
+			cancel()
+			wg.Wait()
+			t.Fatalf("Verify of a live store, check %d: %v", checks+1, err)
+		}
+	}
+	cancel()
+	wg.Wait()
 }
 
 // Sealers racing on one store never store two seals of one seq, nor a

@@ -64,6 +64,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("HashChain", func(t *testing.T) { testHashChain(t, h) })
 	t.Run("Seals", func(t *testing.T) { testSeals(t, h) })
 	t.Run("SealWaitsForOpenTx", func(t *testing.T) { testSealWaitsForOpenTx(t, h) })
+	t.Run("VerifyWhileAppending", func(t *testing.T) { testVerifyWhileAppending(t, h) })
 	t.Run("ConcurrentSealers", func(t *testing.T) { testConcurrentSealers(t, h) })
 	t.Run("SealerTakeover", func(t *testing.T) { testSealerTakeover(t, h) })
 	t.Run("AtomicAppend", func(t *testing.T) { testAtomicAppend(t, h) })

@@ -209,7 +209,9 @@ With --integrity, check the log itself instead: recompute every event's hash
 from its stored form, every stream's chain of prev_hash links, and every
 seal's seq, link to the previous seal, seal_hash, signature (against the
 store's listed keys), and that its count events, in read order, end at its
-last_checkpoint with its Merkle root. With --anchor SEAL_HASH (a seal_hash
+last_checkpoint with its Merkle root; and that every row of the events table
+is one it checked, or one appended since (a row that stream reads return but
+the log never does is named). With --anchor SEAL_HASH (a seal_hash
 copied earlier from GET /audit/seals/latest), also that the chain still holds
 that seal: without it, the last seals removed together with their events
 cannot be seen, nor events after the last seal removed from the end.

@@ -214,6 +214,15 @@ func TestTamper(t *testing.T) {
 			forgeInsert(t, db, l)
 			return "seal 2: " // its range (PostgreSQL) or its root (SQLite, where positions moved up) no longer holds
 		}},
+		{name: "row the log never reads inserted after a stream's end", do: func(t *testing.T, db rawDB, l sealedLog) string {
+			// SQLite reads positions above 0; PostgreSQL never reaches a
+			// tx_id no transaction has had yet.
+			return where(insertStray(t, db, l, -1, 1<<40)) + ": is not in the global log's order"
+		}},
+		{name: "row the log never reads inserted, anchored", anchor: true, do: func(t *testing.T, db rawDB, l sealedLog) string {
+			// Before the zero checkpoint, where the log's reader starts.
+			return where(insertStray(t, db, l, -2, 0)) + ": is not in the global log's order"
+		}},
 		{name: "two events' contents swapped", do: func(t *testing.T, db rawDB, l sealedLog) string {
 			a, b := l.ev("o0", 1), l.ev("o1", 1)
 			mustRaw(t, db.exec(`UPDATE events SET data = $1 WHERE event_id = $2`, string(b.Data), a.ID))
@@ -323,4 +332,37 @@ VALUES ($1, $2::text::xid8, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12)`,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11)`,
 		after.Position+1, f.ID, f.StreamID, f.StreamType, f.Version, f.Type, f.SchemaVersion, string(f.Data),
 		f.RecordedAt.UnixMicro(), f.Hash[:], f.PrevHash[:]))
+}
+
+// insertStray inserts, with a plain INSERT, an event after o1's last one,
+// chained to it and correctly hashed, at a position (and, on PostgreSQL,
+// tx_id) that the log's reader never returns, while stream reads do.
+func insertStray(t *testing.T, db rawDB, l sealedLog, position int64, txID uint64) chronicle.RecordedEvent {
+	t.Helper()
+	last := l.ev("o1", 4)
+	e := chronicle.RecordedEvent{
+		Position: position, StreamID: last.StreamID, StreamType: last.StreamType, Version: 5, ID: chronicle.NewEventID(),
+		Type: "Refunded", SchemaVersion: 1, Data: json.RawMessage(`{"amount":1000000}`),
+		RecordedAt: last.RecordedAt.Add(time.Millisecond), PrevHash: last.Hash,
+	}
+	h, err := audit.HashEvent(audit.FromRecorded(e, e.PrevHash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Hash = h
+	if db.pg {
+		mustRaw(t, db.exec(`INSERT INTO events (position, tx_id, stream_id, stream_type, version, event_id, event_type,
+	schema_version, data, metadata, recorded_at, hash, prev_hash)
+OVERRIDING SYSTEM VALUE
+VALUES ($1, $2::text::xid8, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12)`,
+			e.Position, fmt.Sprint(txID), e.StreamID, e.StreamType, e.Version, e.ID, e.Type,
+			e.SchemaVersion, string(e.Data), e.RecordedAt, e.Hash[:], e.PrevHash[:]))
+		return e
+	}
+	mustRaw(t, db.exec(`INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type,
+	schema_version, data, metadata, recorded_at, hash, prev_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11)`,
+		e.Position, e.ID, e.StreamID, e.StreamType, e.Version, e.Type, e.SchemaVersion, string(e.Data),
+		e.RecordedAt.UnixMicro(), e.Hash[:], e.PrevHash[:]))
+	return e
 }
