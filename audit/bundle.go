@@ -138,7 +138,9 @@ type Options struct {
 //   - With proofs, each proof's event is leaf index of its seal's tree, its
 //     audit path leads to the seal's root, and the last leaf of a seal has
 //     the seal's last_checkpoint. Every event has a proof except an unsealed
-//     tail, and proofs follow the bundle's order.
+//     tail: the last events, each with a checkpoint (as CheckpointString
+//     writes it) after the last seal's last_checkpoint. Proofs follow the
+//     bundle's order.
 //
 // It returns nil when everything holds, or an *IntegrityError (matching
 // ErrIntegrity) naming the first failure: the event by position, stream and
@@ -399,6 +401,11 @@ func checkProofs(b *Bundle, hashes []Hash, roots []Hash) error {
 		}
 		last = p
 	}
+	if unproved != nil {
+		if err := checkTail(b, b.Events[used:]); err != nil {
+			return err
+		}
+	}
 	if used != len(proofs) {
 		for _, p := range b.Proofs {
 			if !containsPosition(b.Events, p.Position) {
@@ -407,6 +414,70 @@ func checkProofs(b *Bundle, hashes []Hash, roots []Hash) error {
 		}
 	}
 	return nil
+}
+
+// checkTail checks that the events without a proof, the last of a
+// bundle with proofs, are after every seal: otherwise the last sealed
+// events, rewritten and with their proofs left out, would pass for the
+// unsealed tail.
+func checkTail(b *Bundle, tail []BundleEvent) error {
+	var last *BundleSeal // the last seal of events: the others end before it
+	for i := range b.Seals {
+		if b.Seals[i].Count > 0 {
+			last = &b.Seals[i]
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	lastEnd, err := ParseCheckpoint(last.End())
+	if err != nil {
+		return &IntegrityError{Seal: last.Seq, Reason: fmt.Sprintf("last_checkpoint: %v", err)}
+	}
+	for _, e := range tail {
+		fail := func(format string, a ...any) error {
+			return &IntegrityError{Position: e.Position, StreamID: e.StreamID, Version: e.Version, Reason: fmt.Sprintf(format, a...)}
+		}
+		cp, err := ParseCheckpoint(e.Checkpoint)
+		if err != nil {
+			return fail("has no inclusion proof, and its checkpoint does not say whether a seal covers it: %v", err)
+		}
+		if lastEnd.Before(cp) {
+			continue
+		}
+		covering := last.Seq
+		for _, s := range b.Seals {
+			if end, err := ParseCheckpoint(s.End()); s.Count > 0 && err == nil && !end.Before(cp) {
+				covering = s.Seq
+				break
+			}
+		}
+		return fail("has no inclusion proof, but seal %d covers it (its checkpoint is not after the seal's last_checkpoint)", covering)
+	}
+	return nil
+}
+
+// Unsealed returns the number of a bundle's events that no seal covers
+// (the unsealed tail, only hashed and chained), once Check accepted it.
+func Unsealed(b *Bundle) int {
+	if len(b.Proofs) > 0 {
+		proved := make(map[int64]bool, len(b.Proofs))
+		for _, p := range b.Proofs {
+			proved[p.Position] = true
+		}
+		n := 0
+		for _, e := range b.Events {
+			if !proved[e.Position] {
+				n++
+			}
+		}
+		return n
+	}
+	n := len(b.Events)
+	for _, s := range b.Seals {
+		n -= int(s.Count)
+	}
+	return max(n, 0)
 }
 
 func containsPosition(events []BundleEvent, pos int64) bool {

@@ -70,7 +70,10 @@
 //   - position and checkpoint are where an event sits, not what it is: they
 //     are not hashed (so that a copy to another store keeps the hashes).
 //     Only the order of sealed events, and the checkpoint of each seal's last
-//     event, are sealed.
+//     event, are sealed. Check requires a proof of every event whose
+//     checkpoint is at or before the last seal's last_checkpoint, but events
+//     whose checkpoints were moved past it read as the unsealed tail
+//     (Unsealed counts it: about a second of writes before the export).
 //
 // # How an auditor verifies
 //

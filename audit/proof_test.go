@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/audit"
 )
 
@@ -39,7 +41,7 @@ func export(t *testing.T, streams, events int, sealSizes ...int) (*audit.Bundle,
 		heads[stream] = h
 		hashes = append(hashes, h)
 		b.Events = append(b.Events, audit.BundleEvent{
-			Position: int64(i + 1), Checkpoint: fmt.Sprintf("cp%d", i+1), StreamID: stream, Version: e.Version,
+			Position: int64(i + 1), Checkpoint: audit.CheckpointString(chronicle.Checkpoint{TxID: uint64(i + 1), Position: int64(i + 1)}), StreamID: stream, Version: e.Version,
 			EventID: e.EventID, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: json.RawMessage("null"),
 			RecordedAt: e.RecordedAt.Format(audit.TimeFormat), Hash: h.String(), PrevHash: e.PrevHash.String(),
 		})
@@ -47,7 +49,7 @@ func export(t *testing.T, streams, events int, sealSizes ...int) (*audit.Bundle,
 	prev, next := audit.ZeroHash, 0
 	for i, n := range sealSizes {
 		covered := hashes[next : next+n]
-		s := audit.Seal{Seq: int64(i + 1), LastCheckpoint: "cp0", Count: int64(n), Root: audit.MerkleRoot(covered),
+		s := audit.Seal{Seq: int64(i + 1), LastCheckpoint: audit.CheckpointString(chronicle.Checkpoint{}), Count: int64(n), Root: audit.MerkleRoot(covered),
 			PrevSealHash: prev, SealedAt: at.Add(time.Duration(i+1) * time.Second)}
 		if next+n > 0 {
 			s.LastCheckpoint = b.Events[next+n-1].Checkpoint
@@ -166,5 +168,55 @@ func TestUnsealedTailIsNotSealed(t *testing.T) {
 	b.Proofs = nil
 	if err := audit.Check(b, audit.Options{PublicKey: pub}); !errors.Is(err, audit.ErrIntegrity) {
 		t.Fatalf("Check(last sealed event removed) = %v, want ErrIntegrity", err)
+	}
+}
+
+// Sealed events need their proofs: the last sealed events, rewritten (their
+// hashes and chain recomputed) with their proofs left out, are not the
+// unsealed tail, whose events come after the last seal's last_checkpoint.
+func TestCheckFailsOnSealedEventsWithoutProofs(t *testing.T) {
+	b, pub := export(t, 1, 8, 6) // events 7 and 8 unsealed
+	if err := audit.Check(b, audit.Options{PublicKey: pub}); err != nil {
+		t.Fatalf("Check(untouched) = %v", err)
+	}
+	if got := audit.Unsealed(b); got != 2 {
+		t.Errorf("Unsealed = %d, want 2", got)
+	}
+	b.Events[4].Data = json.RawMessage(`{"n": 4, "forged": true}`)
+	rehash(t, b, 4)
+	b.Proofs = b.Proofs[:4]
+	err := audit.Check(b, audit.Options{PublicKey: pub})
+	var ie *audit.IntegrityError
+	if !errors.As(err, &ie) || ie.Position != 5 || !strings.Contains(err.Error(), "seal 1 covers it") {
+		t.Fatalf("Check(events 5 and 6 rewritten, their proofs left out) = %v, want position 5 named: seal 1 covers it", err)
+	}
+}
+
+// rehash recomputes the hashes of the events from index from on, chained.
+func rehash(t *testing.T, b *audit.Bundle, from int) {
+	t.Helper()
+	heads := map[string]string{}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if i >= from {
+			if h, ok := heads[e.StreamID]; ok {
+				e.PrevHash = h
+			}
+			prev, err := audit.ParseHash(e.PrevHash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, err := time.Parse(audit.TimeFormat, e.RecordedAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := audit.HashEvent(audit.Event{PrevHash: prev, StreamID: e.StreamID, Version: e.Version, EventID: e.EventID,
+				Type: e.Type, SchemaVersion: e.SchemaVersion, RecordedAt: at, Data: e.Data, Metadata: e.Metadata})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Hash = h.String()
+		}
+		heads[e.StreamID] = e.Hash
 	}
 }

@@ -49,8 +49,10 @@ trusted. KEY is the base64 of the raw 32-byte Ed25519 public key, as the API
 lists it, or the path of a PEM file holding it ("PUBLIC KEY", as
 'openssl pkey -pubout' writes it).
 
-Events after the last seal (the unsealed tail) are only hashed and chained:
-one removed from the end of the bundle cannot be seen.
+Every event a seal covers (its checkpoint at or before the seal's
+last_checkpoint) needs its proof. Events after the last seal (the unsealed
+tail) are only hashed and chained, and counted in the output: one removed
+from the end of the bundle cannot be seen.
 
 Exit status 0 when everything holds; 1 naming the first failure (the event by
 position, stream and version, or the seal by seq, and what broke); 2 on a
@@ -83,8 +85,8 @@ usage error.`,
 			if opts.PublicKey != nil {
 				signedBy = "key " + audit.KeyID(opts.PublicKey)
 			}
-			fmt.Fprintf(m.Stdout, "ok: %d events, %d seals, %d proofs; signatures checked against %s\n",
-				len(bundle.Events), len(bundle.Seals), len(bundle.Proofs), signedBy)
+			fmt.Fprintf(m.Stdout, "ok: %d events (%d unsealed: after the last seal, hashed and chained only), %d seals, %d proofs; signatures checked against %s\n",
+				len(bundle.Events), audit.Unsealed(bundle), len(bundle.Seals), len(bundle.Proofs), signedBy)
 			return nil
 		},
 	}
