@@ -41,6 +41,9 @@ func (s Seal) LocalEnd() Checkpoint {
 type SealKey struct {
 	KeyID     string
 	PublicKey []byte
+	// FirstSeal is the seq of the first seal it signed, as the store
+	// recorded it (SealKeys only; ImportSeals and AddSeal ignore it).
+	FirstSeal int64
 }
 
 // ErrSealConflict: a seal is not the one after the latest stored seal

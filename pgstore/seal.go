@@ -105,13 +105,13 @@ func (s *Store) SealKeys(ctx context.Context) ([]chronicle.SealKey, error) {
 	if s.closed() {
 		return nil, fmt.Errorf("read seal keys: %w", chronicle.ErrClosed)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT key_id, public_key FROM seal_keys ORDER BY first_seal, key_id`)
+	rows, err := s.pool.Query(ctx, `SELECT key_id, public_key, first_seal FROM seal_keys ORDER BY first_seal, key_id`)
 	if err != nil {
 		return nil, s.opErr("read seal keys", err)
 	}
 	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (chronicle.SealKey, error) {
 		var k chronicle.SealKey
-		err := r.Scan(&k.KeyID, &k.PublicKey)
+		err := r.Scan(&k.KeyID, &k.PublicKey, &k.FirstSeal)
 		return k, err
 	})
 	return keys, s.opErr("read seal keys", err)

@@ -40,6 +40,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// ErrUnsigned: the latest seal is signed and the Sealer has no key. Once a
+// key signed a seal, every later seal must be signed (Verify fails on an
+// unsigned one, as it would on signatures removed).
+var ErrUnsigned = errors.New("seal: the latest seal is signed, and no signing key was given")
+
 // DefaultMaxEvents is the default of Options.MaxEvents.
 const DefaultMaxEvents = 10_000
 
@@ -81,11 +86,17 @@ func New(store Store, opts Options) *Sealer {
 // there was nothing to seal.
 //
 // Errors: chronicle.ErrSealConflict when another sealer stored that seal
-// first (seal again to go on after it); the store's errors.
+// first (seal again to go on after it); ErrUnsigned without Options.Key
+// when the latest seal is signed; the store's errors.
 func (s *Sealer) SealOnce(ctx context.Context) (seal chronicle.Seal, ok bool, err error) {
 	latest, err := s.store.LatestSeal(ctx)
 	if err != nil && !errors.Is(err, chronicle.ErrNotFound) {
 		return seal, false, fmt.Errorf("seal: %w", err)
+	}
+	if s.key == nil && latest.KeyID != "" {
+		// Verify takes an unsigned seal after a signed one for signatures
+		// removed: once signed, a log stays signed.
+		return seal, false, fmt.Errorf("%w (seal %d, key %s): restart with its key or a new one", ErrUnsigned, latest.Seq, latest.KeyID)
 	}
 	cp := latest.LocalEnd()
 	var hashes []audit.Hash

@@ -15,6 +15,11 @@ type VerifyOptions struct {
 	// the store's seal chain must still hold it. Without an anchor a
 	// suffix of seals removed together with their events goes unseen.
 	Anchor string
+	// PublicKey, when set, is the only key seals may be signed with, and
+	// every seal must be signed with it; the store's listed keys are then
+	// not trusted (whoever can rewrite the seals can list a key of their
+	// own). Without it, signatures are checked against the store's keys.
+	PublicKey ed25519.PublicKey
 }
 
 // Report sums up what Verify checked.
@@ -52,11 +57,18 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
-	keys, err := sealKeys(ctx, store)
+	listed, err := store.SealKeys(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	keys, err := sealKeys(listed)
 	if err != nil {
 		return rep, err
 	}
-	v := verifier{seals: seals, keys: keys, heads: map[string]streamHead{}}
+	if opts.PublicKey != nil {
+		keys = map[string]ed25519.PublicKey{audit.KeyID(opts.PublicKey): opts.PublicKey}
+	}
+	v := verifier{seals: seals, keys: keys, pinned: opts.PublicKey != nil, heads: map[string]streamHead{}, signs: map[string]int{}}
 	v.sealErr = v.startSeal()
 	var cp chronicle.Checkpoint
 	for {
@@ -81,6 +93,9 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (Report, error
 		s := seals[v.i]
 		v.sealErr = &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
 			"covers %d events, but the log has only %d after seal %d's", s.Count, len(v.leaves), s.Seq-1)}
+	}
+	if v.sealErr == nil && !v.pinned {
+		v.sealErr = v.unusedKey(listed)
 	}
 	if v.sealErr != nil {
 		return rep, v.sealErr
@@ -108,18 +123,13 @@ func census(ctx context.Context, store Store, end chronicle.Checkpoint, n int64)
 			"is not in the global log's order: stream reads return it, the log's reader never does (a row inserted behind chronicle's back)")}
 	}
 	if unchecked := c.Total - c.After - c.Pending - n; unchecked != 0 {
-		return &audit.IntegrityError{Reason: fmt.Sprintf(
-			"the events table holds %d events up to the log's end at position %d, the log's read returned %d: events were inserted or removed behind chronicle's back while it ran",
-			c.Total-c.After-c.Pending, end.Position, n)}
+		return fmt.Errorf("%w: the events table holds %d events up to the log's end at position %d, the log's read returned %d: events were inserted or removed behind chronicle's back while it ran",
+			audit.ErrIntegrity, c.Total-c.After-c.Pending, end.Position, n)
 	}
 	return nil
 }
 
-func sealKeys(ctx context.Context, store Store) (map[string]ed25519.PublicKey, error) {
-	list, err := store.SealKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
+func sealKeys(list []chronicle.SealKey) (map[string]ed25519.PublicKey, error) {
 	keys := make(map[string]ed25519.PublicKey, len(list))
 	for _, k := range list {
 		if len(k.PublicKey) != ed25519.PublicKeySize || audit.KeyID(k.PublicKey) != k.KeyID {
@@ -145,6 +155,10 @@ type verifier struct {
 	keys   map[string]ed25519.PublicKey
 	heads  map[string]streamHead
 	events int64
+
+	pinned bool           // keys is the one key every seal must be signed with
+	signed int64          // the first signed seal so far: every later one must be signed too
+	signs  map[string]int // seals signed, by key_id
 
 	i       int          // the seal the next event belongs to; len(seals) once past the last
 	leaves  []audit.Hash // the events of seal i so far (or of the unsealed tail)
@@ -216,8 +230,22 @@ func (v *verifier) startSeal() error {
 		if v.i > 0 {
 			prev = v.seals[v.i-1]
 		}
-		if err := checkSeal(s, prev, v.keys); err != nil {
+		if err := checkSeal(s, prev, v.keys, v.pinned); err != nil {
 			return err
+		}
+		// Signatures are not in seal_hash: whoever rewrites a seal, and so
+		// every seal after it, can only leave them unsigned.
+		switch {
+		case s.KeyID != "":
+			v.signs[s.KeyID]++
+			if v.signed == 0 {
+				v.signed = s.Seq
+			}
+		case v.pinned:
+			return &audit.IntegrityError{Seal: s.Seq, Reason: "is not signed, and a public key was given"}
+		case v.signed != 0:
+			return &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(
+				"is not signed, but seal %d before it is: once a key signed a seal, every later seal is signed", v.signed)}
 		}
 		if s.Count > 0 {
 			return nil
@@ -226,7 +254,7 @@ func (v *verifier) startSeal() error {
 	return nil
 }
 
-func checkSeal(s, prev chronicle.Seal, keys map[string]ed25519.PublicKey) error {
+func checkSeal(s, prev chronicle.Seal, keys map[string]ed25519.PublicKey, pinned bool) error {
 	fail := func(format string, a ...any) error {
 		return &audit.IntegrityError{Seal: s.Seq, Reason: fmt.Sprintf(format, a...)}
 	}
@@ -249,11 +277,37 @@ func checkSeal(s, prev chronicle.Seal, keys map[string]ed25519.PublicKey) error 
 		return nil
 	}
 	key := keys[s.KeyID]
-	if key == nil {
+	switch {
+	case key == nil && pinned:
+		return fail("signed by key %q, not by the given public key", s.KeyID)
+	case key == nil:
 		return fail("signed by key %q, which the store does not list", s.KeyID)
 	}
 	if err := audit.VerifySignature(key, s.SealHash, s.Signature); err != nil {
 		return fail("signature: %v", err)
+	}
+	return nil
+}
+
+// unusedKey fails when a key the store lists as having signed a seal signs
+// none of them: the signatures were removed, which the seals' own chain
+// does not show when all of them were (nothing signed precedes them).
+func (v *verifier) unusedKey(listed []chronicle.SealKey) error {
+	var last int64
+	if len(v.seals) > 0 {
+		last = v.seals[len(v.seals)-1].Seq
+	}
+	for _, k := range listed {
+		// A key first used after the seals read (a live store) is no
+		// sign of anything.
+		if v.signs[k.KeyID] > 0 || k.FirstSeal > last {
+			continue
+		}
+		reason := fmt.Sprintf("the store lists key %s as first signing seal %d, but no seal is signed by it: signatures were removed", k.KeyID, k.FirstSeal)
+		if k.FirstSeal >= 1 && v.seals[k.FirstSeal-1].Seq == k.FirstSeal {
+			return &audit.IntegrityError{Seal: k.FirstSeal, Reason: "is not signed: " + reason}
+		}
+		return fmt.Errorf("%w: %s", audit.ErrIntegrity, reason)
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func (s *Store) SealKeys(ctx context.Context) ([]chronicle.SealKey, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("read seal keys: %w", chronicle.ErrClosed)
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT key_id, public_key FROM seal_keys ORDER BY first_seal, key_id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key_id, public_key, first_seal FROM seal_keys ORDER BY first_seal, key_id`)
 	if err != nil {
 		return nil, s.readErr("read seal keys", err)
 	}
@@ -103,7 +103,7 @@ func (s *Store) SealKeys(ctx context.Context) ([]chronicle.SealKey, error) {
 	var keys []chronicle.SealKey
 	for rows.Next() {
 		var k chronicle.SealKey
-		if err := rows.Scan(&k.KeyID, &k.PublicKey); err != nil {
+		if err := rows.Scan(&k.KeyID, &k.PublicKey, &k.FirstSeal); err != nil {
 			return nil, s.readErr("read seal keys", err)
 		}
 		keys = append(keys, k)

@@ -238,6 +238,14 @@ func testSeals(t *testing.T, h Harness) {
 	if err := b.AddSeal(ctx, stale, nil); !errors.Is(err, chronicle.ErrSealConflict) {
 		t.Fatalf("AddSeal not chained to the latest seal: %v, want ErrSealConflict", err)
 	}
+
+	// Once signed, the seals stay signed: Verify would take an unsigned
+	// one for signatures removed.
+	mustAppend(t, b, "order-s10", chronicle.NoStream, newEvents(1, "Unsigned"))
+	settle(t, b)
+	if s, ok, err := seal.New(b, seal.Options{}).SealOnce(ctx); !errors.Is(err, seal.ErrUnsigned) {
+		t.Fatalf("SealOnce without a key after signed seals = %+v, %v, %v; want ErrUnsigned", s, ok, err)
+	}
 }
 
 // A seal covers only what no transaction can still add to: while an
@@ -442,7 +450,8 @@ func testConcurrentSealers(t *testing.T, h Harness) {
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			seal.New(b, seal.Options{Interval: 5 * time.Millisecond, LeaseInterval: 50 * time.Millisecond}).Run(runCtx)
+			// Signed: the seals before are (ErrUnsigned otherwise).
+			seal.New(b, seal.Options{Interval: 5 * time.Millisecond, LeaseInterval: 50 * time.Millisecond, Key: newKey(t)}).Run(runCtx)
 		}()
 	}
 	for i := range 20 {

@@ -195,6 +195,7 @@ func (m *Main) verifyCommand() *cobra.Command {
 	var (
 		integrity bool
 		anchor    string
+		publicKey string
 	)
 	c := &cobra.Command{
 		Use:   "verify",
@@ -214,14 +215,21 @@ is one it checked, or one appended since (a row that stream reads return but
 the log never does is named). With --anchor SEAL_HASH (a seal_hash
 copied earlier from GET /audit/seals/latest), also that the chain still holds
 that seal: without it, the last seals removed together with their events
-cannot be seen, nor events after the last seal removed from the end.
+cannot be seen, nor events after the last seal removed from the end. Once a
+key signed a seal, every later seal must be signed, and every key the store
+lists must sign a seal. With --public-key KEY (the sealing key, obtained from
+GET /audit/public-keys or its owner through another channel) every seal must
+be signed by that key and the store's listed keys are not trusted: whoever
+can rewrite the seals can list a key of their own. KEY is the base64 of the
+raw 32-byte Ed25519 public key, or the path of a PEM file holding it.
 Exit status 0 when everything holds; 1 naming the first event (position,
 stream, version) or seal (seq) that does not, and what broke.
 
 Both are safe to run against the store of a running 'chronicle serve'.`,
 		Example: `  chronicle verify
   chronicle verify --integrity
-  chronicle verify --integrity --anchor 6c858061aa8d3529e6d75ef05a305fdd8334967b0e3c28d9bdece8afe2c74e66`,
+  chronicle verify --integrity --anchor 6c858061aa8d3529e6d75ef05a305fdd8334967b0e3c28d9bdece8afe2c74e66
+  chronicle verify --integrity --public-key seal.pub`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
 			if anchor != "" && !integrity {
@@ -232,8 +240,20 @@ Both are safe to run against the store of a running 'chronicle serve'.`,
 					return usagef("verify: --anchor: %v", err)
 				}
 			}
+			if publicKey != "" && !integrity {
+				return usagef("verify: --public-key goes with --integrity")
+			}
+			var opts seal.VerifyOptions
+			opts.Anchor = anchor
+			if publicKey != "" {
+				key, err := readPublicKey(publicKey)
+				if err != nil {
+					return usagef("verify: --public-key: %v", err)
+				}
+				opts.PublicKey = key
+			}
 			if integrity {
-				return m.verifyIntegrity(c, anchor)
+				return m.verifyIntegrity(c, opts)
 			}
 			store, runner, err := m.openRunner(c)
 			if err != nil {
@@ -256,22 +276,26 @@ Both are safe to run against the store of a running 'chronicle serve'.`,
 	}
 	c.Flags().BoolVar(&integrity, "integrity", false, "check the log's hashes, stream chains and seals instead of the read models")
 	c.Flags().StringVar(&anchor, "anchor", "", "with --integrity: a seal_hash kept elsewhere that the seal chain must still hold")
+	c.Flags().StringVar(&publicKey, "public-key", "", "with --integrity: the key every seal must be signed with: base64 of the raw 32-byte Ed25519 public key, or a PEM file path")
 	return c
 }
 
-func (m *Main) verifyIntegrity(c *cobra.Command, anchor string) error {
+func (m *Main) verifyIntegrity(c *cobra.Command, opts seal.VerifyOptions) error {
 	store, _, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	rep, err := seal.Verify(c.Context(), store, seal.VerifyOptions{Anchor: anchor})
+	rep, err := seal.Verify(c.Context(), store, opts)
 	if err != nil {
 		return fmt.Errorf("verify --integrity: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "ok: %d events in %d streams hashed and chained; %d seals hold", rep.Events, rep.Streams, rep.Seals)
-	if anchor != "" {
+	if opts.Anchor != "" {
 		fmt.Fprintf(m.Stdout, ", the anchor among them")
+	}
+	if opts.PublicKey != nil {
+		fmt.Fprintf(m.Stdout, ", all signed by key %s", audit.KeyID(opts.PublicKey))
 	}
 	fmt.Fprintf(m.Stdout, "; %d events after the last seal\n", rep.Unsealed)
 	return nil

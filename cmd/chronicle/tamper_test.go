@@ -179,7 +179,11 @@ func TestTamper(t *testing.T) {
 		// do changes the store and returns what verify must say.
 		do     func(t *testing.T, db rawDB, l sealedLog) string
 		anchor bool // verify with the last seal as anchor
+		// pin, when set, gives verify --public-key the key it returns.
+		pin func(l sealedLog) ed25519.PublicKey
 	}
+	sealer := func(l sealedLog) ed25519.PublicKey { return l.key.Public().(ed25519.PublicKey) }
+	otherKey := func(sealedLog) ed25519.PublicKey { pub, _, _ := ed25519.GenerateKey(rand.Reader); return pub }
 	tampers := []tamper{
 		{name: "untouched", do: func(t *testing.T, db rawDB, l sealedLog) string { return "" }},
 		{name: "untouched, anchored", anchor: true, do: func(t *testing.T, db rawDB, l sealedLog) string { return "" }},
@@ -233,6 +237,23 @@ func TestTamper(t *testing.T) {
 			mustRaw(t, db.exec(`UPDATE seals SET count = 3 WHERE seq = 2`))
 			return "seal 2: seal_hash does not match"
 		}},
+		{name: "signatures removed", do: func(t *testing.T, db rawDB, l sealedLog) string {
+			mustRaw(t, db.exec(`UPDATE seals SET key_id = NULL, signature = NULL`))
+			return "seal 1: is not signed: the store lists key " + l.seals[0].KeyID + " as first signing seal 1, but no seal is signed by it"
+		}},
+		{name: "signatures of the last seals removed", do: func(t *testing.T, db rawDB, l sealedLog) string {
+			mustRaw(t, db.exec(`UPDATE seals SET key_id = NULL, signature = NULL WHERE seq >= 3`))
+			return "seal 3: is not signed, but seal 1 before it is"
+		}},
+		{name: "untouched, key pinned", pin: sealer, do: func(t *testing.T, db rawDB, l sealedLog) string { return "" }},
+		{name: "signed by another key than the pinned one", pin: otherKey, do: func(t *testing.T, db rawDB, l sealedLog) string {
+			return "seal 1: signed by key \"" + l.seals[0].KeyID + "\", not by the given public key"
+		}},
+		{name: "signatures removed, key pinned", pin: sealer, do: func(t *testing.T, db rawDB, l sealedLog) string {
+			mustRaw(t, db.exec(`UPDATE seals SET key_id = NULL, signature = NULL`))
+			mustRaw(t, db.exec(`DELETE FROM seal_keys`))
+			return "seal 1: is not signed, and a public key was given"
+		}},
 		{name: "last seals deleted, no anchor", do: func(t *testing.T, db rawDB, l sealedLog) string {
 			deleteLastSeals(t, db, l)
 			return "" // not seen: what an anchor is for
@@ -253,6 +274,9 @@ func TestTamper(t *testing.T) {
 					args := []string{"verify", "--integrity", "--store", l.url}
 					if tc.anchor {
 						args = append(args, "--anchor", audit.Hash(l.seals[3].SealHash).String())
+					}
+					if tc.pin != nil {
+						args = append(args, "--public-key", audit.EncodePublicKey(tc.pin(l)))
 					}
 					stdout, stderr, code := newCLI(t, keyEnv(t)).run(args...)
 					switch {
