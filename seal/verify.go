@@ -119,12 +119,12 @@ func census(ctx context.Context, store Store, end chronicle.Checkpoint, n int64)
 	}
 	if len(c.Strays) > 0 {
 		e := c.Strays[0]
-		return &audit.IntegrityError{Position: e.Position, StreamID: e.StreamID, Version: e.Version, Reason: fmt.Sprintf(
-			"is not in the global log's order: stream reads return it, the log's reader never does (a row inserted behind chronicle's back)")}
+		return &audit.IntegrityError{Position: e.Position, StreamID: e.StreamID, Version: e.Version,
+			Reason: "is not in the global log's order: stream reads return it, the log's reader never does (a row inserted behind chronicle's back)"}
 	}
-	if unchecked := c.Total - c.After - c.Pending - n; unchecked != 0 {
+	if upToEnd := c.Total - c.After - c.Pending; upToEnd != n {
 		return fmt.Errorf("%w: the events table holds %d events up to the log's end at position %d, the log's read returned %d: events were inserted or removed behind chronicle's back while it ran",
-			audit.ErrIntegrity, c.Total-c.After-c.Pending, end.Position, n)
+			audit.ErrIntegrity, upToEnd, end.Position, n)
 	}
 	return nil
 }
