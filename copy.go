@@ -44,9 +44,17 @@ type Importer interface {
 	// replacing the stored snapshot of each stream. Errors: ErrClosed.
 	ImportSnapshots(ctx context.Context, snapshots []Snapshot) error
 
-	// ImportDataKeys stores data keys as given, live or erased, replacing
-	// the stored key of the same id. A key erased in keys stays erased.
-	// Errors: ErrClosed.
+	// ImportDataKeys stores data keys as given, live or erased, that are
+	// not stored yet, and leaves stored ones as they are (a resumed copy
+	// must not rewrite them: the old versions could outlive an erasure in
+	// the store's files). A stored key must be the one given, except that
+	// a stored tombstone stays one, and a stored live key given erased is
+	// erased (as by EraseSubject).
+	//
+	// Errors: *InvalidError when a stored key differs from the one given
+	// (another subject, wrapped key or creation time under its id, or
+	// another live key of its subject): not a copy of the same store;
+	// ErrClosed.
 	ImportDataKeys(ctx context.Context, keys []DataKey) error
 
 	// ImportSeals adds seals made by another store after the latest seal,

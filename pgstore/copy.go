@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -214,9 +215,15 @@ ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, schema_version
 	return s.opErr("import snapshots", s.pool.SendBatch(ctx, b).Close())
 }
 
-// ImportDataKeys stores keys as given; a stored tombstone stays one. The
-// tombstones go first so that a subject's live key never meets another
-// live one. Errors: chronicle.ErrClosed, ErrReadOnly on a Replica.
+// ImportDataKeys stores the keys not stored yet and leaves the others
+// alone: a resumed copy rewriting every row would leave old versions of
+// each wrapped key in the table's file, for an erasure to miss. A stored
+// key must be the one given, except that a stored tombstone stays one and
+// a live key given as erased is erased here too (and purged, as by
+// EraseSubject). The erasures go first so that a subject's live key never
+// meets another live one.
+// Errors: *chronicle.InvalidError when a stored key differs,
+// chronicle.ErrClosed, ErrReadOnly on a Replica.
 func (s *Store) ImportDataKeys(ctx context.Context, keys []chronicle.DataKey) error {
 	if s.closed() {
 		return fmt.Errorf("import data keys: %w", chronicle.ErrClosed)
@@ -224,31 +231,102 @@ func (s *Store) ImportDataKeys(ctx context.Context, keys []chronicle.DataKey) er
 	if s.readOnly {
 		return fmt.Errorf("import data keys: %w", ErrReadOnly)
 	}
+	if len(keys) == 0 {
+		return nil
+	}
 	b := &pgx.Batch{}
-	for _, erased := range []bool{true, false} {
-		for _, k := range keys {
-			if k.ErasedAt.IsZero() == erased {
-				continue
-			}
-			var at *time.Time
-			if erased {
-				at = &k.ErasedAt
-			}
-			b.Queue(`INSERT INTO data_keys (key_id, subject, wrapped, created_at, erased_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (key_id) DO UPDATE SET subject = excluded.subject, wrapped = excluded.wrapped,
-	created_at = excluded.created_at, erased_at = excluded.erased_at
-WHERE data_keys.erased_at IS NULL`, k.ID, k.Subject, k.Wrapped, k.CreatedAt, at)
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+		if !k.ErasedAt.IsZero() {
+			b.Queue(`UPDATE data_keys SET wrapped = NULL, erased_at = $3
+WHERE key_id = $1 AND subject = $2 AND erased_at IS NULL`, k.ID, k.Subject, k.ErasedAt)
 		}
+	}
+	erasures := b.Len()
+	for _, k := range keys {
+		var at *time.Time
+		if !k.ErasedAt.IsZero() {
+			at = &k.ErasedAt
+		}
+		b.Queue(`INSERT INTO data_keys (key_id, subject, wrapped, created_at, erased_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt, at)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return s.opErr("import data keys", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	br := tx.SendBatch(ctx, b)
+	erased := false
+	for i := range b.Len() {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return s.opErr("import data keys", err)
+		}
+		erased = erased || (i < erasures && tag.RowsAffected() > 0)
+	}
+	if err := br.Close(); err != nil {
 		return s.opErr("import data keys", err)
 	}
-	return s.opErr("import data keys", tx.Commit(ctx))
+	rows, err := tx.Query(ctx, `SELECT key_id, subject, wrapped, created_at, erased_at FROM data_keys WHERE key_id = ANY($1)`, ids)
+	if err != nil {
+		return s.opErr("import data keys", err)
+	}
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (chronicle.DataKey, error) {
+		var k chronicle.DataKey
+		var at *time.Time
+		err := r.Scan(&k.ID, &k.Subject, &k.Wrapped, &k.CreatedAt, &at)
+		if at != nil {
+			k.ErasedAt = *at
+		}
+		return k, err
+	})
+	if err != nil {
+		return s.opErr("import data keys", err)
+	}
+	if err := sameKeys(keys, stored); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.opErr("import data keys", err)
+	}
+	if erased {
+		s.purgeDataKeys(ctx)
+	}
+	return nil
+}
+
+// sameKeys checks that the store holds each key given as given (see
+// ImportDataKeys): a target holding another key under an id, or another
+// live key of a subject, is not a copy of the keys' store.
+func sameKeys(given, stored []chronicle.DataKey) error {
+	byID := make(map[string]chronicle.DataKey, len(stored))
+	for _, k := range stored {
+		byID[k.ID] = k
+	}
+	for i, k := range given {
+		g, ok := byID[k.ID]
+		why := ""
+		switch {
+		case !ok:
+			why = "its subject has another live key stored"
+		case g.Subject != k.Subject:
+			why = "it is stored with another subject"
+		case !g.ErasedAt.IsZero():
+			continue // a tombstone stays one
+		case !k.ErasedAt.IsZero():
+			why = "it is stored live" // not reached: the erasure ran first
+		case !bytes.Equal(g.Wrapped, k.Wrapped) || !g.CreatedAt.Equal(k.CreatedAt):
+			why = "it is stored with another wrapped key or creation time"
+		}
+		if why != "" {
+			return &chronicle.InvalidError{Field: fmt.Sprintf("keys[%d]", i),
+				Reason: fmt.Sprintf("import data key %s of %s: %s", k.ID, k.Subject, why)}
+		}
+	}
+	return nil
 }
 
 // streamHead is where an import stands in a stream.

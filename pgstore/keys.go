@@ -84,11 +84,9 @@ WHERE key_id = ANY($1) AND erased_at IS NULL`, ids)
 	return out, nil
 }
 
-// EraseSubject destroys the subject's live key. The update leaves the old
-// row version in the table's file until VACUUM reclaims it, so one runs
-// right after (best effort: it needs the table's owner). The server's WAL
-// and backups keep the key until they are recycled.
-// Errors: chronicle.ErrNotFound, chronicle.ErrClosed.
+// EraseSubject destroys the subject's live key, then purges the table's
+// file (purgeDataKeys). The server's WAL and backups keep the key until
+// they are recycled. Errors: chronicle.ErrNotFound, chronicle.ErrClosed.
 func (s *Store) EraseSubject(ctx context.Context, subject string) (time.Time, error) {
 	if s.closed() {
 		return time.Time{}, fmt.Errorf("erase %s: %w", subject, chronicle.ErrClosed)
@@ -104,10 +102,32 @@ SELECT greatest((SELECT max(erased_at) FROM upd), (SELECT max(erased_at) FROM da
 	if at == nil {
 		return time.Time{}, fmt.Errorf("erase %s: %w", subject, chronicle.ErrNotFound)
 	}
-	if _, err := s.pool.Exec(ctx, `VACUUM data_keys`); err != nil {
-		s.log.Warn("erase: vacuum data_keys failed: the erased key stays in free space until the next vacuum", "err", err)
-	}
+	s.purgeDataKeys(ctx)
 	return at.UTC(), nil
+}
+
+// purgeDataKeys rewrites data_keys into a new file, dropping the old one:
+// an update leaves the old row version in the file, and a plain VACUUM
+// only marks it free without overwriting it, nor the stale copies of live
+// rows that compacting a page leaves behind (later erased, they would
+// stay readable). Best effort: it needs the table's owner, and it gives up
+// rather than hold the other sessions' reads of data keys behind a long
+// wait for its exclusive lock; a version some open transaction can still
+// see is kept.
+func (s *Store) purgeDataKeys(ctx context.Context) {
+	c, err := s.pool.Acquire(ctx)
+	if err == nil {
+		defer c.Release()
+		if _, err = c.Exec(ctx, `SET lock_timeout = '5s'`); err == nil {
+			_, err = c.Exec(ctx, `VACUUM FULL data_keys`)
+			if _, rerr := c.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`); rerr != nil {
+				c.Conn().Close(context.WithoutCancel(ctx)) // never back to the pool with the timeout set
+			}
+		}
+	}
+	if err != nil {
+		s.log.Warn("erase: VACUUM FULL data_keys failed: the erased key stays in the table's file until it is rewritten", "err", err)
+	}
 }
 
 // KeyCheck returns the stored master key check value, storing check when

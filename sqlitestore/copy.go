@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -213,32 +214,94 @@ ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, schema_version
 	return nil
 }
 
-// ImportDataKeys stores keys as given; a stored tombstone stays one. The
-// tombstones go first so that a subject's live key never meets another
-// live one. Errors: chronicle.ErrClosed.
+// ImportDataKeys stores the keys not stored yet and leaves the others
+// alone, as a resumed copy needs. A stored key must be the one given,
+// except that a stored tombstone stays one and a live key given as erased
+// is erased here too (and the WAL emptied, as by EraseSubject). The
+// erasures go first so that a subject's live key never meets another live
+// one. Errors: *chronicle.InvalidError when a stored key differs,
+// chronicle.ErrClosed.
 func (s *Store) ImportDataKeys(ctx context.Context, keys []chronicle.DataKey) error {
+	erased := false
 	err := s.submit(ctx, func(w *wtx) (bool, error) {
-		for _, erased := range []bool{true, false} {
-			for _, k := range keys {
-				if k.ErasedAt.IsZero() == erased {
-					continue
-				}
-				var at any
-				if erased {
-					at = k.ErasedAt.UnixMicro()
-				}
-				if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO data_keys (key_id, subject, wrapped, created_at, erased_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (key_id) DO UPDATE SET subject = excluded.subject, wrapped = excluded.wrapped,
-	created_at = excluded.created_at, erased_at = excluded.erased_at
-WHERE data_keys.erased_at IS NULL`, k.ID, k.Subject, k.Wrapped, k.CreatedAt.UnixMicro(), at); err != nil {
-					return false, err
-				}
+		for _, k := range keys {
+			if k.ErasedAt.IsZero() {
+				continue
 			}
+			res, err := w.tx.ExecContext(w.ctx, `UPDATE data_keys SET wrapped = NULL, erased_at = ?
+WHERE key_id = ? AND subject = ? AND erased_at IS NULL`, k.ErasedAt.UnixMicro(), k.ID, k.Subject)
+			if err != nil {
+				return false, err
+			}
+			n, _ := res.RowsAffected()
+			erased = erased || n > 0
 		}
-		return len(keys) > 0, nil
+		stored := make([]chronicle.DataKey, 0, len(keys))
+		for _, k := range keys {
+			var at any
+			if !k.ErasedAt.IsZero() {
+				at = k.ErasedAt.UnixMicro()
+			}
+			if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO data_keys (key_id, subject, wrapped, created_at, erased_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt.UnixMicro(), at); err != nil {
+				return false, err
+			}
+			g := chronicle.DataKey{ID: k.ID}
+			var created int64
+			var erasedAt sql.NullInt64
+			err := w.tx.QueryRowContext(w.ctx, `SELECT subject, wrapped, created_at, erased_at FROM data_keys WHERE key_id = ?`, k.ID).
+				Scan(&g.Subject, &g.Wrapped, &created, &erasedAt)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // sameKeys reports it
+			}
+			if err != nil {
+				return false, err
+			}
+			g.CreatedAt = time.UnixMicro(created)
+			if erasedAt.Valid {
+				g.ErasedAt = time.UnixMicro(erasedAt.Int64)
+			}
+			stored = append(stored, g)
+		}
+		return len(keys) > 0, sameKeys(keys, stored)
 	})
 	if err != nil {
 		return fmt.Errorf("import data keys: %w", err)
+	}
+	if erased && s.ckdb != nil {
+		var busy, log, done int
+		_ = s.ckdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
+	}
+	return nil
+}
+
+// sameKeys checks that the store holds each key given as given (see
+// ImportDataKeys): a target holding another key under an id, or another
+// live key of a subject, is not a copy of the keys' store.
+func sameKeys(given, stored []chronicle.DataKey) error {
+	byID := make(map[string]chronicle.DataKey, len(stored))
+	for _, k := range stored {
+		byID[k.ID] = k
+	}
+	for i, k := range given {
+		g, ok := byID[k.ID]
+		why := ""
+		switch {
+		case !ok:
+			why = "its subject has another live key stored"
+		case g.Subject != k.Subject:
+			why = "it is stored with another subject"
+		case !g.ErasedAt.IsZero():
+			continue // a tombstone stays one
+		case !k.ErasedAt.IsZero():
+			why = "it is stored live" // not reached: the erasure ran first
+		case !bytes.Equal(g.Wrapped, k.Wrapped) || !g.CreatedAt.Equal(k.CreatedAt):
+			why = "it is stored with another wrapped key or creation time"
+		}
+		if why != "" {
+			return &chronicle.InvalidError{Field: fmt.Sprintf("keys[%d]", i),
+				Reason: fmt.Sprintf("import data key %s of %s: %s", k.ID, k.Subject, why)}
+		}
 	}
 	return nil
 }

@@ -215,6 +215,31 @@ func testImport(t *testing.T, h Harness) {
 	if _, err := dst.SubjectKey(ctx, "cust_2"); !errors.Is(err, chronicle.ErrNotFound) {
 		t.Fatalf("a tombstone imported over came back to life: error %v", err)
 	}
+	// A stored key is never rewritten: another one under its id, or
+	// another live key of its subject, is refused, and it stays as it was.
+	other := keys[0]
+	other.Wrapped = []byte("another")
+	later := keys[2]
+	later.CreatedAt = later.CreatedAt.Add(time.Second)
+	second := chronicle.DataKey{ID: "k-second", Subject: keys[0].Subject, Wrapped: []byte("w2"), CreatedAt: keys[0].CreatedAt}
+	for _, k := range []chronicle.DataKey{other, later, second} {
+		var invalid *chronicle.InvalidError
+		if err := dst.ImportDataKeys(ctx, []chronicle.DataKey{k}); !errors.As(err, &invalid) {
+			t.Fatalf("ImportDataKeys(%+v) over another stored key: error %v, want *InvalidError", k, err)
+		}
+	}
+	if k, err := dst.SubjectKey(ctx, "cust_1"); err != nil || k.ID != keys[0].ID || string(k.Wrapped) != "w-cust_1" {
+		t.Fatalf("SubjectKey(cust_1) after refused imports = %+v, %v", k, err)
+	}
+	// Erased in the source since: the stored live key is erased too.
+	gone := keys[0]
+	gone.Wrapped, gone.ErasedAt = nil, time.Now().UTC().Truncate(time.Microsecond)
+	if err := dst.ImportDataKeys(ctx, []chronicle.DataKey{gone}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.SubjectKey(ctx, "cust_1"); !errors.Is(err, chronicle.ErrNotFound) {
+		t.Fatalf("a live key imported as erased: SubjectKey error %v, want ErrNotFound", err)
+	}
 }
 
 func appendErr(s Backend, stream string, exp chronicle.ExpectedVersion) error {

@@ -557,3 +557,31 @@ func TestEraseCatchesUpTheReadModel(t *testing.T) {
 		}
 	}
 }
+
+// TestErasureAfterResumedCopy: on a PostgreSQL target of a copy run again
+// (as after a kill), erasing a customer leaves its data key in none of the
+// store's files: the copy run again must not have rewritten the data keys'
+// rows, whose old versions an erasure would not purge.
+func TestErasureAfterResumedCopy(t *testing.T) {
+	dir := t.TempDir()
+	src, keyFile, dst := "sqlite://"+filepath.Join(dir, "chronicle.db"), filepath.Join(dir, "master.key"), pgStoreURL(t)
+	env := map[string]string{"CHRONICLE_STORE": src}
+	base := startInProcess(t, env)
+	placeOrder(t, base, "er1", "cust_er")
+	for i := range 20 {
+		id := fmt.Sprintf("o%d", i)
+		mustCall(t, "POST", base+"/orders", fmt.Sprintf(`{"order_id":"%s","customer_id":"cust_%d","items":[{"sku":"S","quantity":1,"unit_price":1}]}`, id, i))
+		mustCall(t, "PUT", base+"/orders/"+id+"/shipping-address", `{"name":"N","line1":"l","city":"c","postal_code":"p","country":"NL"}`)
+	}
+	c := newCLI(t, nil)
+	for run := range 2 {
+		if stdout, stderr, code := c.run("copy", "--from", src, "--to", dst, "--master-key", keyFile); code != 0 {
+			t.Fatalf("copy run %d: exit %d:\n%s%s", run+1, code, stdout, stderr)
+		}
+	}
+	key := dataKey(t, dst, keyFile, "cust_er")
+	if stdout, stderr, code := c.run("erase", "cust_er", "--store", dst, "--master-key", keyFile); code != 0 {
+		t.Fatalf("erase: exit %d:\n%s%s", code, stdout, stderr)
+	}
+	noPlaintextInFiles(t, dst, key)
+}
