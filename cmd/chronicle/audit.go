@@ -118,7 +118,7 @@ the store of a running 'chronicle serve'.`,
 				}
 				streams[i] = s
 			}
-			store, _, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+			store, _, _, err := m.openExistingStore(c, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}

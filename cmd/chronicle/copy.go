@@ -90,17 +90,26 @@ func (m *Main) runCopy(c *cobra.Command, fromURL, toURL string, batch int) error
 	if fromLoc == toLoc || fromLoc.Path == ":memory:" || toLoc.Path == ":memory:" {
 		return usagef("copy: --from and --to must name two different stores that outlive the copy")
 	}
-	master, err := m.masterKey(c, fromLoc, log)
-	if err != nil {
-		return err
+	if fromLoc.Kind != storeurl.SQLite {
+		// Refuse before connecting: the missing key is the message to see.
+		if _, err := m.masterKey(c, fromLoc, nil, log); err != nil {
+			return err
+		}
 	}
-	defer clear(master)
-
+	// The source is only read: a mistyped path must not make an empty one.
+	if err := storeMissing(fromLoc); err != nil {
+		return fmt.Errorf("copy: --from: %w", err)
+	}
 	src, err := storeurl.Open(ctx, fromLoc, storeurl.Options{Logger: log})
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	master, err := m.masterKey(c, fromLoc, src, log)
+	if err != nil {
+		return err
+	}
+	defer clear(master)
 	if _, err := personal.NewKeyring(ctx, src, master); err != nil {
 		return fmt.Errorf("copy: source %s: %w", fromLoc, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -413,12 +414,40 @@ func TestMasterKey(t *testing.T) {
 
 	dir := t.TempDir()
 	store := "sqlite://" + filepath.Join(dir, "chronicle.db")
-	if _, stderr, code := c.run("timeline", "nope", "--store", store); code != 1 || !strings.Contains(stderr, "not found") {
-		t.Fatalf("timeline on a new SQLite store: exit %d: %s", code, stderr)
+	if _, stderr, code := c.run("demo", "--orders", "3", "--store", store); code != 0 {
+		t.Fatalf("demo on a new SQLite store: exit %d: %s", code, stderr)
 	}
-	fi, err := os.Stat(filepath.Join(dir, "master.key"))
+	if _, stderr, code := c.run("timeline", "nope", "--store", store); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Fatalf("timeline: exit %d: %s", code, stderr)
+	}
+	keyFile := filepath.Join(dir, "master.key")
+	fi, err := os.Stat(keyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("master.key: %v, %v", fi, err)
+	}
+	// The key moved away: no new one is made beside a store whose data
+	// keys it could not unwrap.
+	moved := filepath.Join(t.TempDir(), "master.key")
+	if err := os.Rename(keyFile, moved); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"timeline", "nope", "--store", store},
+		{"copy", "--from", store, "--to", "sqlite://" + filepath.Join(t.TempDir(), "copy.db")},
+	} {
+		_, stderr, code := c.run(args...)
+		if code != 1 || !strings.Contains(stderr, "no master key: "+keyFile+" is missing beside") {
+			t.Fatalf("%v without its master.key: exit %d: %s", args, code, stderr)
+		}
+		if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%v without its master.key made one: %v", args, err)
+		}
+	}
+	if _, stderr, code := c.run("timeline", "nope", "--store", store, "--master-key", moved); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Fatalf("timeline with the moved key: exit %d: %s", code, stderr)
+	}
+	if err := os.Rename(moved, keyFile); err != nil {
+		t.Fatal(err)
 	}
 	other := filepath.Join(t.TempDir(), "other.key")
 	if err := os.WriteFile(other, []byte(out), 0o600); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ const envMasterKey = "CHRONICLE_MASTER_KEY_FILE"
 // database file, created on first use; an in-memory store gets a key of
 // its own, gone with it. PostgreSQL needs one given: every process sharing
 // the store must use the same.
-func (m *Main) masterKey(c *cobra.Command, loc storeurl.Location, log *slog.Logger) ([]byte, error) {
+func (m *Main) masterKey(c *cobra.Command, loc storeurl.Location, s storeurl.Store, log *slog.Logger) ([]byte, error) {
 	path, _ := c.Flags().GetString("master-key")
 	if path == "" {
 		path = m.Getenv(envMasterKey)
@@ -46,6 +47,18 @@ func (m *Main) masterKey(c *cobra.Command, loc storeurl.Location, log *slog.Logg
 		return personal.ParseMasterKey(personal.NewMasterKey())
 	}
 	path = filepath.Join(filepath.Dir(loc.Path), "master.key")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && s != nil {
+		// A new key cannot unwrap the data keys there are: refuse rather
+		// than leave a useless key file beside them.
+		keys, err := s.ListDataKeys(c.Context(), "", 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) > 0 {
+			return nil, fmt.Errorf("no master key: %s is missing beside %s, which holds data keys: "+
+				"give the key they were made with (--master-key FILE or %s)", path, loc.Path, envMasterKey)
+		}
+	}
 	key, created, err := personal.CreateMasterKey(path)
 	if created {
 		log.Info("created a master key for the store's personal data: keep it, and back it up apart from the store", "path", path)
@@ -63,7 +76,7 @@ func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, st
 	}
 	if loc.Kind != storeurl.SQLite {
 		// Refuse before connecting: the missing key is the message to see.
-		if _, err := m.masterKey(c, loc, log); err != nil {
+		if _, err := m.masterKey(c, loc, nil, log); err != nil {
 			return nil, loc, nil, err
 		}
 	}
@@ -83,7 +96,7 @@ func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, st
 	if err != nil {
 		return nil, loc, nil, err
 	}
-	master, err := m.masterKey(c, loc, log)
+	master, err := m.masterKey(c, loc, s, log)
 	var keys *personal.Keyring
 	if err == nil {
 		keys, err = personal.NewKeyring(c.Context(), s, master)
@@ -94,6 +107,29 @@ func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, st
 		return nil, loc, nil, err
 	}
 	return s, loc, keys, nil
+}
+
+// openExistingStore is openStore for the commands that only read a store:
+// a SQLite file that does not exist is refused, not made (with a master
+// key) at a mistyped path for the command to report on an empty store.
+func (m *Main) openExistingStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, storeurl.Location, *personal.Keyring, error) {
+	if loc, err := storeurl.Parse(m.storeURL(c)); err == nil {
+		if err := storeMissing(loc); err != nil {
+			return nil, loc, nil, err
+		}
+	}
+	return m.openStore(c, log)
+}
+
+// storeMissing says so when loc is a SQLite file that does not exist.
+func storeMissing(loc storeurl.Location) error {
+	if loc.Kind != storeurl.SQLite || loc.Path == ":memory:" {
+		return nil
+	}
+	if _, err := os.Stat(loc.Path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no store at %s", loc.Path)
+	}
+	return nil // any other trouble: opening it says what
 }
 
 func (m *Main) keygenCommand() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -250,14 +251,25 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestDefaultStore: a command that writes creates the default store; a
+// read-only one refuses to, until then.
 func TestDefaultStore(t *testing.T) {
 	t.Chdir(t.TempDir())
 	c := newCLI(t, nil)
-	if _, stderr, code := c.run("verify"); code != 0 {
-		t.Fatalf("verify on the default store: exit %d: %s", code, stderr)
+	if _, stderr, code := c.run("verify"); code != 1 || !strings.Contains(stderr, "no store at chronicle-data/chronicle.db") {
+		t.Fatalf("verify before the default store exists: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat("chronicle-data"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("verify made chronicle-data: %v", err)
+	}
+	if _, stderr, code := c.run("demo", "--orders", "1"); code != 0 {
+		t.Fatalf("demo on the default store: exit %d: %s", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join("chronicle-data", "chronicle.db")); err != nil {
 		t.Errorf("default store not created: %v", err)
+	}
+	if _, stderr, code := c.run("verify"); code != 0 {
+		t.Fatalf("verify on the default store: exit %d: %s", code, stderr)
 	}
 }
 
@@ -460,5 +472,32 @@ CREATE INDEX events_unhashed ON events (position) WHERE hash IS NULL`)
 	}
 	if !strings.Contains(out.String(), "v500 OrderCreated") {
 		t.Errorf("timeline after the migration:\n%s", out.String())
+	}
+}
+
+// TestReadOnlyNeedsAStore: a read-only command, or a copy's source, at a
+// SQLite file that does not exist says so (exit 1) and creates nothing: no
+// empty store, no directory, no master key.
+func TestReadOnlyNeedsAStore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "typo.db")
+	store := "sqlite://" + path
+	c := newCLI(t, nil)
+	for _, args := range [][]string{
+		{"verify", "--store", store},
+		{"verify", "--integrity", "--store", store},
+		{"audit", "export", "--store", store},
+		{"timeline", "ord_1", "--store", store},
+		{"projections", "list", "--store", store},
+		{"projections", "rebuild", "order_summaries", "--store", store},
+		{"copy", "--from", store, "--to", "sqlite://" + filepath.Join(dir, "target.db")},
+	} {
+		_, stderr, code := c.run(args...)
+		if code != 1 || !strings.Contains(stderr, "no store at "+path) {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
+		if files, _ := os.ReadDir(dir); len(files) > 0 {
+			t.Fatalf("%v left %v in %s", args, files, dir)
+		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 // openRunner opens the store and a projection runner over the order read
 // models, with their tables set up. The caller closes the store.
 func (m *Main) openRunner(c *cobra.Command) (storeurl.Store, *projection.Runner, error) {
-	store, _, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+	store, _, _, err := m.openExistingStore(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -112,15 +112,19 @@ otherwise a progress line is printed about once a second.`,
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			name := args[0]
+			// Known before the store is opened: a usage error first.
+			var known []string
+			for _, p := range orderview.Projections() {
+				known = append(known, p.Name())
+			}
+			if !contains(known, name) {
+				return usagef("projections rebuild: unknown projection %q (known: %s)", name, strings.Join(known, ", "))
+			}
 			store, runner, err := m.openRunner(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			known := runner.Names()
-			if !contains(known, name) {
-				return usagef("projections rebuild: unknown projection %q (known: %s)", name, strings.Join(known, ", "))
-			}
 			bar := newProgress(m.Stderr, m.isTerminal(m.Stderr))
 			start := time.Now()
 			err = runner.Rebuild(c.Context(), name, bar.report)
@@ -281,7 +285,7 @@ Both are safe to run against the store of a running 'chronicle serve'.`,
 }
 
 func (m *Main) verifyIntegrity(c *cobra.Command, opts seal.VerifyOptions) error {
-	store, _, _, err := m.openStore(c, slog.New(slog.DiscardHandler))
+	store, _, _, err := m.openExistingStore(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ open, SQLite included: that is how to debug a live system.`,
 			if at != "" && version > 0 {
 				return usagef("timeline: give --at or --version, not both")
 			}
-			store, _, keys, err := m.openStore(c, slog.New(slog.DiscardHandler))
+			store, _, keys, err := m.openExistingStore(c, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}
