@@ -93,21 +93,27 @@ func Parse(raw string) (Location, error) {
 			// Not err itself: it quotes the URL, and maybe the password.
 			return bad("not a valid URL (want postgres://user:pass@host:5432/db?sslmode=...; %s)", unparsable)
 		}
-		q := u.Query()
+		q, err := query(u.RawQuery)
+		if err != nil {
+			return bad("%v", err)
+		}
 		schema := q.Get("schema")
+		if q.Has("schema") && schema == "" {
+			return bad("parameter \"schema\" is empty (omit it for the default schema, chronicle)")
+		}
 		q.Del("schema")
 		u.RawQuery = q.Encode()
 		return Location{Kind: Postgres, URL: u.String(), Schema: schema}, nil
 	case strings.HasPrefix(raw, "sqlite:"):
 		rest := strings.TrimPrefix(raw, "sqlite:")
 		rest = strings.TrimPrefix(rest, "//") // sqlite:///abs keeps its leading slash
-		path, query, _ := strings.Cut(rest, "?")
+		path, rawQuery, _ := strings.Cut(rest, "?")
 		if path == "" {
 			return bad("no file path (want sqlite:///path/to/file.db or sqlite::memory:)")
 		}
 		loc := Location{Kind: SQLite, Path: path}
-		if query != "" {
-			q, err := url.ParseQuery(query)
+		if rawQuery != "" {
+			q, err := query(rawQuery)
 			if err != nil {
 				return bad("%v", err)
 			}
@@ -133,6 +139,37 @@ func Parse(raw string) (Location, error) {
 		return bad("a PostgreSQL keyword/value string, not a URL (write it as postgres://user:pass@host:5432/db?sslmode=...)")
 	}
 	return Location{Kind: SQLite, Path: raw}, nil
+}
+
+// query parses a URL's query strictly. url.Values silently drops a pair
+// holding ';' (so "schema=x;y" would lose the schema) and keeps the first
+// of a repeated parameter: either way the store opened would not be the
+// one written, so each is refused, naming the parameter (never its value,
+// which may be a password).
+func query(raw string) (url.Values, error) {
+	q := url.Values{}
+	for _, pair := range strings.Split(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q: bad percent-encoding", k)
+		}
+		if strings.Contains(key, ";") || strings.Contains(v, ";") {
+			return nil, fmt.Errorf("parameter %q holds ';' (separate parameters with '&'; write a ';' in a value as %%3B)", key)
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q: bad percent-encoding in its value", key)
+		}
+		if q.Has(key) {
+			return nil, fmt.Errorf("parameter %q given twice", key)
+		}
+		q.Set(key, val)
+	}
+	return q, nil
 }
 
 // SQLiteParams renders a SQLite location's parameters as a URL query, ""
@@ -176,6 +213,11 @@ const unparsable = "characters such as / ? # @ : % in the password must be perce
 // broadly.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
+	if err == nil {
+		// A query that url.Values reads only in part (a ';') could hide
+		// a password from it.
+		_, err = url.ParseQuery(u.RawQuery)
+	}
 	if err != nil || u.Scheme == "" {
 		return maskSecrets(raw)
 	}

@@ -49,6 +49,36 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseAmbiguousParams: a parameter that url.Values would drop (a
+// ';') or pick one of (given twice), or an empty schema, is refused with
+// the parameter named, never its value; on every kind of store.
+func TestParseAmbiguousParams(t *testing.T) {
+	for _, tt := range []struct{ raw, param string }{
+		{"postgres://h/db?sslmode=disable&schema=tiny;x", `"schema" holds ';'`},
+		{"postgres://h/db?sslmode=disable;schema=tiny", `"sslmode" holds ';'`},
+		{"postgres://h/db?schema=a&schema=b", `"schema" given twice`},
+		{"postgres://h/db?sslmode=disable&sslmode=require", `"sslmode" given twice`},
+		{"postgres://h/db?schema=", `"schema" is empty`},
+		{"postgres://h/db?sslmode=disable&schema=", `"schema" is empty`},
+		{"postgres://u@h/db?password=se;cret", `"password" holds ';'`},
+		{"sqlite:///x.db?synchronous=NORMAL;mmap_size=0", `"synchronous" holds ';'`},
+		{"sqlite:///x.db?synchronous=OFF&synchronous=FULL", `"synchronous" given twice`},
+	} {
+		_, err := Parse(tt.raw)
+		if !errors.Is(err, ErrBadURL) || !strings.Contains(err.Error(), "parameter "+tt.param) {
+			t.Errorf("Parse(%q) = %v, want ErrBadURL naming parameter %s", tt.raw, err, tt.param)
+		}
+		if err != nil && strings.Contains(err.Error(), "cret") {
+			t.Errorf("Parse(%q): the error shows the password: %v", tt.raw, err)
+		}
+	}
+	// Percent-encoded, a ';' is a value's.
+	loc, err := Parse("postgres://h/db?application_name=a%3Bb&schema=s")
+	if err != nil || loc.Schema != "s" || loc.URL != "postgres://h/db?application_name=a%3Bb" {
+		t.Errorf("Parse with an encoded ';' = %+v, %v", loc, err)
+	}
+}
+
 // A SQLite location's parameters, rendered onto another file's URL, parse
 // back to the same settings (chronicle bench opens its files so).
 func TestSQLiteParams(t *testing.T) {
