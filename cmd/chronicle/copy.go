@@ -127,6 +127,9 @@ func (m *Main) runCopy(c *cobra.Command, fromURL, toURL string, batch int) error
 	if err != nil {
 		return err
 	}
+	if err := sameSeals(ctx, src, dst); err != nil {
+		return err
+	}
 	// The target's data keys are the source's, wrapped by the same master
 	// key: a target that has another one is not this source's copy.
 	keyFile := ""
@@ -243,6 +246,32 @@ func resumePoint(ctx context.Context, src, dst storeurl.Store, total int64) (int
 		last = se
 	}
 	return n, last.Checkpoint(), nil
+}
+
+// sameSeals refuses a target holding a seal that is not the source's seal
+// of the same seq: one its own serve made since the copy stopped. Checked
+// before anything is written, since importing the seals, last, would fail
+// only after every remaining event was copied.
+func sameSeals(ctx context.Context, src, dst storeurl.Store) error {
+	after := int64(0)
+	for {
+		have, err := dst.Seals(ctx, after, copyPage)
+		if err != nil || len(have) == 0 {
+			return err
+		}
+		want, err := src.Seals(ctx, after, len(have))
+		if err != nil {
+			return err
+		}
+		for i, h := range have {
+			if i >= len(want) || want[i].Seq != h.Seq || want[i].SealHash != h.SealHash ||
+				want[i].KeyID != h.KeyID || want[i].Signature != h.Signature {
+				return fmt.Errorf("%w: the target's seal %d is not the source's (sealed on the target since the copy stopped?); not a partial copy of this source",
+					errRefused, h.Seq)
+			}
+		}
+		after = have[len(have)-1].Seq
+	}
 }
 
 // storedDiff names the first stored field in which a and b differ, "" when

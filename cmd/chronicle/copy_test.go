@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
 	"github.com/chronicle-es/chronicle/personal"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 // fillStore appends n events (streams of 40, some with metadata, some of
@@ -242,8 +243,23 @@ func TestCopyRefuses(t *testing.T) {
 		t.Fatalf("copy: exit %d: %s", code, stderr)
 	}
 	appendRaw(t, diverged, "o2", ev("OrderCreated", 2, `{"customer_id":"c","items":[]}`))
+	// A partial copy that its own sealer has sealed since: the source goes
+	// on, with seals of its own or none.
+	sealed := "sqlite://" + filepath.Join(dir, "sealed", "c.db")
+	if _, stderr, code := c.run("copy", "--from", src, "--to", sealed, "--master-key", keyFile); code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, stderr)
+	}
+	ss, err := storeurl.OpenURL(context.Background(), sealed, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := seal.New(ss, seal.Options{MaxEvents: 50}).SealOnce(context.Background()); err != nil || !ok {
+		t.Fatalf("SealOnce on the target: %v, %v", ok, err)
+	}
+	ss.Close()
+	appendRaw(t, src, "o3", ev("OrderCreated", 2, `{"customer_id":"c","items":[]}`))
 
-	for name, dst := range map[string]string{"unrelated": unrelated, "diverged": diverged} {
+	for name, dst := range map[string]string{"unrelated": unrelated, "diverged": diverged, "sealed": sealed} {
 		n, keys := count(dst)
 		_, stderr, code := c.run("copy", "--from", src, "--to", dst, "--master-key", keyFile)
 		if code != 1 || !strings.Contains(stderr, "refused") {
