@@ -123,6 +123,15 @@ the store of a running 'chronicle serve'.`,
 				return err
 			}
 			defer store.Close()
+			// As timeline does: an empty bundle would read as an order
+			// with nothing to prove.
+			for i, stream := range streams {
+				if v, err := store.StreamVersion(c.Context(), stream); err != nil {
+					return fmt.Errorf("audit export: %w", err)
+				} else if v == 0 {
+					return fmt.Errorf("audit export: order %s not found", args[i])
+				}
+			}
 			bundle, err := seal.Export(c.Context(), store, streams)
 			if err != nil {
 				return fmt.Errorf("audit export: %w", err)

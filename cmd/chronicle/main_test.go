@@ -75,6 +75,8 @@ func TestUsageErrors(t *testing.T) {
 		{"timeline", "a", "b"},
 		{"timeline", "bad id!", "--store", store},
 		{"timeline", "ord_1", "--version", "x"},
+		{"timeline", "ord_1", "--version", "0", "--store", store},
+		{"timeline", "ord_1", "--version", "-1", "--store", store},
 		{"timeline", "ord_1", "--at", "yesterday", "--store", store},
 		{"timeline", "ord_1", "--store", "mysql://h/db"},
 		{"projections"},
@@ -183,6 +185,7 @@ func TestTimeline(t *testing.T) {
 		{"timeline", "ord_missing"},
 		{"timeline", "ord_123", "--version", "9"},
 		{"timeline", "ord_123", "--at", "2000-01-01T00:00:00Z"},
+		{"audit", "export", "ord_123", "ord_missing"},
 	} {
 		if _, stderr, code := c.run(args...); code != 1 || stderr == "" {
 			t.Errorf("chronicle %s: exit %d, stderr %q; want 1 and a message", strings.Join(args, " "), code, stderr)

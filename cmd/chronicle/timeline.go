@@ -59,7 +59,7 @@ open, SQLite included: that is how to debug a live system.`,
 					return usagef("timeline: --at: %v", err)
 				}
 			}
-			if version < 0 {
+			if version < 0 || (version == 0 && c.Flags().Changed("version")) { // versions start at 1
 				return usagef("timeline: --version must be >= 1")
 			}
 			if at != "" && version > 0 {
