@@ -27,7 +27,8 @@ const envMasterKey = "CHRONICLE_MASTER_KEY_FILE"
 
 // masterKey returns the master key for the store at loc: --master-key,
 // else $CHRONICLE_MASTER_KEY_FILE, else (SQLite) master.key beside the
-// database file, created on first use; an in-memory store gets a key of
+// database file, created on first use (s, the store once open, must hold
+// no data keys yet: refused otherwise); an in-memory store gets a key of
 // its own, gone with it. PostgreSQL needs one given: every process sharing
 // the store must use the same.
 func (m *Main) masterKey(c *cobra.Command, loc storeurl.Location, s storeurl.Store, log *slog.Logger) ([]byte, error) {
