@@ -113,3 +113,69 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIMatchesBodies fails when the document and the server disagree
+// on a command body: a property the document requires that the server
+// takes as optional, or the other way round, or an integer's minimum.
+// Whether a body is accepted is read as "not 400" (a 409 is about the
+// order's state, not the body).
+func TestOpenAPIMatchesBodies(t *testing.T) {
+	type schema struct {
+		Ref        string             `json:"$ref"`
+		Required   []string           `json:"required"`
+		Properties map[string]*schema `json:"properties"`
+		Minimum    *int64             `json:"minimum"`
+	}
+	var doc struct {
+		Components struct{ Schemas map[string]*schema }
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(s *schema) *schema {
+		for s.Ref != "" {
+			s = doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+		}
+		return s
+	}
+	sample := map[string]any{"method": "card", "amount": 2000, "carrier": "ups", "tracking": "1Z", "signed_by": "J. Smith",
+		"reason": "changed mind", "sku": "SKU-9", "quantity": 1, "unit_price": 1, "customer_id": "c", "currency": "USD",
+		"items": []any{}, "total": 0}
+	e := newEnv(t, reopeners()[0].open(t)())
+	e.create("oa")
+	for _, c := range []struct{ schema, path string }{
+		{"CreateOrder", "/orders"}, {"AddItem", "/orders/oa/items"}, {"Payment", "/orders/oa/payments"},
+		{"Shipment", "/orders/oa/shipments"}, {"Delivery", "/orders/oa/delivery"}, {"Cancellation", "/orders/oa/cancellation"},
+	} {
+		s := resolve(doc.Components.Schemas[c.schema])
+		body := func(drop string, set map[string]any) string {
+			m := map[string]any{}
+			for name := range s.Properties {
+				if v, ok := sample[name]; ok && name != drop {
+					m[name] = v
+				}
+			}
+			for k, v := range set {
+				m[k] = v
+			}
+			b, _ := json.Marshal(m)
+			return string(b)
+		}
+		accepted := func(b string) bool {
+			return e.do(req{method: "POST", path: c.path, body: b}).status != 400
+		}
+		for name, p := range s.Properties {
+			if _, ok := sample[name]; !ok {
+				continue // order_id: a fresh one each time is the server's
+			}
+			if got, want := accepted(body(name, nil)), !slices.Contains(s.Required, name); got != want {
+				t.Errorf("%s without %s: accepted %v, but the document says required %v", c.schema, name, got, !want)
+			}
+			if min := resolve(p).Minimum; min != nil {
+				if !accepted(body("", map[string]any{name: *min})) || accepted(body("", map[string]any{name: *min - 1})) {
+					t.Errorf("%s.%s: the server's minimum is not the document's %d", c.schema, name, *min)
+				}
+			}
+		}
+	}
+}
