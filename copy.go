@@ -65,5 +65,8 @@ type Importer interface {
 	// Errors: ErrSealConflict when a seal does not follow the latest one
 	// (seq + 1, chained by its prev_seal_hash); *InvalidError when a seal
 	// of events has no End; ErrClosed.
+	//
+	// keys may hold more: a key that signs none of seals is left for the
+	// batch that has its first seal, which its first_seal must be.
 	ImportSeals(ctx context.Context, seals []Seal, keys []SealKey) error
 }

@@ -105,13 +105,15 @@ func CheckImportedSeals(seals []Seal) error {
 	return nil
 }
 
-// FirstSignedBy returns the seq of the first of seals signed by keyID, or
-// the first seal's when none is: the first_seal of an imported key.
-func FirstSignedBy(seals []Seal, keyID string) int64 {
+// FirstSignedBy returns the seq of the first of seals signed by keyID: the
+// first_seal of an imported key. ok is false when none of them is: the key
+// is imported with the seals it first signs, so that its first_seal is
+// right whichever batch brings it.
+func FirstSignedBy(seals []Seal, keyID string) (seq int64, ok bool) {
 	for _, s := range seals {
 		if s.KeyID == keyID {
-			return s.Seq
+			return s.Seq, true
 		}
 	}
-	return seals[0].Seq
+	return 0, false
 }

@@ -175,8 +175,12 @@ func (s *Store) importSeals(ctx context.Context, seals []chronicle.Seal, keys []
 		return fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, first.Seq, last)
 	}
 	for _, k := range keys {
+		first, ok := chronicle.FirstSignedBy(seals, k.KeyID)
+		if !ok {
+			continue
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal) VALUES ($1, $2, $3)
-ON CONFLICT (key_id) DO NOTHING`, k.KeyID, k.PublicKey, chronicle.FirstSignedBy(seals, k.KeyID)); err != nil {
+ON CONFLICT (key_id) DO NOTHING`, k.KeyID, k.PublicKey, first); err != nil {
 			return err
 		}
 	}

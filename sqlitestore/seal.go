@@ -153,8 +153,12 @@ func (s *Store) ImportSeals(ctx context.Context, seals []chronicle.Seal, keys []
 			return false, fmt.Errorf("%w: seal %d after seal %d", chronicle.ErrSealConflict, first.Seq, last)
 		}
 		for _, k := range keys {
+			first, ok := chronicle.FirstSignedBy(seals, k.KeyID)
+			if !ok {
+				continue
+			}
 			if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO seal_keys (key_id, public_key, first_seal)
-SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM seal_keys WHERE key_id = ?1)`, k.KeyID, k.PublicKey, chronicle.FirstSignedBy(seals, k.KeyID)); err != nil {
+SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM seal_keys WHERE key_id = ?1)`, k.KeyID, k.PublicKey, first); err != nil {
 				return false, err
 			}
 		}

@@ -337,3 +337,43 @@ func testImportSeals(t *testing.T, h Harness) {
 		t.Fatalf("a bundle of the target does not check: %v", err)
 	}
 }
+
+// testImportSealKeys: seals imported in batches, with every source key
+// given each time, list each key with the first seal it signed, as the
+// source does: a key rotated in later is not listed from the first batch.
+func testImportSealKeys(t *testing.T, h Harness) {
+	ctx := context.Background()
+	sb, db := h.Open(t, Options{}), h.Open(t, Options{})
+	src, dst := copier(t, sb), copier(t, db)
+	ss, ds := sealStore(t, sb), sealStore(t, db)
+	for i, key := range []ed25519.PrivateKey{newKey(t), newKey(t)} {
+		for j := range 2 {
+			mustAppend(t, sb, fmt.Sprintf("order-%d-%d", i, j), chronicle.NoStream, newEvents(2, "A"))
+		}
+		waitCount(t, src, 4*(i+1))
+		sealAll(t, seal.New(ss, seal.Options{MaxEvents: 2, Key: key}))
+	}
+	seals, err := ss.Seals(ctx, 0, 0)
+	if err != nil || len(seals) != 4 {
+		t.Fatalf("source seals: %d, %v; want 4", len(seals), err)
+	}
+	keys, err := ss.SealKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("source seal keys: %+v, %v; want 2", keys, err)
+	}
+	if err := dst.ImportEvents(ctx, waitCount(t, src, 8)); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCount(t, dst, 8)
+	for i := range seals {
+		seals[i].End = got[2*i+1].Checkpoint()
+	}
+	for _, batch := range [][]chronicle.Seal{seals[:2], seals[2:]} {
+		if err := dst.ImportSeals(ctx, batch, keys); err != nil {
+			t.Fatalf("ImportSeals: %v", err)
+		}
+	}
+	if k, err := ds.SealKeys(ctx); err != nil || fmt.Sprint(k) != fmt.Sprint(keys) {
+		t.Fatalf("imported seal keys %+v, %v; want the source's %+v", k, err, keys)
+	}
+}

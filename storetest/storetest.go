@@ -86,6 +86,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("DataKeys", func(t *testing.T) { testDataKeys(t, h) })
 	t.Run("Import", func(t *testing.T) { testImport(t, h) })
 	t.Run("ImportSeals", func(t *testing.T) { testImportSeals(t, h) })
+	t.Run("ImportSealKeys", func(t *testing.T) { testImportSealKeys(t, h) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h) })
 	t.Run("Soak", func(t *testing.T) { testSoak(t, h) })
 }
