@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chronicle-es/chronicle/audit"
+	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/seal"
 )
 
 // TestAuditExport: an export, of every order or of some, passes audit
@@ -244,5 +248,33 @@ func TestServeSeals(t *testing.T) {
 	}
 	if out, errs, code := c.run("audit", "check", path, "--public-key", audit.EncodePublicKey(key.Public().(ed25519.PublicKey))); code != 0 {
 		t.Fatalf("audit check: exit %d: %s%s", code, out, errs)
+	}
+}
+
+// TestServeRefusesASignedStoreWithoutItsKey: serve without --signing-key on
+// a store whose seals are signed would make no seal (an unsigned one after
+// signed ones fails verify --integrity) and say so only in its log: it
+// refuses to start instead, naming the latest seal's key.
+func TestServeRefusesASignedStoreWithoutItsKey(t *testing.T) {
+	store := tempStore(t)
+	appendRaw(t, store, "o-signed", ev("OrderCreated", 1, `{"customer_id":"c","total":100}`))
+	key, _ := signingKeyFile(t)
+	s, err := storeurl.OpenURL(context.Background(), store, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, ok, err := seal.New(s, seal.Options{Key: key}).SealOnce(context.Background())
+	s.Close()
+	if err != nil || !ok {
+		t.Fatalf("SealOnce: %v, %v", ok, err)
+	}
+	// Bounded: a serve that starts runs until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	err = m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--store", store})
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "--signing-key") || !strings.Contains(err.Error(), sealed.KeyID) || exitCode(err) != 1 {
+		t.Fatalf("serve without the signing key: %v (exit %d); want a refusal naming key %s", err, exitCode(err), sealed.KeyID)
 	}
 }

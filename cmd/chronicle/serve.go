@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/audit"
 	"github.com/chronicle-es/chronicle/httpapi"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
@@ -306,6 +307,18 @@ func (m *Main) serve(c *cobra.Command, addr string, a auth, log *slog.Logger, ga
 	}
 	defer store.Close()
 	log.Info("store open", "store", loc.String())
+	if key == nil {
+		// A signed log stays signed: verify --integrity fails on an
+		// unsigned seal after a signed one, so the sealer would make none,
+		// and sealing would stop with only a log line to say so.
+		latest, err := store.LatestSeal(ctx)
+		if err != nil && !errors.Is(err, chronicle.ErrNotFound) {
+			return err
+		}
+		if latest.KeyID != "" {
+			return fmt.Errorf("this store's seals are signed (seal %d, key %s): give --signing-key, with that key or a new one", latest.Seq, latest.KeyID)
+		}
+	}
 	replicas, err := openReplicas(ctx, store, rf, log)
 	if err != nil {
 		return err
