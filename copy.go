@@ -1,6 +1,10 @@
 package chronicle
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"fmt"
+)
 
 // Exporter is implemented by stores that a copy (chronicle copy) can read
 // everything from, exactly as stored: the events through Store.ReadAll, and
@@ -69,4 +73,37 @@ type Importer interface {
 	// keys may hold more: a key that signs none of seals is left for the
 	// batch that has its first seal, which its first_seal must be.
 	ImportSeals(ctx context.Context, seals []Seal, keys []SealKey) error
+}
+
+// CheckSameDataKeys checks that a store, which holds stored, holds each key
+// given as given (see Importer.ImportDataKeys): a target holding another
+// key under an id, or another live key of a subject, is not a copy of the
+// keys' store.
+// Errors: *InvalidError naming the first key that differs.
+func CheckSameDataKeys(given, stored []DataKey) error {
+	byID := make(map[string]DataKey, len(stored))
+	for _, k := range stored {
+		byID[k.ID] = k
+	}
+	for i, k := range given {
+		g, ok := byID[k.ID]
+		why := ""
+		switch {
+		case !ok:
+			why = "its subject has another live key stored"
+		case g.Subject != k.Subject:
+			why = "it is stored with another subject"
+		case !g.ErasedAt.IsZero():
+			continue // a tombstone stays one
+		case !k.ErasedAt.IsZero():
+			why = "it is stored live" // not reached: the erasure ran first
+		case !bytes.Equal(g.Wrapped, k.Wrapped) || !g.CreatedAt.Equal(k.CreatedAt):
+			why = "it is stored with another wrapped key or creation time"
+		}
+		if why != "" {
+			return &InvalidError{Field: fmt.Sprintf("keys[%d]", i),
+				Reason: fmt.Sprintf("import data key %s of %s: %s", k.ID, k.Subject, why)}
+		}
+	}
+	return nil
 }

@@ -26,6 +26,20 @@ func (s waitSpy) WaitFor(ctx context.Context, name string, at chronicle.Checkpoi
 	return s.Runner.WaitFor(ctx, name, at)
 }
 
+// newKeyring returns a keyring of store with a new master key.
+func newKeyring(t *testing.T, store backend) *personal.Keyring {
+	t.Helper()
+	master, err := personal.ParseMasterKey(personal.NewMasterKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := personal.NewKeyring(context.Background(), store.(chronicle.KeyStore), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
 // An erasure answers from the order read model, which lags the log: it
 // must wait for that model to hold every order placed before it. Else a
 // customer whose first order was just placed is "unknown" (404, nothing
@@ -33,14 +47,7 @@ func (s waitSpy) WaitFor(ctx context.Context, name string, at chronicle.Checkpoi
 func TestEraseWaitsForTheReadModel(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() backend) {
 		store := open()
-		master, err := personal.ParseMasterKey(personal.NewMasterKey())
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys, err := personal.NewKeyring(context.Background(), store.(chronicle.KeyStore), master)
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys := newKeyring(t, store)
 		// The read models apply nothing until gate closes.
 		gate := make(chan struct{})
 		held := projection.UpcasterFunc(func(e chronicle.RecordedEvent) (chronicle.RecordedEvent, error) {
@@ -95,14 +102,7 @@ func TestEraseWaitsForTheReadModel(t *testing.T) {
 func TestEraseRefusesBadCustomerIDs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() backend) {
 		store := open()
-		master, err := personal.ParseMasterKey(personal.NewMasterKey())
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys, err := personal.NewKeyring(context.Background(), store.(chronicle.KeyStore), master)
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys := newKeyring(t, store)
 		e := newEnv(t, store, func(o *Options) { o.Personal = keys })
 		for _, id := range []string{"bad%20id", "a%2Fb", "c%C3%A9", "x" + fmt.Sprintf("%065d", 0)} {
 			r := e.do(req{method: "DELETE", path: "/customers/" + id + "/personal-data"})

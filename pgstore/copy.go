@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -286,7 +285,7 @@ ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt, at)
 	if err != nil {
 		return s.opErr("import data keys", err)
 	}
-	if err := sameKeys(keys, stored); err != nil {
+	if err := chronicle.CheckSameDataKeys(keys, stored); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -294,37 +293,6 @@ ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt, at)
 	}
 	if erased {
 		s.purgeDataKeys(ctx)
-	}
-	return nil
-}
-
-// sameKeys checks that the store holds each key given as given (see
-// ImportDataKeys): a target holding another key under an id, or another
-// live key of a subject, is not a copy of the keys' store.
-func sameKeys(given, stored []chronicle.DataKey) error {
-	byID := make(map[string]chronicle.DataKey, len(stored))
-	for _, k := range stored {
-		byID[k.ID] = k
-	}
-	for i, k := range given {
-		g, ok := byID[k.ID]
-		why := ""
-		switch {
-		case !ok:
-			why = "its subject has another live key stored"
-		case g.Subject != k.Subject:
-			why = "it is stored with another subject"
-		case !g.ErasedAt.IsZero():
-			continue // a tombstone stays one
-		case !k.ErasedAt.IsZero():
-			why = "it is stored live" // not reached: the erasure ran first
-		case !bytes.Equal(g.Wrapped, k.Wrapped) || !g.CreatedAt.Equal(k.CreatedAt):
-			why = "it is stored with another wrapped key or creation time"
-		}
-		if why != "" {
-			return &chronicle.InvalidError{Field: fmt.Sprintf("keys[%d]", i),
-				Reason: fmt.Sprintf("import data key %s of %s: %s", k.ID, k.Subject, why)}
-		}
 	}
 	return nil
 }

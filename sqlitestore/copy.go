@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -252,7 +251,7 @@ ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt.UnixMicro(), at
 			err := w.tx.QueryRowContext(w.ctx, `SELECT subject, wrapped, created_at, erased_at FROM data_keys WHERE key_id = ?`, k.ID).
 				Scan(&g.Subject, &g.Wrapped, &created, &erasedAt)
 			if errors.Is(err, sql.ErrNoRows) {
-				continue // sameKeys reports it
+				continue // CheckSameDataKeys reports it
 			}
 			if err != nil {
 				return false, err
@@ -263,7 +262,7 @@ ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt.UnixMicro(), at
 			}
 			stored = append(stored, g)
 		}
-		return len(keys) > 0, sameKeys(keys, stored)
+		return len(keys) > 0, chronicle.CheckSameDataKeys(keys, stored)
 	})
 	if err != nil {
 		return fmt.Errorf("import data keys: %w", err)
@@ -271,37 +270,6 @@ ON CONFLICT DO NOTHING`, k.ID, k.Subject, k.Wrapped, k.CreatedAt.UnixMicro(), at
 	if erased && s.ckdb != nil {
 		var busy, log, done int
 		_ = s.ckdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
-	}
-	return nil
-}
-
-// sameKeys checks that the store holds each key given as given (see
-// ImportDataKeys): a target holding another key under an id, or another
-// live key of a subject, is not a copy of the keys' store.
-func sameKeys(given, stored []chronicle.DataKey) error {
-	byID := make(map[string]chronicle.DataKey, len(stored))
-	for _, k := range stored {
-		byID[k.ID] = k
-	}
-	for i, k := range given {
-		g, ok := byID[k.ID]
-		why := ""
-		switch {
-		case !ok:
-			why = "its subject has another live key stored"
-		case g.Subject != k.Subject:
-			why = "it is stored with another subject"
-		case !g.ErasedAt.IsZero():
-			continue // a tombstone stays one
-		case !k.ErasedAt.IsZero():
-			why = "it is stored live" // not reached: the erasure ran first
-		case !bytes.Equal(g.Wrapped, k.Wrapped) || !g.CreatedAt.Equal(k.CreatedAt):
-			why = "it is stored with another wrapped key or creation time"
-		}
-		if why != "" {
-			return &chronicle.InvalidError{Field: fmt.Sprintf("keys[%d]", i),
-				Reason: fmt.Sprintf("import data key %s of %s: %s", k.ID, k.Subject, why)}
-		}
 	}
 	return nil
 }
