@@ -127,6 +127,27 @@ type Store struct {
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,39}$`)
 
+// Exists reports whether the database at url holds a store in schema
+// (DefaultSchema when empty), without creating anything: a read-only
+// command on a mistyped schema must not make an empty store and report
+// on it.
+func Exists(ctx context.Context, url, schema string) (bool, error) {
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return false, fmt.Errorf("pgstore: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var ok bool
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'events')`, schema).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("pgstore: %w", err)
+	}
+	return ok, nil
+}
+
 // Open connects to the PostgreSQL database at url (any libpq-style URL),
 // creates or migrates the store's schema, and starts the committers and the
 // NOTIFY listener. ctx bounds the connecting and migrating only.

@@ -97,7 +97,7 @@ func (m *Main) runCopy(c *cobra.Command, fromURL, toURL string, batch int) error
 		}
 	}
 	// The source is only read: a mistyped path must not make an empty one.
-	if err := storeMissing(fromLoc); err != nil {
+	if err := storeMissing(ctx, fromLoc); err != nil {
 		return fmt.Errorf("copy: --from: %w", err)
 	}
 	src, err := storeurl.Open(ctx, fromLoc, storeurl.Options{Logger: log})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/chronicle-es/chronicle/order"
 	"github.com/chronicle-es/chronicle/order/orderview"
 	"github.com/chronicle-es/chronicle/personal"
+	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/chronicle-es/chronicle/projection"
 )
 
@@ -115,16 +117,24 @@ func (m *Main) openStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, st
 // key) at a mistyped path for the command to report on an empty store.
 func (m *Main) openExistingStore(c *cobra.Command, log *slog.Logger) (storeurl.Store, storeurl.Location, *personal.Keyring, error) {
 	if loc, err := storeurl.Parse(m.storeURL(c)); err == nil {
-		if err := storeMissing(loc); err != nil {
+		if err := storeMissing(c.Context(), loc); err != nil {
 			return nil, loc, nil, err
 		}
 	}
 	return m.openStore(c, log)
 }
 
-// storeMissing says so when loc is a SQLite file that does not exist.
-func storeMissing(loc storeurl.Location) error {
-	if loc.Kind != storeurl.SQLite || loc.Path == ":memory:" {
+// storeMissing says so when loc is a SQLite file that does not exist, or a
+// PostgreSQL schema that holds no store.
+func storeMissing(ctx context.Context, loc storeurl.Location) error {
+	if loc.Kind == storeurl.Postgres {
+		ok, err := pgstore.Exists(ctx, loc.URL, loc.Schema)
+		if err == nil && !ok {
+			return fmt.Errorf("no store in schema %s of that database", cmp.Or(loc.Schema, pgstore.DefaultSchema))
+		}
+		return nil // any other trouble: opening it says what
+	}
+	if loc.Path == ":memory:" {
 		return nil
 	}
 	if _, err := os.Stat(loc.Path); errors.Is(err, os.ErrNotExist) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/internal/storeurl"
+	"github.com/chronicle-es/chronicle/pgstore"
 	"github.com/chronicle-es/chronicle/projection"
 )
 
@@ -502,5 +503,32 @@ func TestReadOnlyNeedsAStore(t *testing.T) {
 		if files, _ := os.ReadDir(dir); len(files) > 0 {
 			t.Fatalf("%v left %v in %s", args, files, dir)
 		}
+	}
+
+	// A PostgreSQL schema that holds no store (a typo in ?schema=) is the
+	// same, and is not created.
+	pg := pgStoreURL(t)
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	key, _, _ := c.run("keygen")
+	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pc := newCLI(t, map[string]string{envMasterKey: keyFile})
+	for _, args := range [][]string{
+		{"verify", "--integrity", "--store", pg},
+		{"audit", "export", "--store", pg},
+		{"projections", "list", "--store", pg},
+		{"copy", "--from", pg, "--to", "sqlite://" + filepath.Join(t.TempDir(), "target.db")},
+	} {
+		if _, stderr, code := pc.run(args...); code != 1 || !strings.Contains(stderr, "no store in schema") {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	loc, err := storeurl.Parse(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := pgstore.Exists(context.Background(), loc.URL, loc.Schema); ok || err != nil {
+		t.Fatalf("the read-only commands made the store: %v, %v", ok, err)
 	}
 }
