@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/chronicle-es/chronicle"
 	"github.com/chronicle-es/chronicle/personal"
@@ -58,6 +59,9 @@ func TestEraseWaitsForTheReadModel(t *testing.T) {
 		e := newEnvRunner(t, store, projection.Options{Upcaster: held}, func(o *Options) {
 			o.Personal = keys
 			o.Projections = waitSpy{o.Projections.(*projection.Runner), waiting}
+			// The read model catches up once released: on a slow, loaded
+			// machine that may take more than the default 5 s.
+			o.MinVersionWait = time.Minute
 		})
 		defer func() {
 			select {
